@@ -1,0 +1,332 @@
+"""The one typed configuration of a StarGAN v2 run.
+
+Defaults are the paper's (and the authors' release); YAML presets in `configs/`
+override them, and command-line flags override the presets. Every field of every
+section is a flag: `model.img_size` is `--img-size`, `train.lambda_ds` is
+`--lambda-ds`, so field names are unique across sections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value, key or flag that cannot be used; the message says which."""
+
+
+@dataclass
+class ModelConfig:
+    """The four networks' sizes (REFERENCE.md, "Networks")."""
+
+    img_size: int = 256
+    num_domains: int = 2
+    domain_names: list[str] = field(default_factory=list)
+    latent_dim: int = 16
+    style_dim: int = 64
+    mapping_hidden_dim: int = 512
+    w_hpf: float = 1.0
+    base_dim: int | None = None  # None: the paper's 2**14 // img_size
+    max_conv_dim: int = 512
+
+    @property
+    def resolved_base_dim(self) -> int:
+        return self.base_dim if self.base_dim is not None else 2**14 // self.img_size
+
+    @property
+    def resolved_domain_names(self) -> list[str]:
+        return list(self.domain_names) or [f"domain_{i}" for i in range(self.num_domains)]
+
+    def validate(self) -> None:
+        size = self.img_size
+        if size < 16 or size > 512 or size & (size - 1):
+            raise ConfigError(f"--img-size {size}: must be a power of two from 16 to 512.")
+        if self.num_domains < 1:
+            raise ConfigError(f"--num-domains {self.num_domains}: must be at least 1.")
+        if self.domain_names and len(self.domain_names) != self.num_domains:
+            raise ConfigError(f"--domain-names has {len(self.domain_names)} names "
+                              f"{self.domain_names} but --num-domains is {self.num_domains}.")
+        if self.w_hpf < 0:
+            raise ConfigError(f"--w-hpf {self.w_hpf}: must be 0 (off) or positive.")
+        for name in ("latent_dim", "style_dim", "mapping_hidden_dim", "max_conv_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive.")
+        if self.resolved_base_dim < 1:
+            raise ConfigError(f"--base-dim {self.base_dim}: must be positive.")
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are augmented (REFERENCE.md, "Data augmentation")."""
+
+    dataset: str = "shapes"  # shapes | afhq | afhq_v2 | celeba_hq | a folder of domain folders
+    data_dir: str = "data"
+    rrc_prob: float = 0.5  # probability of the random-resized crop
+    shapes_train_per_domain: int = 2000
+    shapes_val_per_domain: int = 100
+    eval_batch_size: int = 32
+
+
+@dataclass
+class TrainConfig:
+    """The training algorithm's settings (REFERENCE.md, "Training algorithm")."""
+
+    batch_size: int = 8  # global batch, split across replicas
+    total_iters: int = 100_000
+    lr: float = 1e-4
+    f_lr: float = 1e-6
+    beta_1: float = 0.0
+    beta_2: float = 0.99
+    epsilon: float = 1e-8
+    weight_decay: float = 1e-4  # PyTorch's coupled L2, added to the gradient
+    lambda_reg: float = 1.0
+    lambda_sty: float = 1.0
+    lambda_ds: float = 1.0
+    lambda_cyc: float = 1.0
+    ds_iter: int = 100_000
+    ema_beta: float = 0.999
+    seed: int = 777
+    strategy: str = "auto"  # auto | mirrored | multi_worker | tpu | default
+    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
+    jit_compile: bool = False
+    save_every: int = 10_000
+    keep_checkpoints: int = 3
+    sample_every: int = 5_000
+    log_every: int = 10
+    profile_steps: str = ""  # e.g. "10,20": profile that window into TensorBoard
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy {self.strategy!r}: choose one of {', '.join(STRATEGIES)}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        for name in ("batch_size", "total_iters", "save_every", "sample_every", "log_every",
+                     "keep_checkpoints", "ds_iter"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1.")
+
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclass
+class Config:
+    """A whole run: the networks, the data, the training, and where it all goes."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: str = "runs/shapes"
+
+    def validate(self) -> "Config":
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        """Write the effective config atomically (a crash never leaves half a file)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_yaml())
+        tmp.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+        return _merge(cls(), data or {}, source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist.") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def replace(self, **overrides) -> "Config":
+        """A copy with flat overrides (`img_size=64`, `lambda_ds=2.0`, `run_dir=...`)."""
+        return apply_overrides(dataclasses.replace(self), overrides)
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+def _merge(config: Config, data: dict, source: str) -> Config:
+    """Copy a nested dict onto a config; unknown keys fail with the closest valid name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections {list(SECTIONS)}, got {type(data).__name__}.")
+    top_keys = list(SECTIONS) + ["run_dir"]
+    sections = {}
+    for key, value in data.items():
+        if key not in top_keys:
+            raise ConfigError(f"{source}: unknown key {key!r}{_did_you_mean(key, top_keys)}")
+        if key == "run_dir":
+            continue
+        cls = SECTIONS[key]
+        names = [f.name for f in dataclasses.fields(cls)]
+        current = dataclasses.asdict(getattr(config, key))
+        for sub_key, sub_value in (value or {}).items():
+            if sub_key not in names:
+                raise ConfigError(f"{source}: unknown key {key}.{sub_key}{_did_you_mean(sub_key, names)}")
+            current[sub_key] = _coerce(cls, sub_key, sub_value, f"{source}: {key}.{sub_key}")
+        sections[key] = cls(**current)
+    config = dataclasses.replace(config, **sections)
+    if "run_dir" in data:
+        config.run_dir = str(data["run_dir"])
+    return config
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(choices)}."
+
+
+def _field_types(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(cls, name: str, value, where: str):
+    """Check a YAML or flag value against the dataclass field type."""
+    hint = _field_types(cls)[name]
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}.")
+        return [str(v) for v in value]
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    try:
+        if base is bool:
+            if isinstance(value, str):
+                lowered = value.lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return lowered in ("true", "1", "yes")
+            return bool(value)
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a valid {base.__name__}.") from None
+
+
+def flat_fields() -> dict[str, tuple[str | None, type]]:
+    """Map each flat field name to (section, dataclass); `run_dir` has no section."""
+    result: dict[str, tuple[str | None, type]] = {"run_dir": (None, Config)}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert f.name not in result, f"duplicate config field {f.name}"
+            result[f.name] = (section, cls)
+    return result
+
+
+def apply_overrides(config: Config, overrides: dict) -> Config:
+    """Apply flat `name=value` overrides, each checked and coerced."""
+    fields_by_name = flat_fields()
+    sections = {name: dataclasses.replace(getattr(config, name)) for name in SECTIONS}
+    run_dir = config.run_dir
+    for name, value in overrides.items():
+        if name not in fields_by_name:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"unknown option {flag}{_did_you_mean(name, list(fields_by_name))}")
+        section, cls = fields_by_name[name]
+        if section is None:
+            run_dir = str(value)
+            continue
+        setattr(sections[section], name, _coerce(cls, name, value, "--" + name.replace("_", "-")))
+    return Config(run_dir=run_dir, **sections)
+
+
+def presets_dir() -> Path:
+    """The YAML presets: `configs/` of the source tree, or the installed copy."""
+    candidates = [Path(__file__).resolve().parent.parent / "configs"]
+    try:
+        from importlib import resources
+
+        candidates.append(Path(str(resources.files("stargan_keras.configs"))))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    for candidate in candidates:
+        if candidate.is_dir() and any(candidate.glob("*.yaml")):
+            return candidate
+    return candidates[0]
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def load_config(name_or_path: str) -> Config:
+    """A preset by name (`afhq`, `celeba_hq`, `shapes`) or a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return Config.load(path)
+    preset = presets_dir() / f"{name_or_path}.yaml"
+    if not preset.exists():
+        names = preset_names()
+        raise ConfigError(f"--config {name_or_path!r} is neither a YAML file nor a preset"
+                          f"{_did_you_mean(name_or_path, names)} (presets: {', '.join(names)})")
+    return Config.load(preset)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, only: typing.Iterable[str] | None = None) -> None:
+    """One `--flag` per config field (all of them, or those named in `only`), default None = unset."""
+    wanted = set(only) if only is not None else None
+    group = parser.add_argument_group("configuration (override the preset)")
+    for name, (section, _cls) in flat_fields().items():
+        if wanted is not None and name not in wanted:
+            continue
+        help_text = "run directory" if section is None else f"{section}.{name}"
+        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="VALUE",
+                           help=help_text)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    names = flat_fields()
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+class ConfigArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose unknown-flag error names the closest valid flag."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        if "unrecognized arguments" in message:
+            unknown = message.split(":", 1)[1].split()
+            known = [opt for action in self._actions for opt in action.option_strings]
+            hints = []
+            for flag in unknown:
+                if flag.startswith("--"):
+                    close = difflib.get_close_matches(flag.split("=")[0], known, n=1, cutoff=0.5)
+                    if close:
+                        hints.append(f"{flag}: did you mean {close[0]}?")
+            if hints:
+                message = f"{message} ({'; '.join(hints)})"
+        super().error(message)

@@ -1,0 +1,223 @@
+"""The building blocks of StarGAN v2 (paper Figure 2 and Appendix), channels-last.
+
+Attribute names follow the authors' PyTorch modules (`conv1`, `norm1`, `conv1x1`,
+`fc`, ...), and each block lists them in `TORCH_MODULES`, so that
+`torch_named_variables` can name every Keras variable by its upstream
+state-dict key. The converter relies on that; nothing else does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+LEAKY_SLOPE = 0.2
+INSTANCE_NORM_EPSILON = 1e-5  # PyTorch's default; Keras' GroupNormalization uses 1e-3
+
+
+def he_normal():
+    """Untruncated N(0, 2 / fan_in): the authors' kaiming_normal_ (Keras' HeNormal truncates)."""
+    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_in", distribution="untruncated_normal")
+
+
+def conv2d(filters: int, kernel_size: int, use_bias: bool = True, padding: str = "same", name=None, dtype=None):
+    return layers.Conv2D(filters, kernel_size, padding=padding, use_bias=use_bias, kernel_initializer=he_normal(),
+                         bias_initializer="zeros", name=name, dtype=dtype)
+
+
+def dense(units: int, name=None, dtype=None):
+    return layers.Dense(units, kernel_initializer=he_normal(), bias_initializer="zeros", name=name, dtype=dtype)
+
+
+def leaky_relu():
+    return layers.LeakyReLU(negative_slope=LEAKY_SLOPE)
+
+
+@keras.saving.register_keras_serializable("stargan_keras")
+class InstanceNormalization(layers.Layer):
+    """Per-sample, per-channel normalization over H and W (PyTorch's InstanceNorm2d).
+
+    Statistics are computed in float32 even under a mixed-precision policy, where
+    float16 variances of large activations overflow.
+    """
+
+    def __init__(self, affine: bool = True, epsilon: float = INSTANCE_NORM_EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.affine = affine
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        if self.affine:
+            channels = input_shape[-1]
+            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+
+    def call(self, x):
+        x32 = ops.cast(x, "float32")
+        mean, variance = ops.moments(x32, axes=[1, 2], keepdims=True)
+        y = (x32 - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.affine:
+            y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
+        return ops.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "affine": self.affine, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable("stargan_keras")
+class ResBlk(layers.Layer):
+    """Pre-activation residual block of the encoder, style encoder and discriminator."""
+
+    TORCH_MODULES = ("conv1", "conv2", "norm1", "norm2", "conv1x1")
+
+    def __init__(self, dim_in: int, dim_out: int, normalize: bool = False, downsample: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.dim_in, self.dim_out = dim_in, dim_out
+        self.normalize, self.downsample = normalize, downsample
+        self.learned_sc = dim_in != dim_out
+        self.conv1 = conv2d(dim_in, 3, name="conv1")
+        self.conv2 = conv2d(dim_out, 3, name="conv2")
+        self.norm1 = InstanceNormalization(name="norm1") if normalize else None
+        self.norm2 = InstanceNormalization(name="norm2") if normalize else None
+        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1") if self.learned_sc else None
+        self.pool = layers.AveragePooling2D(2) if downsample else None
+        self.activation = leaky_relu()
+
+    def shortcut(self, x):
+        if self.learned_sc:
+            x = self.conv1x1(x)
+        if self.downsample:
+            x = self.pool(x)
+        return x
+
+    def residual(self, x):
+        if self.normalize:
+            x = self.norm1(x)
+        x = self.conv1(self.activation(x))
+        if self.downsample:
+            x = self.pool(x)
+        if self.normalize:
+            x = self.norm2(x)
+        return self.conv2(self.activation(x))
+
+    def call(self, x):
+        return (self.shortcut(x) + self.residual(x)) / math.sqrt(2)
+
+    def get_config(self):
+        return {**super().get_config(), "dim_in": self.dim_in, "dim_out": self.dim_out,
+                "normalize": self.normalize, "downsample": self.downsample}
+
+
+@keras.saving.register_keras_serializable("stargan_keras")
+class AdaIN(layers.Layer):
+    """Adaptive instance normalization: the style code sets each channel's scale and shift."""
+
+    TORCH_MODULES = ("fc",)
+
+    def __init__(self, style_dim: int, num_features: int, **kwargs):
+        super().__init__(**kwargs)
+        self.style_dim, self.num_features = style_dim, num_features
+        self.norm = InstanceNormalization(affine=False, name="norm")
+        self.fc = dense(num_features * 2, name="fc")
+
+    def call(self, x, s):
+        h = self.fc(s)
+        gamma, beta = ops.split(h[:, None, None, :], 2, axis=-1)
+        return (1 + gamma) * self.norm(x) + beta
+
+    def get_config(self):
+        return {**super().get_config(), "style_dim": self.style_dim, "num_features": self.num_features}
+
+
+@keras.saving.register_keras_serializable("stargan_keras")
+class AdainResBlk(layers.Layer):
+    """Decoder block: AdaIN-modulated residual; without shortcut when high-pass skips are on."""
+
+    TORCH_MODULES = ("conv1", "conv2", "norm1", "norm2", "conv1x1")
+
+    def __init__(self, dim_in: int, dim_out: int, style_dim: int = 64, w_hpf: float = 0.0, upsample: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.dim_in, self.dim_out, self.style_dim = dim_in, dim_out, style_dim
+        self.w_hpf, self.upsample = w_hpf, upsample
+        self.learned_sc = dim_in != dim_out
+        self.conv1 = conv2d(dim_out, 3, name="conv1")
+        self.conv2 = conv2d(dim_out, 3, name="conv2")
+        self.norm1 = AdaIN(style_dim, dim_in, name="norm1")
+        self.norm2 = AdaIN(style_dim, dim_out, name="norm2")
+        # The shortcut conv exists even when w_hpf > 0 leaves it unused: the released
+        # checkpoints (and the parameter counts) include it.
+        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1") if self.learned_sc else None
+        self.up = layers.UpSampling2D(2, interpolation="nearest") if upsample else None
+        self.activation = leaky_relu()
+
+    def build(self, x_shape, s_shape=None):
+        if self.conv1x1 is not None:
+            self.conv1x1.build(x_shape)
+
+    def shortcut(self, x):
+        if self.upsample:
+            x = self.up(x)
+        if self.learned_sc:
+            x = self.conv1x1(x)
+        return x
+
+    def residual(self, x, s):
+        x = self.activation(self.norm1(x, s))
+        if self.upsample:
+            x = self.up(x)
+        x = self.conv1(x)
+        x = self.activation(self.norm2(x, s))
+        return self.conv2(x)
+
+    def call(self, x, s):
+        out = self.residual(x, s)
+        if self.w_hpf == 0:
+            out = (out + self.shortcut(x)) / math.sqrt(2)
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "dim_in": self.dim_in, "dim_out": self.dim_out,
+                "style_dim": self.style_dim, "w_hpf": self.w_hpf, "upsample": self.upsample}
+
+
+@keras.saving.register_keras_serializable("stargan_keras")
+class HighPass(layers.Layer):
+    """Fixed depthwise Laplacian-like filter that passes face edges through the skip connections."""
+
+    def __init__(self, w_hpf: float, **kwargs):
+        super().__init__(**kwargs)
+        self.w_hpf = w_hpf
+
+    def call(self, x):
+        channels = x.shape[-1]
+        kernel = tf.constant([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1.0]]) / self.w_hpf
+        kernel = tf.tile(ops.cast(kernel, x.dtype)[:, :, None, None], [1, 1, channels, 1])
+        return tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1], padding="SAME")
+
+    def get_config(self):
+        return {**super().get_config(), "w_hpf": self.w_hpf}
+
+
+_TORCH_VARIABLE_NAMES = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias"}
+
+
+def torch_named_variables(module, prefix: str = "") -> dict[str, keras.Variable]:
+    """Every trainable variable of a network under its upstream PyTorch state-dict key."""
+    if isinstance(module, (list, tuple)):
+        named = {}
+        for index, item in enumerate(module):
+            named.update(torch_named_variables(item, f"{prefix}{index}."))
+        return named
+    names = getattr(module, "TORCH_MODULES", None)
+    if names is not None:
+        named = {}
+        for name in names:
+            child = getattr(module, name)
+            if child is not None:
+                named.update(torch_named_variables(child, f"{prefix}{name}."))
+        return named
+    return {prefix + _TORCH_VARIABLE_NAMES[v.path.rsplit("/", 1)[-1]]: v for v in module.weights}

@@ -1,0 +1,99 @@
+r"""Torch state dicts to Keras weights: the shared helpers and a small command.
+
+The metric networks (LPIPS' AlexNet and linear layers, torchvision's InceptionV3) are
+published as PyTorch state dicts. Torch is an optional extra, needed only to read them:
+converted `.weights.h5` files load without it.
+
+    python -m stargan_keras.metrics.convert_weights \
+        --lpips-linear lpips_weights.ckpt --alexnet alexnet-owt-7be5be79.pth \
+        --output lpips.weights.h5
+    python -m stargan_keras.metrics.convert_weights \
+        --torchvision-inception inception_v3_google-0cc3c7bd.pth \
+        --output inception_torchvision.weights.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TORCH_MISSING = "PyTorch is needed to read {path}: pip install 'stargan-keras[torch]'."
+
+
+class StateDictError(ValueError):
+    """A torch state dict that does not fit the network it is converted into."""
+
+
+def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a torch state dict file on the CPU as float32 numpy arrays, safely (weights only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file.")
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(TORCH_MISSING.format(path=path)) from error
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict):
+        raise StateDictError(f"{path}: expected a torch state dict, found {type(loaded).__name__}.")
+    return {key: value.detach().float().numpy() for key, value in loaded.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point()}
+
+
+def conv_kernel(weight: np.ndarray) -> np.ndarray:
+    """A torch conv weight (out, in, kh, kw) as a Keras kernel (kh, kw, in, out)."""
+    return np.transpose(weight, (2, 3, 1, 0))
+
+
+def take(state_dict: dict[str, np.ndarray], key: str, shape: tuple, source: str) -> np.ndarray:
+    """`state_dict[key]`, checked against the shape the Keras layer expects."""
+    if key not in state_dict:
+        raise StateDictError(f"{source}: key '{key}' is missing; is this the right weights file?")
+    value = state_dict[key]
+    if tuple(value.shape) != tuple(shape):
+        raise StateDictError(f"{source}: '{key}' has shape {tuple(value.shape)}, "
+                             f"expected {tuple(shape)}.")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Convert the LPIPS or the torchvision InceptionV3 weights into one `.weights.h5` file."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stargan_keras.metrics.convert_weights", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lpips-linear", type=Path,
+                        help="LPIPS linear weights (the StarGAN v2 release's metrics/lpips_weights.ckpt)")
+    parser.add_argument("--alexnet", type=Path,
+                        help="torchvision AlexNet weights (alexnet-owt-7be5be79.pth)")
+    parser.add_argument("--torchvision-inception", type=Path,
+                        help="torchvision InceptionV3 weights (inception_v3_google-0cc3c7bd.pth)")
+    parser.add_argument("--output", type=Path, required=True, help="the .weights.h5 file to write")
+    args = parser.parse_args(argv)
+
+    lpips_wanted = args.lpips_linear is not None or args.alexnet is not None
+    if lpips_wanted == (args.torchvision_inception is not None):
+        parser.error("give either --lpips-linear and --alexnet, or --torchvision-inception.")
+    if lpips_wanted and (args.lpips_linear is None or args.alexnet is None):
+        parser.error("LPIPS needs both --lpips-linear and --alexnet.")
+    if not args.output.name.endswith(".weights.h5"):
+        parser.error(f"--output {args.output}: Keras needs a name ending in .weights.h5.")
+
+    from stargan_keras.metrics import inception, lpips
+
+    if lpips_wanted:
+        model = lpips.LPIPS.from_torch_files(args.alexnet, args.lpips_linear)
+    else:
+        model = inception.torchvision_inception_v3(args.torchvision_inception)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Shared test setup: quiet TensorFlow, a float32 policy per test, and the optional ../shared data."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Tests that switch to a mixed policy must not leak it into the next test."""
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """../shared beside the repository (real AFHQ/CelebA-HQ images, LPIPS weights); skip when absent."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip("../shared is not present beside the repository")
+    return SHARED_DIR

@@ -1,0 +1,147 @@
+"""LPIPS against a hand-written PyTorch reference (AlexNet trunk + the upstream LPIPS head)."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from stargan_keras.metrics import convert_weights
+from stargan_keras.metrics.convert_weights import StateDictError
+from stargan_keras.metrics.lpips import LPIPS, mean_pairwise_lpips
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+LINEAR_FILE = SHARED / "data" / "lpips_weights.ckpt"
+CHANNELS = (64, 192, 384, 256, 256)
+
+
+class TorchAlexNetFeatures(nn.Module):
+    """torchvision's alexnet().features, written out; returns the five ReLU outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
+
+    def forward(self, x):
+        maps = []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                maps.append(x)
+        return maps
+
+
+class TorchLPIPS(nn.Module):
+    """The StarGAN v2 metric: per-image LPIPS on NCHW [-1, 1] images."""
+
+    def __init__(self, linear_state_dict):
+        super().__init__()
+        self.alexnet = TorchAlexNetFeatures()
+        self.linear = [nn.Conv2d(c, 1, 1, bias=False) for c in CHANNELS]
+        for i, conv in enumerate(self.linear):
+            conv.weight.data.copy_(linear_state_dict[f"lpips_weights.{i}.main.1.weight"])
+        self.mu = torch.tensor([-0.03, -0.088, -0.188]).view(1, 3, 1, 1)
+        self.sigma = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+
+    def forward(self, x, y):
+        def unit(t):
+            return t * torch.rsqrt(torch.sum(t ** 2, dim=1, keepdim=True) + 1e-10)
+        x_maps = self.alexnet((x - self.mu) / self.sigma)
+        y_maps = self.alexnet((y - self.mu) / self.sigma)
+        return sum(conv((unit(a) - unit(b)) ** 2).mean(dim=(1, 2, 3))
+                   for a, b, conv in zip(x_maps, y_maps, self.linear))
+
+
+def _linear_state_dict(generator):
+    """The real LPIPS linear weights when ../shared is present, random non-negative ones otherwise."""
+    if LINEAR_FILE.is_file():
+        return torch.load(LINEAR_FILE, map_location="cpu", weights_only=True)
+    return {f"lpips_weights.{i}.main.1.weight": torch.rand(1, c, 1, 1, generator=generator) / c
+            for i, c in enumerate(CHANNELS)}
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """The torch reference, its weight files, and the Keras LPIPS converted through the command."""
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    reference = TorchLPIPS(_linear_state_dict(generator)).eval()
+    directory = tmp_path_factory.mktemp("lpips")
+    alexnet_file, linear_file = directory / "alexnet.pth", directory / "lpips_linear.ckpt"
+    torch.save(reference.alexnet.state_dict(), alexnet_file)
+    torch.save({f"lpips_weights.{i}.main.1.weight": conv.weight.detach()
+                for i, conv in enumerate(reference.linear)}, linear_file)
+    output = directory / "lpips.weights.h5"
+    assert convert_weights.main(["--lpips-linear", str(linear_file), "--alexnet", str(alexnet_file),
+                                 "--output", str(output)]) == 0
+    return reference, LPIPS.from_weights(output), alexnet_file, linear_file
+
+
+def _images(seed, shape=(4, 64, 64, 3)):
+    return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
+
+
+def _nchw(x):
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def test_matches_torch_reference(converted):
+    reference, lpips, *_ = converted
+    x, y = _images(1), _images(2)
+    with torch.no_grad():
+        expected = reference(_nchw(x), _nchw(y)).numpy()
+    actual = keras.ops.convert_to_numpy(lpips(x, y))
+    assert actual.shape == (4,)
+    assert expected.min() > 0
+    np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=0)
+
+
+def test_real_linear_weights_are_used_when_shared_exists(converted):
+    if not LINEAR_FILE.is_file():
+        pytest.skip("../shared is absent: the parity test ran with random linear weights")
+    _, lpips, *_ = converted
+    real = torch.load(LINEAR_FILE, map_location="cpu", weights_only=True)
+    kernel = keras.ops.convert_to_numpy(lpips.linear[2].kernel)
+    np.testing.assert_array_equal(kernel[0, 0, :, 0], real["lpips_weights.2.main.1.weight"].numpy().ravel())
+
+
+def test_identical_images_have_zero_distance(converted):
+    _, lpips, *_ = converted
+    x = _images(3)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lpips(x, x)), np.zeros(4, np.float32))
+
+
+def test_mean_pairwise_matches_brute_force(converted):
+    reference, lpips, *_ = converted
+    outputs = _images(4, (3, 2, 64, 64, 3))
+    with torch.no_grad():
+        pairs = [reference(_nchw(outputs[i]), _nchw(outputs[j])).numpy()
+                 for i, j in ((0, 1), (0, 2), (1, 2))]
+    np.testing.assert_allclose(mean_pairwise_lpips(lpips, outputs), np.mean(pairs, axis=0),
+                               atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="at least 2 outputs"):
+        mean_pairwise_lpips(lpips, outputs[:1])
+
+
+def test_missing_weights_file_names_the_command_and_flag(tmp_path):
+    with pytest.raises(FileNotFoundError, match="convert_weights.*--lpips-weights"):
+        LPIPS.from_weights(tmp_path / "absent.weights.h5")
+
+
+def test_wrong_state_dict_names_the_key(converted):
+    _, _, alexnet_file, linear_file = converted
+    with pytest.raises(StateDictError, match="features.0.weight"):
+        LPIPS.from_torch_files(linear_file, linear_file)
+    with pytest.raises(StateDictError, match="lpips_weights.0.main.1.weight.*lin0.model.1.weight"):
+        LPIPS.from_torch_files(alexnet_file, alexnet_file)
