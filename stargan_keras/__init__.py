@@ -1,1 +1,14 @@
 """StarGAN v2 (Choi et al., CVPR 2020) in TensorFlow 2 / Keras 3."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load"]
+
+
+def __getattr__(name):
+    """`stargan_keras.load` imports TensorFlow only when first used, keeping `import stargan_keras` light."""
+    if name == "load":
+        from .checkpoint import load
+
+        return load
+    raise AttributeError(f"module 'stargan_keras' has no attribute {name!r}")

@@ -71,6 +71,7 @@ class DataConfig:
     rrc_prob: float = 0.5  # probability of the random-resized crop
     shapes_train_per_domain: int = 2000
     shapes_val_per_domain: int = 100
+    shapes_seed: int = 0  # the synthetic set's own seed: the same images whatever train.seed is
     eval_batch_size: int = 32
 
 

@@ -31,8 +31,20 @@ def _pick_domain(outputs, y):
     return ops.take_along_axis(outputs, ops.reshape(ops.cast(y, "int32"), (-1, 1, 1)), axis=1)[:, 0]
 
 
+class _SymbolicBuild:
+    """`load_model` rebuilds a model from its recorded input shapes, which neither builds sub-layers
+    kept in lists nor knows that y is an integer: build these networks by one symbolic call instead."""
+
+    def build_from_config(self, config):
+        self(*self.symbolic_inputs())
+
+
+def _image_and_label(img_size):
+    return keras.KerasTensor((None, img_size, img_size, 3)), keras.KerasTensor((None,), dtype="int32")
+
+
 @keras.saving.register_keras_serializable("stargan_keras")
-class Generator(keras.Model):
+class Generator(_SymbolicBuild, keras.Model):
     """G(x, s): encoder of downsampling ResBlks, decoder of AdaIN ResBlks driven by the style s."""
 
     TORCH_MODULES = ("from_rgb", "encode", "decode", "to_rgb")
@@ -63,6 +75,9 @@ class Generator(keras.Model):
     def build(self, x_shape, s_shape=None, masks_shape=None):
         """Nothing of G's own to create: its blocks build on the first call."""
 
+    def symbolic_inputs(self):
+        return keras.KerasTensor((None, self.img_size, self.img_size, 3)), keras.KerasTensor((None, self.style_dim))
+
     def call(self, x, s, masks=None):
         """x: images [N,H,W,3] in [-1,1]; s: styles [N,style_dim]; masks: optional pair of face masks [N,H,W,1]."""
         use_masks = masks is not None and self.hpf is not None
@@ -90,7 +105,7 @@ class Generator(keras.Model):
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
-class MappingNetwork(keras.Model):
+class MappingNetwork(_SymbolicBuild, keras.Model):
     """F(z, y): an MLP shared by all domains, then one MLP head per domain."""
 
     TORCH_MODULES = ("shared", "unshared")
@@ -108,6 +123,9 @@ class MappingNetwork(keras.Model):
              dense(style_dim, name=f"head_{d}_out", dtype="float32")]
             for d in range(num_domains)
         ]
+
+    def symbolic_inputs(self):
+        return keras.KerasTensor((None, self.latent_dim)), keras.KerasTensor((None,), dtype="int32")
 
     def call(self, z, y):
         h = z
@@ -146,7 +164,7 @@ def _run(layer_list, x):
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
-class StyleEncoder(keras.Model):
+class StyleEncoder(_SymbolicBuild, keras.Model):
     """E(x, y): a downsampling trunk to a 1x1 feature, then one linear style head per domain."""
 
     TORCH_MODULES = ("shared", "unshared")
@@ -158,6 +176,9 @@ class StyleEncoder(keras.Model):
         self.shared, _ = _downsampling_trunk(img_size, base_dim, max_conv_dim)
         self.unshared = [dense(style_dim, name=f"head_{d}", dtype="float32") for d in range(num_domains)]
 
+    def symbolic_inputs(self):
+        return _image_and_label(self.img_size)
+
     def call(self, x, y):
         h = ops.reshape(_run(self.shared, x), (-1, self.shared[-2].filters))
         return _pick_domain(ops.stack([head(h) for head in self.unshared], axis=1), y)
@@ -168,7 +189,7 @@ class StyleEncoder(keras.Model):
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
-class Discriminator(keras.Model):
+class Discriminator(_SymbolicBuild, keras.Model):
     """D(x, y): the same trunk as E, then a 1x1 conv with one real/fake logit per domain."""
 
     TORCH_MODULES = ("main",)
@@ -179,6 +200,9 @@ class Discriminator(keras.Model):
         self.max_conv_dim, self.base_dim = max_conv_dim, base_dim
         trunk, _ = _downsampling_trunk(img_size, base_dim, max_conv_dim)
         self.main = trunk + [conv2d(num_domains, 1, name="logits", dtype="float32")]
+
+    def symbolic_inputs(self):
+        return _image_and_label(self.img_size)
 
     def call(self, x, y):
         logits = ops.reshape(_run(self.main, x), (-1, self.num_domains))

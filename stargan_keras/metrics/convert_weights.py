@@ -36,7 +36,11 @@ def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         import torch
     except ImportError as error:
         raise ImportError(TORCH_MISSING.format(path=path)) from error
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise StateDictError(f"{path}: not a readable torch state dict of tensors ({type(error).__name__}); "
+                             "files that carry code are refused on purpose. Download it again.") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
@@ -83,12 +87,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.output.name.endswith(".weights.h5"):
         parser.error(f"--output {args.output}: Keras needs a name ending in .weights.h5.")
 
+    for flag in ("lpips_linear", "alexnet", "torchvision_inception"):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            parser.error(f"--{flag.replace('_', '-')} {path}: no such file.")
+
     from stargan_keras.metrics import inception, lpips
 
-    if lpips_wanted:
-        model = lpips.LPIPS.from_torch_files(args.alexnet, args.lpips_linear)
-    else:
-        model = inception.torchvision_inception_v3(args.torchvision_inception)
+    try:
+        if lpips_wanted:
+            model = lpips.LPIPS.from_torch_files(args.alexnet, args.lpips_linear)
+        else:
+            model = inception.torchvision_inception_v3(args.torchvision_inception)
+    except (ImportError, ValueError) as error:  # StateDictError is a ValueError
+        parser.error(str(error))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(args.output)
     print(f"wrote {args.output}")

@@ -173,14 +173,14 @@ def torchvision_inception_v3(weights: str | Path | None = None) -> keras.Model:
     `weights`: None (random), a torchvision state dict file (`.pth`, converted with torch),
     or a `.weights.h5` file written by `convert_weights --torchvision-inception`.
     """
-    model = build_torchvision_inception_v3()
-    if weights is None:
-        return model
-    path = Path(weights)
-    if not path.is_file():
+    path = None if weights is None else Path(weights)
+    if path is not None and not path.is_file():
         raise FileNotFoundError(
             f"torchvision InceptionV3 weights {path} not found: download "
             f"{TORCHVISION_INCEPTION_URL} and pass --inception torchvision PATH.")
+    model = build_torchvision_inception_v3()
+    if path is None:
+        return model
     if path.name.endswith(".weights.h5"):
         model.load_weights(path)
     else:

@@ -1,0 +1,39 @@
+"""stargan_keras: StarGAN v2 in TensorFlow 2 / Keras 3, from training to serving."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="stargan-keras",
+    version="0.1.0",
+    description="StarGAN v2 (Choi et al., CVPR 2020) in TensorFlow 2 / Keras 3: training, evaluation, "
+                "TF Serving and TFLite export",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="CC BY-NC 4.0 (the paper's model and data); see README",
+    python_requires=">=3.11",
+    packages=find_packages(include=["stargan_keras", "stargan_keras.*"]) + ["stargan_keras.configs"],
+    # The YAML presets live in the top-level configs/ folder and install as stargan_keras/configs.
+    package_dir={"stargan_keras.configs": "configs"},
+    package_data={"stargan_keras.configs": ["*.yaml"]},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9",
+        "tensorflow-serving-api>=2.21,<2.22",
+        "tensorboard>=2.21",
+        "numpy",
+        "pillow",
+        "pyyaml",
+        "scipy",
+        "ai-edge-litert",
+        "grpcio",
+    ],
+    extras_require={
+        # Only to read the authors' PyTorch checkpoints and weights; install a CPU build first if you can.
+        "torch": ["torch>=2.1"],
+        "test": ["pytest>=8", "torch>=2.1"],
+    },
+    entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
+)

@@ -1,0 +1,257 @@
+"""Keras callbacks of a training run: progress, checkpoints, signals, non-finite losses, TensorBoard, samples.
+
+Every callback reads the trainer's own step counter (`model.step`, the number of
+finished iterations) rather than Keras' batch index, which restarts at 0 when a run
+resumes. Order matters in the callback list: `StopOnNonFiniteLoss` must come before
+`PeriodicCheckpoint`, so that a step with a non-finite loss is never saved.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stargan_keras.imaging import make_grid, save_image
+from stargan_keras.inference import latent_styles, mean_styles
+
+SAMPLE_PSIS = (0.5, 0.7, 1.0)  # REFERENCE.md, "Inference and sampling"
+
+
+def current_step(model) -> int:
+    return int(model.step.numpy())
+
+
+def _as_float(value) -> float:
+    return float(np.asarray(value))
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite: the weights of that step are not worth keeping."""
+
+    def __init__(self, step: int, term: str, value: float):
+        self.step, self.term, self.value = step, term, value
+        super().__init__(f"step {step}: loss term {term} is {value}")
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raise NonFiniteLossError naming the step and the first non-finite term (checkpoints come after this)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            number = _as_float(value)
+            if not math.isfinite(number):
+                raise NonFiniteLossError(current_step(self.model), name, number)
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turn Ctrl-C / SIGTERM into "finish this step, then stop" so the saved state is consistent.
+
+    A second Ctrl-C restores the default handlers and interrupts at once.
+    """
+
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
+        super().__init__()
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            self._restore()
+            raise KeyboardInterrupt
+        self.received = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint "
+              "(press Ctrl-C again to quit without saving).", file=sys.stderr, flush=True)
+
+    def _restore(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_begin(self, logs=None):
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.signals}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.received is not None:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self._restore()
+
+
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Save through a tf.train.CheckpointManager every `every` steps and when training ends (also on a stop)."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, every: int):
+        super().__init__()
+        self.manager = manager
+        self.every = every
+        self.saved_step: int | None = None
+
+    def save(self) -> str:
+        step = current_step(self.model)
+        if step != self.saved_step:
+            self.manager.save(checkpoint_number=step)
+            self.saved_step = step
+        return self.manager.latest_checkpoint
+
+    def on_train_begin(self, logs=None):
+        if self.manager.latest_checkpoint:
+            self.saved_step = current_step(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if current_step(self.model) % self.every == 0:
+            self.save()
+
+    def on_train_end(self, logs=None):
+        self.save()
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """keras.utils.Progbar over the remaining steps, showing the latest (not averaged) loss terms and the ETA.
+
+    On a terminal it redraws in place; in a log file it writes one line every `log_interval` seconds.
+    """
+
+    def __init__(self, start_step: int, total_steps: int, log_interval: float = 30.0):
+        super().__init__()
+        self.start_step, self.total_steps = start_step, total_steps
+        self.interval = 0.05 if sys.stdout.isatty() else log_interval
+        self.progbar = None
+        self.done = 0
+
+    def on_train_begin(self, logs=None):
+        self.progbar = keras.utils.Progbar(self.total_steps - self.start_step, interval=self.interval,
+                                           stateful_metrics=None, stateless_metrics=set())
+
+    def on_train_batch_end(self, batch, logs=None):
+        values = [(name, _as_float(value)) for name, value in (logs or {}).items()]
+        self.done = current_step(self.model) - self.start_step
+        self.progbar.update(self.done, values, finalize=False)
+
+    def on_train_end(self, logs=None):
+        if self.done:
+            self.progbar.update(self.done, finalize=True)
+
+
+class TensorBoardScalars(keras.callbacks.Callback):
+    """Every loss term, lambda_ds, the learning rates and steps/s, every `every` steps."""
+
+    def __init__(self, writer, every: int, optimizers: dict):
+        super().__init__()
+        self.writer, self.every, self.optimizers = writer, every, optimizers
+        self._last = None
+
+    def on_train_begin(self, logs=None):
+        self._last = (current_step(self.model), time.perf_counter())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if step % self.every:
+            return
+        now = time.perf_counter()
+        last_step, last_time = self._last
+        self._last = (step, now)
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(name, _as_float(value))
+            for name, optimizer in self.optimizers.items():
+                tf.summary.scalar(f"learning_rate/{name}", _as_float(optimizer.learning_rate))
+            if step > last_step:
+                tf.summary.scalar("speed/steps_per_second", (step - last_step) / max(now - last_time, 1e-9))
+
+    def on_train_end(self, logs=None):
+        self.writer.flush()
+
+
+def sample_grids(networks, batch: dict, z, s_avg) -> dict[str, np.ndarray]:
+    """The grids of a sample step, uint8, from (EMA) networks and a fixed val batch.
+
+    `reference`: rows source, reference, output = G(src, E(ref)), cycle = G(output, E(src)).
+    `latent_psi<psi>`: the sources, then one row per domain of G(src, truncated F(z, domain)).
+    """
+    generator, mapping, encoder = networks.generator, networks.mapping_network, networks.style_encoder
+    x_src, y_src = tf.constant(batch["x_src"]), tf.constant(batch["y_src"], tf.int32)
+    x_ref, y_ref = tf.constant(batch["x_ref"]), tf.constant(batch["y_ref"], tf.int32)
+
+    def images(x):
+        return list(np.asarray(tf.cast(x, tf.float32)))
+
+    output = generator(x_src, encoder(x_ref, y_ref))
+    cycle = generator(output, encoder(x_src, y_src))
+    grids = {"reference": make_grid([images(x_src), images(x_ref), images(output), images(cycle)])}
+    for psi in SAMPLE_PSIS:
+        rows = [images(x_src)]
+        for domain in range(len(s_avg)):
+            y = tf.fill([len(batch["x_src"])], domain)
+            rows.append(images(generator(x_src, latent_styles(mapping, z, y, psi=psi, s_avg=s_avg))))
+        grids[f"latent_psi{psi}"] = make_grid(rows)
+    return grids
+
+
+class SampleGrids(keras.callbacks.Callback):
+    """Image grids every `every` steps and at the end: JPEGs in samples/ and images in TensorBoard."""
+
+    def __init__(self, networks, batch: dict, every: int, samples_dir, writer, num_domains: int, latent_dim: int,
+                 seed: int = 0):
+        super().__init__()
+        self.networks, self.batch, self.every = networks, batch, every
+        self.samples_dir, self.writer = Path(samples_dir), writer
+        self.num_domains, self.latent_dim, self.seed = num_domains, latent_dim, seed
+        self.z = tf.random.stateless_normal((len(batch["x_src"]), latent_dim), seed=[seed, 1])
+        self.sampled_step: int | None = None
+
+    def sample(self, step: int) -> list[Path]:
+        s_avg = tf.constant(mean_styles(self.networks.mapping_network, self.num_domains, self.latent_dim,
+                                        seed=self.seed))
+        paths = []
+        with self.writer.as_default(step=step):
+            for name, grid in sample_grids(self.networks, self.batch, self.z, s_avg).items():
+                paths.append(save_image(self.samples_dir / f"{step:06d}_{name}.jpg", grid))
+                tf.summary.image(f"samples/{name}", grid[None], max_outputs=1)
+        self.writer.flush()
+        self.sampled_step = step
+        return paths
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if step % self.every == 0:
+            self.sample(step)
+
+    def on_train_end(self, logs=None):
+        step = current_step(self.model)
+        if step != self.sampled_step and not self.model.stop_training:  # an interrupted run exits fast
+            self.sample(step)
+
+
+class ProfileWindow(keras.callbacks.Callback):
+    """tf.profiler over steps first..last (1-based, inclusive) into the TensorBoard log directory."""
+
+    def __init__(self, log_dir, first: int, last: int):
+        super().__init__()
+        self.log_dir, self.first, self.last = str(log_dir), first, last
+        self.active = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.active and current_step(self.model) + 1 == self.first:
+            tf.profiler.experimental.start(self.log_dir)
+            self.active = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.active and current_step(self.model) >= self.last:
+            self._stop()
+
+    def on_train_end(self, logs=None):
+        if self.active:
+            self._stop()
+
+    def _stop(self):
+        tf.profiler.experimental.stop()
+        self.active = False

@@ -1,0 +1,166 @@
+"""Domain accuracy: the share of translations that a domain classifier assigns to their target domain.
+
+FID and LPIPS need published network weights; this metric needs none. A small CNN is
+trained for a fixed number of steps on the run's own train split (real images only) and
+cached beside the evaluation results, so a run is judged by a classifier that never saw
+a generated image. It tells whether the generator changes the domain at all; FID and
+LPIPS still judge realism and diversity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+WEIGHTS_FILE = "domain_classifier.weights.h5"
+INFO_FILE = "domain_classifier.json"
+MAX_INPUT_SIZE = 64  # images are downscaled to this: domains are visible, training stays quick
+WIDTHS = (16, 32, 64, 128)
+STEPS = 400
+BATCH_SIZE = 64
+LEARNING_RATE = 2e-3
+VERSION = 1  # bump when the architecture or training changes, to retire old caches
+
+
+@dataclass
+class ClassifierInfo:
+    """What a cached classifier was trained on; a cache is reused only when all of it matches."""
+
+    version: int
+    dataset: str
+    domain_names: list[str]
+    train_counts: list[int]
+    img_size: int
+    input_size: int
+    steps: int
+    val_accuracy: float | None = None
+
+    def matches(self, other: "ClassifierInfo") -> bool:
+        mine, theirs = asdict(self), asdict(other)
+        mine.pop("val_accuracy"), theirs.pop("val_accuracy")
+        return mine == theirs
+
+
+def build_classifier(num_domains: int, input_size: int, seed: int = 0) -> keras.Model:
+    """Four conv-BN-ReLU-maxpool stages, global average pooling and one logit per domain."""
+    x = inputs = keras.Input((input_size, input_size, 3), name="images")
+    for stage, filters in enumerate(WIDTHS):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                kernel_initializer=keras.initializers.HeNormal(seed=seed + stage))(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D(2, padding="same")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(num_domains, kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
+    return keras.Model(inputs, logits, name="domain_classifier")
+
+
+class DomainClassifier:
+    """`predict(images [-1, 1] at any size) -> domain indices`; `accuracy(images, domain)`."""
+
+    def __init__(self, model: keras.Model, info: ClassifierInfo):
+        self.model, self.info = model, info
+        self._logits = tf.function(lambda x: model(resize_for_classifier(x, info.input_size), training=False),
+                                   reduce_retracing=True)
+
+    def predict(self, images) -> np.ndarray:
+        return np.argmax(self._logits(tf.convert_to_tensor(images, tf.float32)).numpy(), axis=-1)
+
+    def accuracy(self, images, domain: int) -> float:
+        return float(np.mean(self.predict(images) == domain))
+
+
+def resize_for_classifier(images, input_size: int):
+    """[N, H, W, 3] in [-1, 1] -> [N, input_size, input_size, 3] (antialiased: no aliasing on shrink)."""
+    if images.shape[1] == input_size and images.shape[2] == input_size:
+        return images
+    return tf.image.resize(images, (input_size, input_size), antialias=True)
+
+
+def classifier_info(config, domain_images, steps: int = STEPS) -> ClassifierInfo:
+    return ClassifierInfo(version=VERSION, dataset=f"{domain_images.name} ({config.data.dataset})",
+                          domain_names=list(domain_images.domain_names),
+                          train_counts=domain_images.counts("train"), img_size=config.model.img_size,
+                          input_size=min(config.model.img_size, MAX_INPUT_SIZE), steps=steps)
+
+
+def _split_images(config, domain_images, split: str, input_size: int) -> tf.data.Dataset:
+    """(uint8 image at input_size, label) pairs of a split, decoded once and kept in memory."""
+    from stargan_keras.data import make_eval_dataset
+
+    def shrink(images, labels):
+        images = resize_for_classifier(images, input_size)
+        return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8), labels
+
+    return make_eval_dataset(config, domain_images, split=split).map(shrink).unbatch().cache()
+
+
+def _to_model_range(images):
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def train_classifier(config, domain_images, steps: int = STEPS, seed: int = 0,
+                     progress: bool = True) -> DomainClassifier:
+    """Train on the train split (shuffled, random flips) for `steps` steps; measure on the val split."""
+    info = classifier_info(config, domain_images, steps)
+    train = _split_images(config, domain_images, "train", info.input_size)
+    count = sum(info.train_counts)
+
+    def augment(image, label):
+        return tf.image.random_flip_left_right(_to_model_range(image), seed=seed), label
+
+    batches = (train.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
+               .map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE))
+    model = build_classifier(domain_images.num_domains, info.input_size, seed)
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    if progress:
+        print(f"training the domain classifier on {count} train images ({steps} steps)", flush=True)
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=1 if progress else 0)
+    classifier = DomainClassifier(model, info)
+    info.val_accuracy = validation_accuracy(classifier, config, domain_images)
+    return classifier
+
+
+def validation_accuracy(classifier: DomainClassifier, config, domain_images) -> float:
+    """The classifier's accuracy on the real val images: the ceiling to read translation accuracy against."""
+    from stargan_keras.data import make_eval_dataset
+
+    correct = total = 0
+    for images, labels in make_eval_dataset(config, domain_images, split="val"):
+        correct += int(np.sum(classifier.predict(images) == labels.numpy()))
+        total += len(labels)
+    return correct / max(total, 1)
+
+
+def load_or_train_classifier(directory: str | Path, config, domain_images, steps: int = STEPS, seed: int = 0,
+                             progress: bool = True) -> DomainClassifier:
+    """The classifier cached in `directory` if it was trained on this data, else a new one (then cached)."""
+    directory = Path(directory)
+    weights, info_path = directory / WEIGHTS_FILE, directory / INFO_FILE
+    wanted = classifier_info(config, domain_images, steps)
+    if weights.is_file() and info_path.is_file():
+        try:
+            cached = ClassifierInfo(**json.loads(info_path.read_text()))
+        except (TypeError, ValueError):
+            cached = None
+        if cached is not None and cached.matches(wanted):
+            model = build_classifier(len(cached.domain_names), cached.input_size, seed)
+            model.load_weights(weights)
+            if progress:
+                print(f"domain classifier: {weights} (val accuracy {cached.val_accuracy:.3f})", flush=True)
+            return DomainClassifier(model, cached)
+        if progress:
+            print(f"domain classifier: {weights} was trained on other data; training a new one", flush=True)
+    classifier = train_classifier(config, domain_images, steps, seed, progress)
+    directory.mkdir(parents=True, exist_ok=True)
+    classifier.model.save_weights(weights)
+    info_path.write_text(json.dumps(asdict(classifier.info), indent=2))
+    if progress:
+        print(f"domain classifier: val accuracy {classifier.info.val_accuracy:.3f}, saved to {weights}", flush=True)
+    return classifier

@@ -1,0 +1,314 @@
+"""StarGAN v2 training as a `keras.Model` with a custom `train_step` (REFERENCE.md, "Training algorithm").
+
+One call of `train_step` is one iteration of the authors' `Solver.train`: a D
+update with latent styles, a D update with reference styles, a G/F/E update
+with latent styles, a G update with reference styles, then the EMA of G, F, E.
+All randomness comes in with the batch, so a step is a pure function of the
+weights and the batch.
+
+Exactly the authors' arithmetic, less of it:
+- G, F and E do not change during the two D updates, so the forward pass of the
+  latent G update is run first and its fake image doubles as the latent D
+  update's fake; the D updates run while its tape is paused.
+- Forward passes that share weights and need no gradient are batched together
+  (instance normalisation is per example, so batching changes nothing).
+- Each update differentiates only the variables it changes.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from .checkpoint import training_checkpoint
+from .config import Config
+from .distribute import distribute_batch, resolve_jit_compile
+from .layers import torch_named_variables
+from .losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at, r1_penalty,
+                     style_reconstruction_loss)
+from .networks import Networks, build_networks
+
+BATCH_KEYS = ("x_src", "y_src", "x_ref", "x_ref2", "y_trg", "z_trg", "z_trg2")
+D_TERMS = ("real", "fake", "reg")
+G_TERMS = ("adv", "sty", "ds", "cyc")
+LOG_KEYS = tuple([f"D/{mode}_{t}" for mode in ("latent", "ref") for t in D_TERMS]
+                 + [f"G/{mode}_{t}" for mode in ("latent", "ref") for t in G_TERMS] + ["G/lambda_ds"])
+EMA_NETWORKS = ("generator", "mapping_network", "style_encoder")
+
+
+@keras.saving.register_keras_serializable("stargan_keras")
+class TorchAdam(keras.optimizers.Adam):
+    """Adam computed as `torch.optim.Adam` does, with its coupled L2 weight decay.
+
+    The decay is added to the gradient before the moments (not Keras' decoupled
+    `weight_decay`), and epsilon is added to the bias-corrected sqrt(v) (Keras'
+    Adam adds it before the correction). The update runs after the gradients are
+    summed across replicas, so the decay is counted once.
+    """
+
+    def __init__(self, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, l2=0.0, **kwargs):
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
+        self.l2 = l2
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One fused ResourceApplyAdam: with epsilon * sqrt(1 - beta_2^t) it computes PyTorch's update."""
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        if self.l2:
+            gradient = gradient + ops.cast(self.l2, dtype) * variable
+        step = ops.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+        beta_1_power, beta_2_power = ops.power(beta_1, step), ops.power(beta_2, step)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
+            beta1_power=beta_1_power, beta2_power=beta_2_power, lr=ops.cast(learning_rate, dtype),
+            beta1=beta_1, beta2=beta_2, epsilon=self.epsilon * ops.sqrt(1 - beta_2_power), grad=gradient)
+
+    def get_config(self):
+        return {**super().get_config(), "l2": self.l2}
+
+
+class StarGANv2(keras.Model):
+    """G, F, E, D, their EMA copies, the four optimizers and one training iteration per `train_step`.
+
+    Create it inside `strategy.scope()`. `train_step(batch)` runs on one replica
+    (as `fit` calls it); `distributed_train_step(batch)` runs a compiled
+    iteration on a global batch under the model's strategy.
+    """
+
+    def __init__(self, config: Config, **kwargs):
+        kwargs.setdefault("name", "stargan_v2")
+        super().__init__(**kwargs)
+        config.validate()
+        self.config = config
+        self.nets: Networks = build_networks(config.model)
+        self.nets_ema: Networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
+        for name in EMA_NETWORKS:
+            getattr(self.nets_ema, name).set_weights(getattr(self.nets, name).get_weights())
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.loss_trackers = {key: keras.metrics.Mean(name=key) for key in LOG_KEYS}
+        self.optimizers: dict = {}
+        self._step_function = None
+        self.built = True
+
+    @property
+    def metrics(self):
+        """Running means of every logged term since the last reset (Keras resets them each epoch)."""
+        return list(self.loss_trackers.values())
+
+    def compile(self, jit_compile: bool | None = None, **kwargs):
+        """Build the four optimizers from `config.train` (inside the strategy scope) and compile.
+
+        `jit_compile` defaults to `config.train.jit_compile`; it is turned off where
+        XLA cannot run the strategy (see `distribute.resolve_jit_compile`).
+        """
+        train = self.config.train
+        strategy = self.distribute_strategy
+        requested = train.jit_compile if jit_compile is None else jit_compile
+        super().compile(jit_compile=resolve_jit_compile(requested, strategy), **kwargs)
+        loss_scaling = keras.config.dtype_policy().name == "mixed_float16"
+        with strategy.scope():
+            self.optimizers = {}
+            for name, network in self.nets.items():
+                optimizer = TorchAdam(train.f_lr if name == "mapping_network" else train.lr, train.beta_1,
+                                      train.beta_2, train.epsilon, l2=train.weight_decay, name=f"{name}_adam")
+                if loss_scaling:
+                    optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
+                optimizer.build(network.trainable_variables)
+                self.optimizers[name] = optimizer
+        self._step_function = None
+
+    def call(self, inputs, training=False):
+        """Latent-guided translation with the EMA networks: {x_src, y_trg, z_trg} -> images."""
+        styles = self.nets_ema.mapping_network(inputs["z_trg"], inputs["y_trg"])
+        return self.nets_ema.generator(inputs["x_src"], styles)
+
+    def train_step(self, data):
+        """One training iteration on this replica's slice of the global batch; returns every loss term."""
+        if not self.optimizers:
+            raise RuntimeError("StarGANv2.train_step: call compile() first; it builds the optimizers.")
+        batch = _as_batch(data)
+        x_src, x_ref, x_ref2 = batch["x_src"], batch["x_ref"], batch["x_ref2"]
+        y_src, y_trg = batch["y_src"], batch["y_trg"]
+        z_trg, z_trg2 = batch["z_trg"], batch["z_trg2"]
+        G, F, E, D = self.nets.generator, self.nets.mapping_network, self.nets.style_encoder, self.nets.discriminator
+        lambda_ds = lambda_ds_at(self.step, self.config.train.lambda_ds, self.config.train.ds_iter)
+        logs = {}
+
+        # Forward pass of the latent G update, before the D updates (which leave G, F, E unchanged).
+        with tf.GradientTape() as tape:
+            s_trg = F(z_trg, y_trg)
+            x_fake = G(x_src, s_trg)
+            with tape.stop_recording():
+                s_ref = E(x_ref, y_trg)
+                x_fake_ref, x_fake2 = _split(G(_cat(x_src, x_src), _cat(s_ref, F(z_trg2, y_trg))), 2)
+            s_pred, s_org = _split(E(_cat(x_fake, x_src), _cat(y_trg, y_src)), 2)
+            x_rec = G(x_fake, s_org)
+            with tape.stop_recording():
+                logs.update(self._discriminator_step("latent", x_src, y_src, tf.stop_gradient(x_fake), y_trg))
+                logs.update(self._discriminator_step("ref", x_src, y_src, x_fake_ref, y_trg))
+            g_loss, g_logs = self._generator_loss("latent", x_src, x_fake, x_fake2, s_trg, s_pred, x_rec,
+                                                  D(x_fake, y_trg), lambda_ds)
+        self._update(tape, g_loss, ("generator", "mapping_network", "style_encoder"))
+        logs.update(g_logs)
+
+        # Reference G update (G only): the styles are constants for G's gradient.
+        with tf.GradientTape() as tape:
+            with tape.stop_recording():
+                s_trg, s_trg2, s_org = _split(E(_cat(x_ref, x_ref2, x_src), _cat(y_trg, y_trg, y_src)), 3)
+                x_fake2 = G(x_src, s_trg2)
+            x_fake = G(x_src, s_trg)
+            x_rec = G(x_fake, s_org)
+            g_loss, g_logs = self._generator_loss("ref", x_src, x_fake, x_fake2, s_trg, E(x_fake, y_trg), x_rec,
+                                                  D(x_fake, y_trg), lambda_ds)
+        self._update(tape, g_loss, ("generator",))
+        logs.update(g_logs)
+
+        self._update_ema()
+        self.step.assign_add(1)
+        return self._finish_logs(logs)
+
+    def _discriminator_step(self, mode, x_real, y_real, x_fake, y_fake):
+        D = self.nets.discriminator
+        with tf.GradientTape() as tape:
+            logits_real, r1 = r1_penalty(D, x_real, y_real)
+            terms = {"real": _average(adversarial_loss(logits_real, 1)),
+                     "fake": _average(adversarial_loss(D(x_fake, y_fake), 0)),
+                     "reg": _average(r1)}
+            loss = terms["real"] + terms["fake"] + self.config.train.lambda_reg * terms["reg"]
+        self._update(tape, loss, ("discriminator",))
+        return {f"D/{mode}_{key}": value for key, value in terms.items()}
+
+    def _generator_loss(self, mode, x_real, x_fake, x_fake2, s_trg, s_pred, x_rec, logits_fake, lambda_ds):
+        train = self.config.train
+        terms = {"adv": _average(adversarial_loss(logits_fake, 1)),
+                 "sty": _average(style_reconstruction_loss(s_pred, s_trg)),
+                 "ds": _average(diversity_sensitive_loss(x_fake, x_fake2)),
+                 "cyc": _average(cycle_consistency_loss(x_rec, x_real))}
+        loss = (terms["adv"] + train.lambda_sty * terms["sty"] - lambda_ds * terms["ds"]
+                + train.lambda_cyc * terms["cyc"])
+        return loss, {f"G/{mode}_{key}": value for key, value in terms.items()}
+
+    def _update(self, tape, loss, names):
+        """Differentiate `loss` once and step the optimizers of the networks `names`.
+
+        Under mixed_float16 the loss is scaled by the first optimizer's loss scale;
+        the other networks' gradients are rescaled to their own optimizer's scale.
+        """
+        optimizers = [self.optimizers[name] for name in names]
+        variables = [getattr(self.nets, name).trainable_variables for name in names]
+        scales = [_loss_scale(opt) for opt in optimizers]
+        scaled_loss = loss * scales[0] if scales[0] is not None else loss
+        grads = tape.gradient(scaled_loss, [v for vs in variables for v in vs])
+        start = 0
+        for index, (optimizer, vs) in enumerate(zip(optimizers, variables)):
+            pairs = [(g, v) for g, v in zip(grads[start:start + len(vs)], vs) if g is not None]
+            start += len(vs)
+            if index > 0 and scales[index] is not None:
+                pairs = [(g * (scales[index] / scales[0]), v) for g, v in pairs]
+            optimizer.apply_gradients(pairs)
+
+    def _update_ema(self):
+        """w_ema <- lerp(w, w_ema, beta) for G, F, E, on every replica's own copy."""
+        beta = self.config.train.ema_beta
+        pairs = [(ema.value, w.value) for name in EMA_NETWORKS
+                 for ema, w in zip(getattr(self.nets_ema, name).weights, getattr(self.nets, name).weights)]
+
+        def lerp(ema, w):
+            return ema.assign(w + ops.cast(beta, w.dtype) * (ema - w))
+
+        def update_all(strategy):
+            for ema, w in pairs:
+                strategy.extended.update(ema, lerp, args=(w,), group=False)
+
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            update_all(tf.distribute.get_strategy())
+        else:
+            context.merge_call(update_all)
+
+    def _finish_logs(self, logs):
+        """Global-batch values of every term (summed over replicas), the trackers updated."""
+        keys = [key for key in LOG_KEYS if key in logs]
+        values = tf.stack([logs[key] for key in keys])
+        context = tf.distribute.get_replica_context()
+        if context is not None:
+            values = context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+        result = dict(zip(keys, tf.unstack(values)))
+        # What the authors log: the weight after this iteration's decay.
+        result["G/lambda_ds"] = lambda_ds_at(self.step, self.config.train.lambda_ds, self.config.train.ds_iter)
+        for key, value in result.items():
+            self.loss_trackers[key].update_state(value)
+        return result
+
+    def distributed_train_step(self, batch: dict) -> dict:
+        """One iteration on a global batch dict (split in order across replicas), compiled unless `run_eagerly`."""
+        if self._step_function is None:
+            self._step_function = self._make_step_function()
+        if not isinstance(next(iter(batch.values())), tf.distribute.DistributedValues):
+            batch = distribute_batch(self.distribute_strategy, batch)
+        return self._step_function(batch)
+
+    def _make_step_function(self):
+        strategy = self.distribute_strategy
+
+        def step(batch):
+            logs = strategy.run(self.train_step, args=(batch,))
+            return {key: strategy.experimental_local_results(value)[0] for key, value in logs.items()}
+
+        if self.run_eagerly:
+            return step
+        return tf.function(step, jit_compile=bool(self.jit_compile), reduce_retracing=True, autograph=False)
+
+    def checkpoint(self, **extra) -> tf.train.Checkpoint:
+        """The training state: networks, EMA networks, optimizers, step, plus `extra` trackables."""
+        return training_checkpoint(self.nets, self.nets_ema, optimizers=self.optimizers, step=self.step, **extra)
+
+    def load_upstream_weights(self, nets_ckpt, nets_ema_ckpt) -> None:
+        """Load the authors' `*_nets.ckpt` (G, F, E, D) and `*_nets_ema.ckpt` (EMA G, F, E) into all eight networks.
+
+        Every tensor is checked against the config before any is assigned (see `stargan_keras.convert`).
+        """
+        from . import convert
+
+        sources = ((nets_ckpt, self.nets, EMA_NETWORKS + ("discriminator",)),
+                   (nets_ema_ckpt, self.nets_ema, EMA_NETWORKS))
+        loaded = []
+        for path, networks, names in sources:
+            states = convert.read_checkpoint(path, names)
+            convert._check_fit(states, networks, self.config.model, {name: path for name in names})
+            loaded.append((states, networks))
+        for states, networks in loaded:
+            for name, network in networks.items():
+                for key, variable in torch_named_variables(network).items():
+                    variable.assign(convert.to_keras_layout(states[name][key]).astype(variable.dtype))
+
+
+def _as_batch(data) -> dict:
+    """`fit` hands over the dataset element (a dict, or a 1-tuple holding it)."""
+    if isinstance(data, (tuple, list)) and len(data) == 1:
+        data = data[0]
+    missing = [key for key in BATCH_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"StarGANv2.train_step: the batch lacks {missing}; it needs all of {list(BATCH_KEYS)}.")
+    return {key: data[key] for key in BATCH_KEYS}
+
+
+def _average(per_example):
+    """Sum over this replica's examples / global batch: replicas' gradients then add up to the global mean."""
+    return tf.nn.compute_average_loss(per_example)
+
+
+def _loss_scale(optimizer):
+    return optimizer.dynamic_scale if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
+
+
+def _cat(*tensors):
+    return tf.concat(tensors, axis=0)
+
+
+def _split(tensor, parts):
+    return tf.split(tensor, parts, axis=0)

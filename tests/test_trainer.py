@@ -1,0 +1,307 @@
+"""The training iteration against an independent PyTorch reference, across replicas and precisions.
+
+Run as a script (`python tests/test_trainer.py WORKER ...`) this file is also the
+worker the replica tests start in subprocesses: logical CPU devices and
+TF_CONFIG must be set before TensorFlow initialises, i.e. in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TESTS_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS_DIR))
+sys.path.insert(1, str(TESTS_DIR.parent))
+
+# Tiny networks (32 px, 3 domains, w_hpf 0: the AFHQ setting), a global batch of 4.
+OVERRIDES = dict(img_size=32, num_domains=3, w_hpf=0, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32,
+                 batch_size=4, lambda_ds=2.0, ds_iter=10)
+
+
+def make_batches(count, size=4, img_size=32, num_domains=3, latent_dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def images():
+        return rng.uniform(-1, 1, (size, img_size, img_size, 3)).astype("float32")
+
+    return [dict(x_src=images(), y_src=rng.integers(0, num_domains, size).astype("int32"), x_ref=images(),
+                 x_ref2=images(), y_trg=rng.integers(0, num_domains, size).astype("int32"),
+                 z_trg=rng.normal(size=(size, latent_dim)).astype("float32"),
+                 z_trg2=rng.normal(size=(size, latent_dim)).astype("float32")) for _ in range(count)]
+
+
+def reference_networks(seed=0):
+    import torch_reference
+
+    return torch_reference.build_reference_networks(img_size=32, num_domains=3, w_hpf=0, base_dim=8,
+                                                    max_conv_dim=32, hidden_dim=32, seed=seed)
+
+
+def write_upstream_checkpoints(directory, seed=0):
+    import torch_reference
+
+    return torch_reference.save_upstream_checkpoints(reference_networks(seed), directory)
+
+
+def build_model(nets_ckpt, nets_ema_ckpt, run_eagerly=False, **overrides):
+    from stargan_keras.config import Config
+    from stargan_keras.trainer import StarGANv2
+
+    model = StarGANv2(Config().replace(**{**OVERRIDES, **overrides}))
+    model.compile(run_eagerly=run_eagerly)
+    model.load_upstream_weights(nets_ckpt, nets_ema_ckpt)
+    return model
+
+
+def keras_weights(model) -> dict:
+    """{network/torch key: array in PyTorch layout} of the trained and EMA networks."""
+    from stargan_keras.convert import torch_shape
+    from stargan_keras.layers import torch_named_variables
+
+    out = {}
+    for prefix, networks in (("", model.nets), ("ema_", model.nets_ema)):
+        for name, network in networks.items():
+            for key, variable in torch_named_variables(network).items():
+                value = np.asarray(variable)
+                value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T if value.ndim == 2 else value
+                assert value.shape == torch_shape(variable.shape)
+                out[f"{prefix}{name}/{key}"] = value
+    return out
+
+
+def assert_close_logs(actual: dict, expected: dict, rtol: float):
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        assert abs(float(actual[key]) - value) <= rtol * abs(value), f"{key}: {float(actual[key])} vs {value}"
+
+
+# ---------------------------------------------------------------------------------------------- worker processes
+
+
+def worker_main(mode: str, checkpoint_dir: str, output: str) -> None:
+    """Two iterations at global batch 4 under `mode`; writes logs and weights to `output` (.npz)."""
+    import tensorflow as tf
+
+    if mode == "mirrored":
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from stargan_keras.distribute import make_strategy
+
+    strategy = make_strategy({"single": "default", "mirrored": "mirrored", "multi_worker": "multi_worker"}[mode])
+    assert strategy.num_replicas_in_sync == (1 if mode == "single" else 2)
+    directory = Path(checkpoint_dir)
+    with strategy.scope():
+        model = build_model(directory / "100000_nets.ckpt", directory / "100000_nets_ema.ckpt", run_eagerly=True)
+    logs = [model.distributed_train_step(batch) for batch in make_batches(2)]
+    result = {f"log/{i}/{key}": float(value) for i, step_logs in enumerate(logs) for key, value in step_logs.items()}
+    result.update(keras_weights(model))
+    result["step"] = int(model.step.numpy())
+    if mode != "multi_worker" or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
+        np.savez(output, **result)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    worker_main(*sys.argv[1:])
+    sys.exit(0)
+
+# ---------------------------------------------------------------------------------------------------------- tests
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+import torch_training_reference as ref  # noqa: E402
+
+from stargan_keras.losses import lambda_ds_at  # noqa: E402
+from stargan_keras.trainer import LOG_KEYS, StarGANv2, TorchAdam  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def upstream_checkpoints(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("upstream")
+    write_upstream_checkpoints(directory)
+    return directory
+
+
+def _fraction_same_sign(a, b):
+    return float(np.mean(np.sign(a) == np.sign(b)))
+
+
+def test_three_iterations_match_the_pytorch_reference(upstream_checkpoints):
+    """Compiled steps vs the plain PyTorch algorithm: losses 1e-4 (one step) / 1e-3 (three), update signs."""
+    model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt")
+    nets = reference_networks()
+    for net in nets.values():
+        net.train()
+    nets_ema = ref.ema_copies(nets)
+    optims = ref.make_optimizers(nets)
+    before = keras_weights(model)
+    torch_before = {f"{p}{n}/{k}": v for p, group in (("", nets), ("ema_", nets_ema))
+                    for n, net in group.items() for k, v in ref.numpy_weights(net).items()}
+    for key, value in before.items():
+        np.testing.assert_allclose(value, torch_before[key], err_msg=key)
+
+    batches = make_batches(3)
+    expected = ref.train(nets, nets_ema, optims, batches, lambda_ds0=2.0, ds_iter=10)
+    actual = [model.distributed_train_step(batch) for batch in batches]
+    assert list(actual[0]) == list(LOG_KEYS)
+    assert_close_logs(actual[0], expected[0], rtol=1e-4)
+    for got, want in zip(actual[1:], expected[1:]):
+        assert_close_logs(got, want, rtol=1e-3)
+    assert int(model.step.numpy()) == 3
+
+    after = keras_weights(model)
+    torch_after = {f"{p}{n}/{k}": v for p, group in (("", nets), ("ema_", nets_ema))
+                   for n, net in group.items() for k, v in ref.numpy_weights(net).items()}
+    for network in ("generator", "mapping_network", "style_encoder", "discriminator", "ema_generator",
+                    "ema_mapping_network", "ema_style_encoder"):
+        keys = [k for k in after if k.split("/")[0] == network]
+        ours = np.concatenate([(after[k] - before[k]).ravel() for k in keys])
+        theirs = np.concatenate([(torch_after[k] - torch_before[k]).ravel() for k in keys])
+        assert np.abs(theirs).max() > 0
+        assert _fraction_same_sign(ours, theirs) >= 0.999, network
+        np.testing.assert_allclose(ours, theirs, atol=0.05 * np.abs(theirs).max(), err_msg=network)
+
+
+def test_torch_adam_matches_pytorch_adam_with_coupled_weight_decay():
+    rng = np.random.default_rng(1)
+    start = rng.normal(size=(5, 7)).astype("float32")
+    grads = [rng.normal(size=(5, 7)).astype("float32") * 10.0 ** -k for k in range(4)]
+    variable = keras.Variable(start)
+    optimizer = TorchAdam(1e-2, 0.0, 0.99, 1e-8, l2=0.1)
+    param = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    torch_optimizer = torch.optim.Adam([param], lr=1e-2, betas=(0.0, 0.99), eps=1e-8, weight_decay=0.1)
+    for grad in grads:
+        optimizer.apply_gradients([(tf.constant(grad), variable)])
+        param.grad = torch.from_numpy(grad.copy())
+        torch_optimizer.step()
+    np.testing.assert_allclose(np.asarray(variable), param.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_lambda_ds_follows_the_step_counter_so_resuming_continues_the_decay(upstream_checkpoints):
+    model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
+                        run_eagerly=True)
+    model.step.assign(4)  # as a restored checkpoint would leave it
+    logs = model.train_step({k: tf.constant(v) for k, v in make_batches(1)[0].items()})
+    assert int(model.step.numpy()) == 5
+    assert float(logs["G/lambda_ds"]) == pytest.approx(2.0 * (1 - 5 / 10))
+    assert float(lambda_ds_at(12, 2.0, 10)) == 0.0
+
+
+def _run_workers(commands, timeout=240):
+    processes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for cmd, env in commands]
+    deadline = time.time() + timeout
+    outputs = []
+    for process in processes:
+        try:
+            out, _ = process.communicate(timeout=max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            raise
+        outputs.append(out)
+        assert process.returncode == 0, out[-4000:]
+    return outputs
+
+
+def _worker_command(mode, checkpoint_dir, output, tf_config=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    return [sys.executable, str(Path(__file__).resolve()), mode, str(checkpoint_dir), str(output)], env
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _assert_same_run(result, reference):
+    assert int(result["step"]) == int(reference["step"]) == 2
+    for key in reference.files:
+        if key.startswith("log/"):
+            assert abs(result[key] - reference[key]) <= 1e-5 * abs(reference[key]), key
+        elif key != "step":
+            scale = np.abs(reference[key]).max() or 1.0
+            np.testing.assert_allclose(result[key], reference[key], rtol=1e-5, atol=1e-5 * scale, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def single_device_run(upstream_checkpoints, tmp_path_factory):
+    output = tmp_path_factory.mktemp("single") / "single.npz"
+    _run_workers([_worker_command("single", upstream_checkpoints, output)])
+    return np.load(output)
+
+
+def test_mirrored_strategy_on_two_cpus_matches_one_device(upstream_checkpoints, single_device_run, tmp_path):
+    output = tmp_path / "mirrored.npz"
+    _run_workers([_worker_command("mirrored", upstream_checkpoints, output)])
+    _assert_same_run(np.load(output), single_device_run)
+
+
+def test_two_process_multi_worker_strategy_matches_one_device(upstream_checkpoints, single_device_run, tmp_path):
+    output = tmp_path / "multi_worker.npz"
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    commands = [_worker_command("multi_worker", upstream_checkpoints, output,
+                                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
+                for i in range(2)]
+    _run_workers(commands)
+    _assert_same_run(np.load(output), single_device_run)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_one_iteration_is_finite_under_mixed_precision(precision):
+    from stargan_keras.config import Config
+    from stargan_keras.distribute import set_precision
+
+    set_precision(precision)
+    keras.utils.set_random_seed(0)
+    model = StarGANv2(Config().replace(**{**OVERRIDES, "w_hpf": 1.0, "num_domains": 2}))
+    model.compile(run_eagerly=True)
+    if precision == "mixed_float16":
+        assert all(isinstance(opt, keras.optimizers.LossScaleOptimizer) for opt in model.optimizers.values())
+    assert model.nets.generator.compute_dtype == precision.split("_")[1]
+    before = np.asarray(model.nets.generator.trainable_variables[0]).copy()
+    logs = model.train_step({k: tf.constant(v) for k, v in make_batches(1, num_domains=2)[0].items()})
+    assert set(logs) == set(LOG_KEYS)
+    assert all(np.isfinite(float(v)) for v in logs.values()), logs
+    assert not np.array_equal(np.asarray(model.nets.generator.trainable_variables[0]), before)
+
+
+def test_fit_runs_iterations_with_callbacks_and_checkpoints(upstream_checkpoints, tmp_path):
+    model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
+                        run_eagerly=True)
+    batches = make_batches(2)
+    dataset = tf.data.Dataset.from_tensor_slices({k: np.concatenate([b[k] for b in batches]) for k in batches[0]})
+    seen = []
+    callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(dict(logs)))
+    model.fit(dataset.batch(4).repeat(), epochs=1, steps_per_epoch=2, callbacks=[callback], verbose=0)
+    assert len(seen) == 2 and set(LOG_KEYS) <= set(seen[-1])
+    assert int(model.step.numpy()) == 2
+    path = model.checkpoint().save(str(tmp_path / "ckpt"))
+    restored = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
+                           run_eagerly=True)
+    restored.checkpoint().restore(path).assert_consumed()
+    assert int(restored.step.numpy()) == 2
+    for a, b in zip(restored.nets_ema.generator.weights, model.nets_ema.generator.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(restored.optimizers["discriminator"].variables, model.optimizers["discriminator"].variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
