@@ -74,8 +74,15 @@ def read_checkpoint(path: str | Path, required: tuple[str, ...]) -> dict[str, di
         raise ConversionError(f"{path} has no {', '.join(missing)} state dict (it has: "
                               f"{', '.join(map(str, contents)) or 'nothing'}). The networks G, F, E are in "
                               "*_nets_ema.ckpt and the discriminator in *_nets.ckpt.")
-    return {name: {_strip_data_parallel(key): value.detach().float().numpy() for key, value in contents[name].items()}
-            for name in required}
+    states = {}
+    for name in required:
+        states[name] = {}
+        for key, value in contents[name].items():
+            if not torch.is_tensor(value):
+                raise ConversionError(f"{path}: {name}.{key} is a {type(value).__name__}, not a tensor; this is not "
+                                      "a StarGAN v2 checkpoint.")
+            states[name][_strip_data_parallel(str(key))] = value.detach().float().numpy()
+    return states
 
 
 def _strip_data_parallel(key: str) -> str:
@@ -142,7 +149,7 @@ def describe_checkpoint(states: dict) -> dict:
         facts["encode_blocks"] = len(encode)
         if "img_size" in facts:
             facts["hpf"] = len(encode) - 2 > int(math.log2(facts["img_size"])) - 4
-    if "hpf.filter" in g:
+    if "hpf.filter" in g and g["hpf.filter"].shape == (3, 3):
         facts["hpf"] = True
         facts["w_hpf"] = float(8.0 / g["hpf.filter"][1, 1])
     if "from_rgb.weight" in g:

@@ -116,20 +116,29 @@ class StarGANServing(tf.Module):
                                               ("style_encoder", model.style_encoder))}
         self.mean_styles = tf.Variable(s_avg.astype(np.float32), trainable=False, name="mean_styles")
         self.domain_names_asset = tf.saved_model.Asset(domain_names_file)
+        self._define_networks()
         self._define_functions()
 
     # -- the computation, on model-size float images in [-1, 1] -------------------------------------------
-    def _latent_style(self, target_domain, z, psi):
-        styles = self._nets.mapping_network(z, target_domain)
-        return truncate(styles, target_domain, self.mean_styles, psi)
+    def _define_networks(self):
+        """Each network traced once, as a function the signatures call (Grappler and the TFLite converter inline it)."""
+        size, L, S = self.img_size, self.latent_dim, self.style_dim
+        images = tf.TensorSpec([None, size, size, 3], tf.float32)
+        domains, styles = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, S], tf.float32)
 
-    def _reference_style(self, reference, reference_domain):
-        return self._nets.style_encoder(reference, reference_domain)
+        def latent_style(target_domain, z, psi):
+            return truncate(self._nets.mapping_network(z, target_domain), target_domain, self.mean_styles, psi)
 
-    def _synthesize(self, x, style):
-        """G(x, s) as uint8, rounded the way `imaging.to_uint8` saves images."""
-        y = self._nets.generator(x, style)
-        return tf.cast(tf.round(tf.clip_by_value((y + 1.0) / 2.0, 0.0, 1.0) * 255.0), tf.uint8)
+        def synthesize(x, style):
+            """G(x, s) as uint8, rounded the way `imaging.to_uint8` saves images."""
+            y = self._nets.generator(x, style)
+            return tf.cast(tf.round(tf.clip_by_value((y + 1.0) / 2.0, 0.0, 1.0) * 255.0), tf.uint8)
+
+        self._latent_style = tf.function(latent_style, autograph=False, input_signature=[
+            domains, tf.TensorSpec([None, L], tf.float32), tf.TensorSpec([], tf.float32)])
+        self._reference_style = tf.function(lambda x, y: self._nets.style_encoder(x, y), autograph=False,
+                                            input_signature=[images, domains])
+        self._synthesize = tf.function(synthesize, autograph=False, input_signature=[images, styles])
 
     def _to_model_input(self, images):
         """uint8-valued [N, H, W, 3] -> float32 [N, S, S, 3] in [-1, 1]; resized only when not already S x S."""
@@ -352,6 +361,20 @@ def existing_versions(output_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in output_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
 
 
+def resolve_version(output_dir: Path, version: int | None) -> int:
+    """The version to write: the one asked for if free, else one more than the latest there (1 if none)."""
+    versions = existing_versions(output_dir)
+    following = versions[-1] + 1 if versions else 1
+    if version is None:
+        return following
+    if version < 0:
+        raise ConfigError(f"--version {version}: TF Serving versions are non-negative integers.")
+    if (output_dir / str(version)).exists():
+        raise ConfigError(f"{output_dir / str(version)} already exists: pass another --version, or omit it to use "
+                          f"{following}, or remove that directory.")
+    return version
+
+
 def export_saved_model(loaded_model: LoadedModel, output_dir, version: int | None = None,
                        mean_style_samples: int = MEAN_STYLE_SAMPLES, model_name: str | None = None,
                        progress: bool = False) -> Path:
@@ -360,14 +383,8 @@ def export_saved_model(loaded_model: LoadedModel, output_dir, version: int | Non
     version defaults to the next integer after the versions already there.
     """
     output_dir = Path(output_dir)
-    versions = existing_versions(output_dir)
-    version = version if version is not None else (versions[-1] + 1 if versions else 1)
-    if version < 0:
-        raise ConfigError(f"--version {version}: TF Serving versions are non-negative integers.")
+    version = resolve_version(output_dir, version)
     target = output_dir / str(version)
-    if target.exists():
-        raise ConfigError(f"{target} already exists: pass another --version, or omit it to use "
-                          f"{(versions[-1] + 1) if versions else 1}, or remove that directory.")
     cfg = loaded_model.config.model
     bar = _Steps(["mean styles", "trace", "save", "warmup"], progress)
     s_avg = mean_styles(loaded_model.mapping_network, cfg.num_domains, cfg.latent_dim, n=mean_style_samples)

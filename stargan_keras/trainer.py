@@ -201,8 +201,8 @@ class StarGANv2(keras.Model):
         optimizers = [self.optimizers[name] for name in names]
         variables = [getattr(self.nets, name).trainable_variables for name in names]
         scales = [_loss_scale(opt) for opt in optimizers]
-        scaled_loss = loss * scales[0] if scales[0] is not None else loss
-        grads = tape.gradient(scaled_loss, [v for vs in variables for v in vs])
+        seed = None if scales[0] is None else tf.cast(scales[0], loss.dtype)
+        grads = tape.gradient(loss, [v for vs in variables for v in vs], output_gradients=seed)
         start = 0
         for index, (optimizer, vs) in enumerate(zip(optimizers, variables)):
             pairs = [(g, v) for g, v in zip(grads[start:start + len(vs)], vs) if g is not None]

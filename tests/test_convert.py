@@ -61,12 +61,12 @@ def _drop_hpf_filter(ema_path):
     torch.save(state, ema_path)
 
 
-@pytest.mark.parametrize("img_size,num_domains,w_hpf,has_hpf_filter",
-                         [(32, 3, 0.0, False), (64, 2, 0.0, False), (32, 2, 1.0, False), (64, 3, 1.0, True)])
-def test_converted_networks_match_the_pytorch_reference(tmp_path, img_size, num_domains, w_hpf, has_hpf_filter):
+@pytest.mark.parametrize("img_size,num_domains,w_hpf,drop_hpf_filter",
+                         [(32, 3, 0.0, False), (64, 2, 0.0, False), (32, 2, 1.0, True), (64, 3, 1.0, False)])
+def test_converted_networks_match_the_pytorch_reference(tmp_path, img_size, num_domains, w_hpf, drop_hpf_filter):
     nets = _reference(img_size, num_domains, w_hpf, seed=img_size + num_domains)
     nets_path, ema_path = torch_reference.save_upstream_checkpoints(nets, tmp_path / "upstream")
-    if w_hpf > 0 and not has_hpf_filter:
+    if drop_hpf_filter:
         _drop_hpf_filter(ema_path)
     output = convert_checkpoint(ema_path, _config(img_size, num_domains, w_hpf), tmp_path / "converted",
                                 discriminator_path=nets_path, log=_quiet)

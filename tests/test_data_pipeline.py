@@ -3,6 +3,7 @@ batches that are a pure function of (seed, step), and the fixed-order evaluation
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,7 +174,7 @@ def test_dataset_resolution_errors(tmp_path, imbalanced):
     with pytest.raises(DatasetError, match="'no_such_set'.*" + str(tmp_path / "no_such_set")):
         load_dataset(Config().replace(dataset="no_such_set", data_dir=str(tmp_path)))
     config, data = imbalanced
-    relative = Config().replace(dataset="imbalanced", data_dir=str(__import__("pathlib").Path(config.data.dataset).parent))
+    relative = Config().replace(dataset="imbalanced", data_dir=str(Path(config.data.dataset).parent))
     assert load_dataset(relative).counts() == list(COUNTS.values())
     with pytest.raises(DatasetError, match="--num-domains is 2 but dataset .* has 3 domains"):
         make_train_dataset(config.replace(num_domains=2), data)

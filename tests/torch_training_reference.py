@@ -29,17 +29,17 @@ def ema_copies(nets: dict) -> dict:
     return {name: copy.deepcopy(nets[name]) for name in EMA_NAMES}
 
 
-def to_torch(batch: dict) -> dict:
-    """NHWC numpy batch -> NCHW float tensors and int64 labels."""
+def to_torch(batch: dict, dtype=torch.float32) -> dict:
+    """NHWC numpy batch -> NCHW float tensors of `dtype` and int64 labels."""
     out = {}
     for key, value in batch.items():
         value = np.asarray(value)
         if value.ndim == 4:
-            out[key] = torch.from_numpy(value.transpose(0, 3, 1, 2).copy()).float()
+            out[key] = torch.from_numpy(value.transpose(0, 3, 1, 2).copy()).to(dtype)
         elif key.startswith("y"):
             out[key] = torch.from_numpy(value.astype(np.int64))
         else:
-            out[key] = torch.from_numpy(value.copy()).float()
+            out[key] = torch.from_numpy(value.copy()).to(dtype)
     return out
 
 
@@ -78,32 +78,39 @@ def generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, z_trgs=None, 
     return loss, {"adv": loss_adv.item(), "sty": loss_sty.item(), "ds": loss_ds.item(), "cyc": loss_cyc.item()}
 
 
-def _step(loss, optims, names):
+def _step(loss, nets, optims, names, record):
     for optim in optims.values():
         optim.zero_grad()
     loss.backward()
     for name in names:
+        if record is not None:
+            decay = optims[name].param_groups[0]["weight_decay"]
+            record.append((name, {key: (p.grad + decay * p).detach().double().numpy().copy()
+                                  for key, p in nets[name].named_parameters() if p.grad is not None}))
         optims[name].step()
 
 
 def train_iteration(nets, nets_ema, optims, batch: dict, lambda_ds: float, lambda_reg=1.0, lambda_sty=1.0,
-                    lambda_cyc=1.0, ema_beta=0.999) -> dict:
-    """One iteration; returns the upstream log dict (without G/lambda_ds)."""
-    b = to_torch(batch)
+                    lambda_cyc=1.0, ema_beta=0.999, record: list | None = None) -> dict:
+    """One iteration in the networks' dtype; returns the upstream log dict (without G/lambda_ds).
+
+    With `record`, appends (network, {parameter: effective gradient incl. weight decay}) per optimizer step.
+    """
+    b = to_torch(batch, next(nets["generator"].parameters()).dtype)
     x_real, y_org, y_trg = b["x_src"], b["y_src"], b["y_trg"]
     lambdas = {"sty": lambda_sty, "cyc": lambda_cyc}
     logs = {}
     loss, terms = discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, z_trg=b["z_trg"])
-    _step(loss, optims, ["discriminator"])
+    _step(loss, nets, optims, ["discriminator"], record)
     logs.update({f"D/latent_{k}": v for k, v in terms.items()})
     loss, terms = discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, x_ref=b["x_ref"])
-    _step(loss, optims, ["discriminator"])
+    _step(loss, nets, optims, ["discriminator"], record)
     logs.update({f"D/ref_{k}": v for k, v in terms.items()})
     loss, terms = generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, z_trgs=[b["z_trg"], b["z_trg2"]])
-    _step(loss, optims, ["generator", "mapping_network", "style_encoder"])
+    _step(loss, nets, optims, ["generator", "mapping_network", "style_encoder"], record)
     logs.update({f"G/latent_{k}": v for k, v in terms.items()})
     loss, terms = generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, x_refs=[b["x_ref"], b["x_ref2"]])
-    _step(loss, optims, ["generator"])
+    _step(loss, nets, optims, ["generator"], record)
     logs.update({f"G/ref_{k}": v for k, v in terms.items()})
     with torch.no_grad():
         for name in EMA_NAMES:
@@ -112,16 +119,31 @@ def train_iteration(nets, nets_ema, optims, batch: dict, lambda_ds: float, lambd
     return logs
 
 
-def train(nets, nets_ema, optims, batches, lambda_ds0: float, ds_iter: int, **kwargs) -> list[dict]:
-    """Several iterations, with the authors' running decrement of lambda_ds (logged after it, as they do)."""
+def train(nets, nets_ema, optims, batches, lambda_ds0: float, ds_iter: int, records: list | None = None,
+          snapshots: list | None = None, **kwargs) -> list[dict]:
+    """Several iterations, with the authors' running decrement of lambda_ds (logged after it, as they do).
+
+    With `records`, appends one gradient record (see `train_iteration`) per iteration; with
+    `snapshots`, the weights (`all_weights`) before the first and after every iteration.
+    """
     lambda_ds, all_logs = lambda_ds0, []
+    if snapshots is not None:
+        snapshots.append(all_weights(nets, nets_ema))
     for batch in batches:
-        logs = train_iteration(nets, nets_ema, optims, batch, lambda_ds, **kwargs)
+        record = [] if records is not None else None
+        logs = train_iteration(nets, nets_ema, optims, batch, lambda_ds, record=record, **kwargs)
+        if records is not None:
+            records.append(record)
+        if snapshots is not None:
+            snapshots.append(all_weights(nets, nets_ema))
         lambda_ds -= lambda_ds0 / ds_iter
         logs["G/lambda_ds"] = lambda_ds
         all_logs.append(logs)
     return all_logs
 
 
-def numpy_weights(net) -> dict:
-    return {key: value.detach().numpy().copy() for key, value in net.state_dict().items()}
+def all_weights(nets, nets_ema) -> dict:
+    """{network/key: float64 array} of the trained networks and (prefixed `ema_`) the EMA ones."""
+    return {f"{prefix}{name}/{key}": value.detach().double().numpy().copy()
+            for prefix, group in (("", nets), ("ema_", nets_ema))
+            for name, net in group.items() for key, value in net.state_dict().items()}

@@ -19,10 +19,10 @@ import tensorflow as tf
 
 WEIGHTS_FILE = "domain_classifier.weights.h5"
 INFO_FILE = "domain_classifier.json"
-MAX_INPUT_SIZE = 64  # images are downscaled to this: domains are visible, training stays quick
+MAX_INPUT_SIZE = 32  # images are downscaled to this: shapes stay distinct, training takes seconds
 WIDTHS = (16, 32, 64, 128)
-STEPS = 400
-BATCH_SIZE = 64
+STEPS = 300
+BATCH_SIZE = 32
 LEARNING_RATE = 2e-3
 VERSION = 1  # bump when the architecture or training changes, to retire old caches
 
@@ -121,7 +121,7 @@ def train_classifier(config, domain_images, steps: int = STEPS, seed: int = 0,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     if progress:
         print(f"training the domain classifier on {count} train images ({steps} steps)", flush=True)
-    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=1 if progress else 0)
+    model.fit(batches, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=1 if progress else 0)
     classifier = DomainClassifier(model, info)
     info.val_accuracy = validation_accuracy(classifier, config, domain_images)
     return classifier

@@ -1,0 +1,223 @@
+"""The exported SavedModel, run through TensorFlow's session-based loader (what TF Serving executes),
+computes what the Keras EMA networks compute, rejects bad inputs by name, and carries its warmup file."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import io
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from stargan_keras.checkpoint import load, save_networks
+from stargan_keras.config import load_config
+from stargan_keras.export import SIGNATURES, WARMUP_FILE, existing_versions, export_saved_model, resolve_version
+from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras.inference import mean_styles
+from stargan_keras.networks import build_networks
+
+MEAN_SAMPLES = 64
+DOMAINS = ["cat", "dog", "wild"]
+
+
+def tiny_config():
+    return load_config("afhq").replace(img_size=32, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(Keras model, export path, a session-loaded export as (session, signature defs))."""
+    keras.utils.set_random_seed(1234)
+    cfg = tiny_config()
+    model_dir = save_networks(tmp_path_factory.mktemp("model") / "tiny", cfg,
+                              build_networks(cfg.model, with_discriminator=False))
+    model = load(model_dir)
+    path = export_saved_model(model, tmp_path_factory.mktemp("models") / "stargan",
+                              mean_style_samples=MEAN_SAMPLES)
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+    yield model, path, (session, meta_graph.signature_def)
+    session.close()
+
+
+def run(loaded, signature, **inputs):
+    session, signatures = loaded
+    sig = signatures[signature]
+    return session.run({k: v.name for k, v in sig.outputs.items()},
+                       {sig.inputs[k].name: v for k, v in inputs.items()})
+
+
+def smooth_images(n, size, seed=0):
+    """Gradients with random tilts: natural-ish images whose translations vary across the frame."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    images = []
+    for _ in range(n):
+        a = rng.uniform(-1, 1, (3, 3))
+        channels = [np.clip(0.5 + 0.5 * (a[c, 0] * xx + a[c, 1] * yy + a[c, 2] * xx * yy), 0, 1) for c in range(3)]
+        images.append(np.round(np.stack(channels, -1) * 255).astype(np.uint8))
+    return np.stack(images)
+
+
+def assert_images_match(actual, expected):
+    """uint8 outputs within 1 level for >= 99.9% of values (float32 rounding may differ at .5 boundaries)."""
+    assert actual.shape == expected.shape and actual.dtype == np.uint8
+    diff = np.abs(actual.astype(int) - expected.astype(int))
+    assert np.mean(diff <= 1) >= 0.999, f"max diff {diff.max()}, {np.mean(diff > 1):.4%} off by more than 1"
+    assert expected.std() > 10, "the reference output is near-constant: the comparison would prove little"
+
+
+def keras_translate(model, images, styles):
+    return to_uint8(model.generator(from_uint8(images), styles).numpy())
+
+
+def keras_latent_styles(model, y, z, psi):
+    styles = model.mapping_network(z, y).numpy()
+    if psi == 1.0:
+        return styles
+    s_avg = mean_styles(model.mapping_network, model.config.model.num_domains, model.config.model.latent_dim,
+                        n=MEAN_SAMPLES)[y]
+    return s_avg + psi * (styles - s_avg)
+
+
+@pytest.mark.parametrize("psi", [1.0, 0.5])
+def test_latent_guided_matches_keras(exported, psi):
+    model, _, loaded = exported
+    images = smooth_images(3, 32)
+    y = np.array([0, 2, 1], np.int32)
+    z = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
+    expected = keras_translate(model, images, keras_latent_styles(model, y, z, psi))
+    for signature in ("latent_guided", "serving_default"):
+        out = run(loaded, signature, image=images, target_domain=y, z=z, psi=np.float32(psi))
+        assert_images_match(out["image"], expected)
+    style = run(loaded, "style_from_latent", target_domain=y, z=z, psi=np.float32(psi))["style"]
+    np.testing.assert_allclose(style, keras_latent_styles(model, y, z, psi), rtol=1e-4, atol=1e-5)
+
+
+def test_reference_guided_matches_keras(exported):
+    model, _, loaded = exported
+    images, references = smooth_images(2, 32, seed=1), smooth_images(2, 32, seed=2)
+    y = np.array([1, 2], np.int32)
+    styles = model.style_encoder(from_uint8(references), y).numpy()
+    out = run(loaded, "reference_guided", image=images, reference=references, reference_domain=y)
+    assert_images_match(out["image"], keras_translate(model, images, styles))
+    style = run(loaded, "style_from_reference", reference=references, reference_domain=y)["style"]
+    np.testing.assert_allclose(style, styles, rtol=1e-4, atol=1e-5)
+    synthesized = run(loaded, "synthesize", image=images, style=styles)["image"]
+    assert_images_match(synthesized, keras_translate(model, images, styles))
+
+
+def test_inputs_of_any_size_are_resized_with_antialiasing(exported):
+    model, _, loaded = exported
+    images = smooth_images(1, 80, seed=3)[:, :, 8:72]  # 80 x 64, not square
+    y, z = np.array([1], np.int32), np.random.default_rng(2).standard_normal((1, 16)).astype(np.float32)
+    resized = tf.image.resize(images.astype(np.float32), [32, 32], antialias=True).numpy()
+    expected = to_uint8(model.generator(resized / 127.5 - 1.0, model.mapping_network(z, y)).numpy())
+    out = run(loaded, "latent_guided", image=images, target_domain=y, z=z, psi=np.float32(1.0))["image"]
+    assert_images_match(out, expected)
+
+
+def png(image):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_bytes_signatures_decode_translate_and_encode_png(exported):
+    model, _, loaded = exported
+    images, references = smooth_images(2, 32, seed=4), smooth_images(2, 32, seed=5)
+    y = np.array([2, 0], np.int32)
+    z = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
+    encoded = np.array([png(im) for im in images], dtype=object)
+    out = run(loaded, "latent_guided_bytes", image_bytes=encoded, target_domain=y, z=z, psi=np.float32(1.0))
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(b))) for b in out["image_bytes"]])
+    assert_images_match(decoded, keras_translate(model, images, model.mapping_network(z, y)))
+    out = run(loaded, "reference_guided_bytes", image_bytes=encoded,
+              reference_bytes=np.array([png(im) for im in references], dtype=object), reference_domain=y)
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(b))) for b in out["image_bytes"]])
+    styles = model.style_encoder(from_uint8(references), y)
+    assert_images_match(decoded, keras_translate(model, images, styles))
+
+
+def test_metadata_names_domains_and_sizes(exported, tmp_path):
+    _, path, loaded = exported
+    out = run(loaded, "metadata", domain=np.array([b"wild", b"cat"], dtype=object))
+    assert [n.decode() for n in out["domain_names"]] == DOMAINS
+    assert out["domain_index"].tolist() == [2, 0]
+    assert (int(out["img_size"]), int(out["num_domains"]), int(out["latent_dim"]), int(out["style_dim"])) == \
+        (32, 3, 16, 64)
+    assert (path / "assets" / "domain_names.txt").read_text().split() == DOMAINS
+
+
+def error_message(loaded, signature, **inputs):
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        run(loaded, signature, **inputs)
+    return info.value.message
+
+
+def test_bad_inputs_fail_with_messages_naming_them(exported):
+    _, _, loaded = exported
+    image = smooth_images(1, 32)
+    ok = {"image": image, "target_domain": np.array([0], np.int32),
+          "z": np.zeros((1, 16), np.float32), "psi": np.float32(1.0)}
+    cases = [
+        ("latent_guided", {"target_domain": np.array([3], np.int32)}, "target_domain must hold domain indices in [0, 3)"),
+        ("latent_guided", {"target_domain": np.array([-1], np.int32)}, "target_domain must hold domain indices"),
+        ("latent_guided", {"target_domain": np.array([0, 1], np.int32)}, "target_domain must be int32 [N]"),
+        ("latent_guided", {"image": np.zeros((1, 32, 32, 4), np.uint8)}, "image must be uint8 [N, H, W, 3]"),
+        ("latent_guided", {"image": np.zeros((32, 32, 3), np.uint8)}, "image must be uint8 [N, H, W, 3]"),
+        ("latent_guided", {"image": np.zeros((1, 0, 32, 3), np.uint8)}, "image must be uint8 [N, H, W, 3]"),
+        ("latent_guided", {"z": np.zeros((1, 15), np.float32)}, "z must be float32 [N, 16]"),
+        ("latent_guided", {"psi": np.ones((1,), np.float32)}, "psi must be a float32 scalar"),
+    ]
+    for signature, change, expected in cases:
+        assert expected in error_message(loaded, signature, **{**ok, **change})
+    message = error_message(loaded, "reference_guided", image=image, reference=np.zeros((2, 32, 32, 3), np.uint8),
+                            reference_domain=np.array([0], np.int32))
+    assert "reference must be uint8 [N, H, W, 3]" in message
+    message = error_message(loaded, "synthesize", image=image, style=np.zeros((1, 8), np.float32))
+    assert "style must be float32 [N, 64]" in message
+    message = error_message(loaded, "latent_guided_bytes", image_bytes=np.array([b"not an image"], dtype=object),
+                            target_domain=np.array([0], np.int32), z=np.zeros((1, 16), np.float32),
+                            psi=np.float32(1.0))
+    assert "image_bytes" in message and "not JPEG, PNG" in message
+    assert "horse" in error_message(loaded, "metadata", domain=np.array([b"horse"], dtype=object))
+    out = run(loaded, "latent_guided", **ok)  # the session still works after the errors
+    assert out["image"].shape == (1, 32, 32, 3)
+
+
+def test_warmup_file_holds_one_predict_request_per_signature(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, path, loaded = exported
+    logs = []
+    for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog()
+        log.ParseFromString(record.numpy())
+        logs.append(log)
+    names = [log.predict_log.request.model_spec.signature_name for log in logs]
+    assert sorted(names) == sorted(SIGNATURES + ("serving_default",))
+    for log in logs:  # each replays without error, as TF Serving does when it loads the model
+        request = log.predict_log.request
+        run(loaded, request.model_spec.signature_name,
+            **{k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+
+
+def test_versions_count_up_and_the_export_is_staged_atomically(exported, tmp_path):
+    _, path, _ = exported
+    assert path.name == "1" and [p.name for p in path.parent.iterdir()] == ["1"]  # no staging directory left
+    base = tmp_path / "stargan"
+    assert resolve_version(base, None) == 1
+    (base / "7").mkdir(parents=True)
+    (base / "notes").mkdir()
+    (base / ".9.tmp-abc").mkdir()
+    assert existing_versions(base) == [7] and resolve_version(base, None) == 8
+    assert resolve_version(base, 3) == 3
+    with pytest.raises(ValueError, match="already exists"):
+        resolve_version(base, 7)
