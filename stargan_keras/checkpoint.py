@@ -49,6 +49,7 @@ def save_networks(directory: str | Path, config: Config, networks: Networks) -> 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a serving container's user
     try:
         config.save(staging / CONFIG_FILE)
         for name, network in networks.items():

@@ -30,6 +30,8 @@ from PIL import Image
 from .imaging import open_rgb, save_image
 
 GRPC_PORT, REST_PORT = 8500, 8501
+SINGLE_OUTPUTS = {"style_from_latent": "style", "style_from_reference": "style",
+                  "latent_guided_bytes": "image_bytes", "reference_guided_bytes": "image_bytes"}  # others: "image"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
@@ -162,8 +164,8 @@ class StarGANClient:
             reason = getattr(err, "reason", err)
             code = "DEADLINE_EXCEEDED" if isinstance(reason, socket.timeout) else "UNAVAILABLE"
             raise _Retryable(str(reason), code) from None
-        if not isinstance(outputs, dict):  # TF Serving unwraps a single output
-            outputs = {"image_bytes": outputs}
+        if not isinstance(outputs, dict):  # TF Serving unwraps a signature's only output
+            outputs = {SINGLE_OUTPUTS.get(signature, "image"): outputs}
         return {key: _from_json(value) for key, value in outputs.items()}
 
     def close(self):

@@ -181,11 +181,12 @@ class TaskScores:
 
 
 class Translator:
-    """The model's style and translation calls, compiled once per input shape."""
+    """A loaded model's style and translation calls as tf.functions: no per-call eager overhead."""
 
     def __init__(self, model):
         import tensorflow as tf
 
+        self.model, self.config = model, model.config
         self.latent_dim = model.config.model.latent_dim
         self.generate = tf.function(lambda x, s: model.generator(x, s), reduce_retracing=True)
         self.map = tf.function(lambda z, y: model.mapping_network(z, y), reduce_retracing=True)

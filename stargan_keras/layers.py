@@ -32,6 +32,11 @@ def dense(units: int, name=None, dtype=None):
     return layers.Dense(units, kernel_initializer=he_normal(), bias_initializer="zeros", name=name, dtype=dtype)
 
 
+def _channels(num: int) -> tuple:
+    """An NHWC shape known only by its channel count: all that a conv or norm needs to build."""
+    return (None, None, None, num)
+
+
 def leaky_relu():
     return layers.LeakyReLU(negative_slope=LEAKY_SLOPE)
 
@@ -86,6 +91,17 @@ class ResBlk(layers.Layer):
         self.pool = layers.AveragePooling2D(2) if downsample else None
         self.activation = leaky_relu()
 
+    def build(self, input_shape):
+        """Create the weights from channel counts alone (faster than Keras tracing the call)."""
+        in_shape, out_shape = _channels(self.dim_in), _channels(self.dim_in)
+        self.conv1.build(in_shape)
+        self.conv2.build(out_shape)
+        if self.normalize:
+            self.norm1.build(in_shape)
+            self.norm2.build(out_shape)
+        if self.learned_sc:
+            self.conv1x1.build(in_shape)
+
     def shortcut(self, x):
         if self.learned_sc:
             x = self.conv1x1(x)
@@ -123,6 +139,10 @@ class AdaIN(layers.Layer):
         self.norm = InstanceNormalization(affine=False, name="norm")
         self.fc = dense(num_features * 2, name="fc")
 
+    def build(self, x_shape, s_shape):
+        self.norm.build(x_shape)
+        self.fc.build(s_shape)
+
     def call(self, x, s):
         h = self.fc(s)
         gamma, beta = ops.split(h[:, None, None, :], 2, axis=-1)
@@ -154,9 +174,13 @@ class AdainResBlk(layers.Layer):
         self.up = layers.UpSampling2D(2, interpolation="nearest") if upsample else None
         self.activation = leaky_relu()
 
-    def build(self, x_shape, s_shape=None):
-        if self.conv1x1 is not None:
-            self.conv1x1.build(x_shape)
+    def build(self, x_shape, s_shape):
+        self.norm1.build(_channels(self.dim_in), s_shape)
+        self.norm2.build(_channels(self.dim_out), s_shape)
+        self.conv1.build(_channels(self.dim_in))
+        self.conv2.build(_channels(self.dim_out))
+        if self.learned_sc:
+            self.conv1x1.build(_channels(self.dim_in))
 
     def shortcut(self, x):
         if self.upsample:

@@ -31,7 +31,7 @@ PSIS = (0.5, 0.7, 1.0)
 VIDEO_FPS = 12.5  # the authors' 25 fps raw video played at half speed (setpts=2*PTS)
 TAIL_FRAMES = 10  # the last frame is held this long at the end of a video
 SLIDE_MARGIN = 32  # blank columns between the sliding references and the sources (at 256 px)
-BATCH_SIZE = 16
+BATCH_PIXELS = 16 * 256 * 256  # images per generator call: 16 at 256 px, 1024 at 32 px
 VIDEO_FORMATS = ("auto", "mp4", "gif")
 COMMAND = "python -m stargan_keras.sample"
 
@@ -90,44 +90,42 @@ def interpolation_alphas(start: float = -5.0, stop: float = 5.0, step: float = 0
     return np.concatenate([[0.0], ramp, np.ones(tail)]).astype(np.float32)
 
 
-def generate(model, x, s, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """G(x, s) in chunks, as uint8: the grids and videos keep thousands of these."""
+def as_translator(model):
+    """A Translator (compiled G, F, E) for a loaded model; Translators pass through."""
+    from stargan_keras.evaluate import Translator
+
+    return model if isinstance(model, Translator) else Translator(model)
+
+
+def generate(translator, x, s) -> np.ndarray:
+    """G(x, s) as uint8, in chunks of about BATCH_PIXELS pixels: grids and videos need thousands of these."""
     from stargan_keras.imaging import to_uint8
 
-    chunks = [to_uint8(model.generator(x[i:i + batch_size], s[i:i + batch_size]))
+    batch_size = max(1, BATCH_PIXELS // (x.shape[1] * x.shape[2]))
+    chunks = [to_uint8(translator.generate(x[i:i + batch_size], s[i:i + batch_size]))
               for i in range(0, len(x), batch_size)]
     return np.concatenate(chunks)
 
 
-def _progress(label: str, total: int, enabled: bool):
-    import keras
-
-    if not enabled:
-        return None
-    print(label, flush=True)
-    return keras.utils.Progbar(total)
-
-
-def _tick(bar, value: int) -> None:
-    if bar is not None:
-        bar.update(value)
+def generate_table(translator, x_src, styles) -> np.ndarray:
+    """[len(styles), len(x_src), H, W, 3] uint8: every source translated with every style."""
+    x = np.tile(np.asarray(x_src), (len(styles), 1, 1, 1))
+    s = np.repeat(np.asarray(styles), len(x_src), axis=0)
+    return generate(translator, x, s).reshape(len(styles), len(x_src), *x.shape[1:])
 
 
 def _blank(img_size: int) -> np.ndarray:
     return np.full((img_size, img_size, 3), 255, np.uint8)
 
 
-def reference_grid(model, x_src, x_ref, y_ref, progress: bool = False) -> np.ndarray:
+def reference_grid(model, x_src, x_ref, y_ref) -> np.ndarray:
     """First row: a blank cell, then the references; then each source followed by its translations."""
     from stargan_keras.imaging import make_grid, to_uint8
 
-    s_ref = model.style_encoder(x_ref, y_ref)
+    translator = as_translator(model)
+    table = generate_table(translator, x_src, translator.encode(x_ref, y_ref))  # [refs, sources]
     rows = [[_blank(x_src.shape[1])] + list(to_uint8(x_ref))]
-    bar = _progress("reference-guided grid", len(x_src), progress)
-    for i, source in enumerate(x_src):
-        outputs = generate(model, np.repeat(source[None], len(x_ref), axis=0), s_ref)
-        rows.append([to_uint8(source)] + list(outputs))
-        _tick(bar, i + 1)
+    rows += [[to_uint8(source)] + list(table[:, i]) for i, source in enumerate(x_src)]
     return make_grid(rows)
 
 
@@ -137,35 +135,28 @@ def domain_latent_styles(model, z, psi: float, s_avg) -> np.ndarray:
 
     from stargan_keras.inference import latent_styles
 
-    styles = []
-    for domain in range(model.config.model.num_domains):
-        y = tf.fill([len(z)], domain)
-        styles.append(np.asarray(latent_styles(model.mapping_network, z, y, psi=psi, s_avg=s_avg)))
+    translator = as_translator(model)
+    styles = [np.asarray(latent_styles(translator.map, z, tf.fill([len(z)], domain), psi=psi, s_avg=s_avg))
+              for domain in range(translator.config.model.num_domains)]
     return np.stack(styles)
 
 
-def latent_grid(model, x_src, styles, progress: bool = False, label: str = "latent-guided grid") -> np.ndarray:
+def latent_grid(model, x_src, styles) -> np.ndarray:
     """First row the sources, then one row per (domain, latent code) of `styles` [D, K, style_dim]."""
     from stargan_keras.imaging import make_grid, to_uint8
 
-    rows = [list(to_uint8(x_src))]
-    flat = styles.reshape(-1, styles.shape[-1])
-    bar = _progress(label, len(flat), progress)
-    for i, style in enumerate(flat):
-        rows.append(list(generate(model, x_src, np.repeat(style[None], len(x_src), axis=0))))
-        _tick(bar, i + 1)
-    return make_grid(rows)
+    table = generate_table(as_translator(model), x_src, styles.reshape(-1, styles.shape[-1]))
+    return make_grid([list(to_uint8(x_src))] + [list(row) for row in table])
 
 
 def pair_references(y_src, y_ref) -> np.ndarray:
     """For each source, a reference of another domain when there is one, taking the references in turn."""
     y_src, y_ref = np.asarray(y_src), np.asarray(y_ref)
-    picks, used = [], 0
-    for label in y_src:
+    picks = []
+    for turn, label in enumerate(y_src):
         others = np.flatnonzero(y_ref != label)
         candidates = others if len(others) else np.arange(len(y_ref))
-        picks.append(candidates[used % len(candidates)])
-        used += 1
+        picks.append(candidates[turn % len(candidates)])
     return np.array(picks)
 
 
@@ -173,9 +164,9 @@ def cycle_grid(model, x_src, y_src, x_ref, y_ref) -> np.ndarray:
     """Rows: sources, their references, translations G(x, E(ref)), reconstructions G(translation, E(x))."""
     from stargan_keras.imaging import from_uint8, make_grid, to_uint8
 
-    translated = generate(model, x_src, np.asarray(model.style_encoder(x_ref, y_ref)))
-    s_src = np.asarray(model.style_encoder(x_src, y_src))
-    reconstructed = generate(model, from_uint8(translated), s_src)
+    translator = as_translator(model)
+    translated = generate(translator, x_src, translator.encode(x_ref, y_ref))
+    reconstructed = generate(translator, from_uint8(translated), translator.encode(x_src, y_src))
     return make_grid([list(to_uint8(x_src)), list(to_uint8(x_ref)), list(translated), list(reconstructed)])
 
 
@@ -184,17 +175,15 @@ def _row(images: np.ndarray) -> np.ndarray:
     return np.concatenate(list(images), axis=1)
 
 
-def _interpolation_panels(model, x_src, s_prev, s_next, alphas) -> list[np.ndarray]:
+def _interpolation_panels(translator, x_src, s_prev, s_next, alphas) -> list[np.ndarray]:
     """Per alpha: the sources above their translations by lerp(s_prev, s_next, alpha), [2H, N*W, 3]."""
     from stargan_keras.imaging import to_uint8
 
-    sources = _row(to_uint8(x_src))
     unique, inverse = np.unique(alphas, return_inverse=True)  # the held ones are generated once
-    panels = []
-    for alpha in unique:
-        style = (1.0 - alpha) * s_prev + alpha * s_next
-        outputs = generate(model, x_src, np.repeat(style[None], len(x_src), axis=0))
-        panels.append(np.concatenate([sources, _row(outputs)], axis=0))
+    styles = (1.0 - unique[:, None]) * s_prev[None] + unique[:, None] * s_next[None]
+    table = generate_table(translator, x_src, styles.astype(np.float32))
+    sources = _row(to_uint8(x_src))
+    panels = [np.concatenate([sources, _row(outputs)], axis=0) for outputs in table]
     return [panels[i] for i in inverse]
 
 
@@ -209,12 +198,22 @@ def _slide(previous: np.ndarray, following: np.ndarray, alpha: float, margin: in
     return column
 
 
+def _progress(label: str, total: int, enabled: bool):
+    import keras
+
+    if not enabled:
+        return None
+    print(label, flush=True)
+    return keras.utils.Progbar(total)
+
+
 def reference_video_frames(model, x_src, x_ref, y_ref, progress: bool = False) -> Iterator[np.ndarray]:
     """Frames moving the style from each reference to the next one of the same domain."""
     from stargan_keras.imaging import to_uint8
 
+    translator = as_translator(model)
     alphas = interpolation_alphas()
-    styles = np.asarray(model.style_encoder(x_ref, y_ref))
+    styles = np.asarray(translator.encode(x_ref, y_ref))
     refs = to_uint8(x_ref)
     margin = SLIDE_MARGIN * x_src.shape[1] // 256
     steps = [i for i in range(1, len(x_ref)) if y_ref[i] == y_ref[i - 1]]
@@ -223,25 +222,28 @@ def reference_video_frames(model, x_src, x_ref, y_ref, progress: bool = False) -
     bar = _progress("reference interpolation video", len(steps), progress)
     frame = None
     for count, i in enumerate(steps, start=1):
-        panels = _interpolation_panels(model, x_src, styles[i - 1], styles[i], alphas)
+        panels = _interpolation_panels(translator, x_src, styles[i - 1], styles[i], alphas)
         for alpha, panel in zip(alphas, panels):
             frame = np.concatenate([_slide(refs[i - 1], refs[i], alpha, margin), panel], axis=1)
             yield frame
-        _tick(bar, count)
+        if bar is not None:
+            bar.update(count)
     for _ in range(TAIL_FRAMES):
         yield frame
 
 
 def latent_video_frames(model, x_src, styles, progress: bool = False) -> Iterator[np.ndarray]:
     """Frames moving the style from each latent code to the next, domain by domain; `styles` [D, K, style_dim]."""
+    translator = as_translator(model)
     alphas = interpolation_alphas()
     steps = [(d, k) for d in range(styles.shape[0]) for k in range(1, styles.shape[1])]
     bar = _progress("latent interpolation video", len(steps), progress)
     panel = None
     for count, (d, k) in enumerate(steps, start=1):
-        for panel in _interpolation_panels(model, x_src, styles[d, k - 1], styles[d, k], alphas):
+        for panel in _interpolation_panels(translator, x_src, styles[d, k - 1], styles[d, k], alphas):
             yield panel
-        _tick(bar, count)
+        if bar is not None:
+            bar.update(count)
     for _ in range(TAIL_FRAMES):
         yield panel
 
@@ -317,28 +319,33 @@ def sample(model, src_dir, ref_dir, out_dir, *, seed: int = 0, num_latent: int =
         raise SampleError(f"--video-sources {video_sources}: must be at least 1.")
     if video_format not in VIDEO_FORMATS:
         raise SampleError(f"--video-format {video_format!r}: choose one of {', '.join(VIDEO_FORMATS)}.")
-    cfg = model.config.model
+    translator = as_translator(model)
+    cfg = translator.config.model
     names = cfg.resolved_domain_names
     src = load_domain_folder(src_dir, names, cfg.img_size, "--src")
     ref = load_domain_folder(ref_dir, names, cfg.img_size, "--ref")
     out_dir = Path(out_dir)
+    bar = _progress(f"figures: {len(src.paths)} sources, {len(ref.paths)} references", 2 + len(PSIS), progress)
     written = {"reference": save_image(out_dir / "reference.jpg",
-                                       reference_grid(model, src.images, ref.images, ref.labels, progress))}
+                                       reference_grid(translator, src.images, ref.images, ref.labels))}
     z = tf.constant(np.random.default_rng(seed).standard_normal((num_latent, cfg.latent_dim)), tf.float32)
-    s_avg = tf.constant(mean_styles(model.mapping_network, cfg.num_domains, cfg.latent_dim, seed=seed))
-    styles = {psi: domain_latent_styles(model, z, psi, s_avg) for psi in PSIS}
-    for psi in PSIS:
-        grid = latent_grid(model, src.images, styles[psi], progress, f"latent-guided grid, psi {psi}")
-        written[f"latent_psi_{psi}"] = save_image(out_dir / f"latent_psi_{psi}.jpg", grid)
+    s_avg = tf.constant(mean_styles(translator.map, cfg.num_domains, cfg.latent_dim, seed=seed))
+    styles = {psi: domain_latent_styles(translator, z, psi, s_avg) for psi in PSIS}
+    for done, psi in enumerate(PSIS, start=1):
+        if bar is not None:
+            bar.update(done)
+        written[f"latent_psi_{psi}"] = save_image(out_dir / f"latent_psi_{psi}.jpg",
+                                                  latent_grid(translator, src.images, styles[psi]))
     picks = pair_references(src.labels, ref.labels)
-    written["cycle"] = save_image(out_dir / "cycle.jpg", cycle_grid(model, src.images, src.labels,
+    written["cycle"] = save_image(out_dir / "cycle.jpg", cycle_grid(translator, src.images, src.labels,
                                                                    ref.images[picks], ref.labels[picks]))
-    chosen = spread_sources(src.labels, video_sources)
-    x_video = src.images[chosen]
+    if bar is not None:
+        bar.update(2 + len(PSIS))
+    x_video = src.images[spread_sources(src.labels, video_sources)]
     written["video_ref"] = write_video(out_dir / "video_ref", reference_video_frames(
-        model, x_video, ref.images, ref.labels, progress), video_format=video_format)
+        translator, x_video, ref.images, ref.labels, progress), video_format=video_format)
     written["video_latent"] = write_video(out_dir / "video_latent", latent_video_frames(
-        model, x_video, styles[1.0], progress), video_format=video_format)
+        translator, x_video, styles[1.0], progress), video_format=video_format)
     return written
 
 

@@ -57,21 +57,32 @@ def _load_export(saved_model_dir):
 
 def convert(saved_model_dir, output, quantize: str = "none") -> Path:
     """Write the TFLite file (atomically) from an export's tflite_* functions; quantize: none|float16|dynamic."""
-    if quantize not in QUANTIZATIONS:
-        raise TFLiteError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZATIONS)}.")
+    return convert_many(saved_model_dir, {quantize: output})[quantize]
+
+
+def convert_many(saved_model_dir, outputs: dict) -> dict:
+    """{quantize: output path} -> {quantize: written path}, staging the SavedModel once for all of them."""
+    for quantize in outputs:
+        if quantize not in QUANTIZATIONS:
+            raise TFLiteError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZATIONS)}.")
     loaded = _load_export(saved_model_dir)
     functions = {name: getattr(loaded, TFLITE_PREFIX + name).get_concrete_function() for name in TENSOR_SIGNATURES}
+    written = {}
     with tempfile.TemporaryDirectory(prefix="stargan-tflite-") as staging:
         # The converter names signatures after SignatureDefs, so the functions become signatures of a staging copy.
         tf.saved_model.save(loaded, staging, signatures=functions)
-        converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=list(TENSOR_SIGNATURES))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # without a dataset: dynamic-range int8 weights
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        data = converter.convert()
-    output = Path(output)
+        for quantize, output in outputs.items():
+            converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=list(TENSOR_SIGNATURES))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if quantize != "none":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]  # without a dataset: dynamic-range int8 weights
+            if quantize == "float16":
+                converter.target_spec.supported_types = [tf.float16]
+            written[quantize] = _write_atomically(Path(output), converter.convert())
+    return written
+
+
+def _write_atomically(output: Path, data: bytes) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     partial.write_bytes(data)

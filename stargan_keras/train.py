@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,92 +159,100 @@ def parse_profile_steps(text: str) -> tuple[int, int] | None:
 
 
 def load_data(config: Config):
-    """The dataset and the fixed sample batch; data errors become ConfigErrors (no traceback)."""
-    from stargan_keras.data.pipeline import fixed_val_batch, load_dataset
+    """The dataset; data errors become ConfigErrors, printed without a traceback."""
+    from stargan_keras.data.pipeline import load_dataset
 
     try:
-        domain_images = load_dataset(config)
+        return load_dataset(config)
     except ConfigError:
         raise
     except (ValueError, OSError) as err:
         raise ConfigError(f"--dataset {config.data.dataset}: {err}") from None
-    return domain_images, fixed_val_batch
 
 
-def train(config: Config, explicit: dict, argv: list[str]) -> tuple[Outcome, object]:
-    from stargan_keras.data.pipeline import make_train_dataset
-    from stargan_keras.distribute import make_strategy, set_precision
+def build_model(config: Config, strategy, checkpoint_dir: Path, latest: str | None):
+    """StarGANv2 in the strategy's scope, its checkpoint manager, and the latest checkpoint restored."""
+    from stargan_keras.distribute import set_precision
     from stargan_keras.trainer import StarGANv2
 
-    parse_profile_steps(config.train.profile_steps)
-    run = RunDir(Path(config.run_dir))
-    # Fail before a long dataset scan when the sizes already differ; domains are known after it.
-    check_resumable(run, config, ignore=("num_domains", "domain_names"), quiet=True)
-    domain_images, fixed_val_batch = load_data(config)
-    config = adopt_dataset_domains(config, domain_images, explicit).validate()
-    check_resumable(run, config)
-    latest = tf.train.latest_checkpoint(str(run.checkpoints))
-    run.root.mkdir(parents=True, exist_ok=True)
-    config.save(run.config)
-
-    strategy = make_strategy(config.train.strategy)
     set_precision(config.train.precision)
     keras.utils.set_random_seed(config.train.seed)  # the same initial weights in every process
     with strategy.scope():
         model = StarGANv2(config)
         model.compile()
     checkpoint = model.checkpoint()
-    manager = tf.train.CheckpointManager(checkpoint, str(run.checkpoints), max_to_keep=config.train.keep_checkpoints)
+    manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=config.train.keep_checkpoints)
     if latest:
         try:
             checkpoint.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as err:
             raise ConfigError(f"checkpoint {latest} does not fit the requested model ({type(err).__name__}: "
                               f"{str(err)[:300]}). Pass --run-dir NEW_DIR to start a new run.") from None
-    start = int(model.step.numpy())
-    total = config.train.total_iters
-    val_batch = fixed_val_batch(config, domain_images, _sample_columns(domain_images.num_domains))
+    return model, manager
 
+
+def make_callbacks(config: Config, run: RunDir, model, manager, val_batch, start: int, chief: bool) -> list:
+    """The callbacks in the order they must run: a non-finite step is caught before the saver sees it."""
+    train_config = config.train
+    callbacks = [cb.StopOnSignal(), cb.StopOnNonFiniteLoss(), cb.PeriodicCheckpoint(manager, train_config.save_every)]
+    if chief:
+        writer = tf.summary.create_file_writer(str(run.logs))
+        callbacks += [
+            cb.TensorBoardScalars(writer, train_config.log_every, model.optimizers),
+            cb.SampleGrids(model.nets_ema, val_batch, train_config.sample_every, run.samples, writer,
+                           config.model.num_domains, config.model.latent_dim, seed=train_config.seed),
+        ]
+        profile = parse_profile_steps(train_config.profile_steps)
+        if profile:
+            callbacks.append(cb.ProfileWindow(run.logs, *profile))
+    callbacks.append(cb.ProgressBar(start, train_config.total_iters))
+    return callbacks
+
+
+def train(config: Config, explicit: dict) -> tuple[Outcome, object]:
+    """Prepare the run directory, build or restore the model, and fit up to --total-iters."""
+    from stargan_keras.data.pipeline import fixed_val_batch, make_train_dataset
+    from stargan_keras.distribute import make_strategy
+
+    parse_profile_steps(config.train.profile_steps)
+    run = RunDir(Path(config.run_dir))
+    # Fail before a long dataset scan when the sizes already differ; the domains are known after it.
+    check_resumable(run, config, ignore=("num_domains", "domain_names"), quiet=True)
+    strategy = make_strategy(config.train.strategy)
+    domain_images = load_data(config)
+    config = adopt_dataset_domains(config, domain_images, explicit).validate()
+    check_resumable(run, config)
+    latest = tf.train.latest_checkpoint(str(run.checkpoints))
+    # Under multi-worker training only the chief writes the run directory; the others
+    # must still take part in every save, into a scratch directory.
+    chief = strategy.extended.should_checkpoint
+    if chief:
+        run.root.mkdir(parents=True, exist_ok=True)
+        config.save(run.config)
+    checkpoint_dir = run.checkpoints if chief else Path(tempfile.mkdtemp(prefix="stargan_keras_worker_"))
+    model, manager = build_model(config, strategy, checkpoint_dir, latest)
+    start, total = int(model.step.numpy()), config.train.total_iters
     print_start(config, run, domain_images, strategy, start, latest)
     if start >= total:
         print(f"{run.root} is already at step {start} of --total-iters {total}; raise --total-iters to train on.")
         return Outcome(start, start, 0.0, latest), domain_images
 
-    writer = tf.summary.create_file_writer(str(run.logs))
-    stop_on_signal = cb.StopOnSignal()
-    saver = cb.PeriodicCheckpoint(manager, config.train.save_every)
-    callbacks = [
-        stop_on_signal,
-        cb.StopOnNonFiniteLoss(),  # before the saver: a non-finite step is never saved
-        saver,
-        cb.TensorBoardScalars(writer, config.train.log_every, model.optimizers),
-        cb.SampleGrids(model.nets_ema, val_batch, config.train.sample_every, run.samples, writer,
-                       config.model.num_domains, config.model.latent_dim, seed=config.train.seed),
-        cb.ProgressBar(start, total),
-    ]
-    profile = parse_profile_steps(config.train.profile_steps)
-    if profile:
-        callbacks.append(cb.ProfileWindow(run.logs, *profile))
-
+    val_batch = fixed_val_batch(config, domain_images, _sample_columns(domain_images.num_domains))
+    callbacks = make_callbacks(config, run, model, manager, val_batch, start, chief)
     began = time.perf_counter()
-    dataset = make_train_dataset(config, domain_images, start_step=start)
     try:
-        model.fit(dataset, epochs=1, steps_per_epoch=total - start, callbacks=callbacks, verbose=0,
-                  shuffle=False)
+        model.fit(make_train_dataset(config, domain_images, start_step=start), epochs=1,
+                  steps_per_epoch=total - start, callbacks=callbacks, verbose=0, shuffle=False)
     except cb.NonFiniteLossError as err:
         last_good = manager.latest_checkpoint
-        where = (f"the last good checkpoint, {last_good}, is kept; re-running the command resumes from it"
-                 if last_good else "no checkpoint was saved before it")
-        raise NonFiniteLoss(f"{err}. Training stopped without saving that step: {where}. Lower --lr / --f-lr, "
-                            f"check the data, or use --precision float32.") from None
-    signal_name = None
-    if stop_on_signal.received is not None:
-        import signal
-
-        signal_name = signal.Signals(stop_on_signal.received).name
-    outcome = Outcome(start, int(model.step.numpy()), time.perf_counter() - began, manager.latest_checkpoint,
-                      signal_name)
-    return outcome, domain_images
+        where = (f"the last good checkpoint, {last_good}, is kept and re-running the command resumes from it"
+                 if last_good else "no checkpoint had been saved yet")
+        hint = "" if config.train.precision == "float32" else ", try --precision float32"
+        raise NonFiniteLoss(f"{err}. Training stopped without saving that step; {where}. Lower --lr / --f-lr"
+                            f"{hint} or check the data.") from None
+    received = callbacks[0].received
+    return Outcome(start, int(model.step.numpy()), time.perf_counter() - began, manager.latest_checkpoint,
+                   signal.Signals(received).name if received is not None else None), domain_images
 
 
 class NonFiniteLoss(RuntimeError):
@@ -285,7 +295,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config, explicit = config_from_args(argv)
-        outcome, domain_images = train(config, explicit, argv)
+        outcome, domain_images = train(config, explicit)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

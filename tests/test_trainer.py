@@ -137,42 +137,42 @@ def upstream_checkpoints(tmp_path_factory):
 def _reference_run(batches, dtype):
     nets = {name: net.to(dtype) for name, net in reference_networks().items()}
     nets_ema = ref.ema_copies(nets)
-    records, snapshots = [], []
+    snapshots = []
     logs = ref.train(nets, nets_ema, ref.make_optimizers(nets), batches, lambda_ds0=2.0, ds_iter=10,
-                     records=records, snapshots=snapshots)
-    return logs, records, snapshots
+                     snapshots=snapshots)
+    return logs, snapshots
 
 
-def _resolvable(record64, record32, network, keys, delta64, lr):
-    """Entries whose update sign float32 arithmetic can reproduce.
+def _update(snapshots, network, start, stop):
+    keys = sorted(k for k in snapshots[0] if k.split("/")[0] == network)
+    return np.concatenate([(snapshots[stop][k] - snapshots[start][k]).ravel() for k in keys])
 
-    Adam turns every gradient entry, however small, into a step of about +-lr, so an
-    entry whose exact gradient is zero or below float32 rounding (e.g. the bias of a
-    conv followed by instance normalisation) gets a random sign in any float32
-    implementation, PyTorch's included. An entry counts when, in each of its updates
-    this iteration, the float64 reference's gradient exceeds 10x the difference
-    between the float32 and float64 references' gradients, and its net update is not
-    a near-cancellation (|update| > 1e-3 lr).
+
+def _sign_agreement(ours, ref32, ref64, network, start, stop, margin):
+    """Fraction of same-sign updates on the entries float32 arithmetic can resolve, and their share.
+
+    Adam turns any gradient entry, however small, into a step of about +-lr, so
+    entries whose exact gradient is zero or below float32 rounding (e.g. the
+    bias of a conv followed by instance normalisation) get random signs in any
+    float32 implementation, PyTorch's included. Counted are the entries where
+    PyTorch in float32 gets the float64 reference's sign and whose float64
+    update is not a near-cancellation of successive steps (|update| > margin * lr).
     """
-    mask = np.abs(delta64) > 1e-3 * lr
-    steps = [(g64, g32) for (name, g64), (_, g32) in zip(record64, record32) if name == network]
-    assert steps
-    for g64, g32 in steps:
-        grad64 = np.concatenate([g64[k].ravel() for k in keys])
-        grad32 = np.concatenate([g32[k].ravel() for k in keys])
-        mask &= np.abs(grad64) > 10 * np.abs(grad32 - grad64)
-    return mask
+    lr = 1e-6 if network == "mapping_network" else 1e-4
+    mine, theirs, exact = (_update(s, network, start, stop) for s in (ours, ref32, ref64))
+    resolvable = (np.sign(theirs) == np.sign(exact)) & (np.abs(exact) > margin * lr)
+    return float(np.mean(np.sign(mine[resolvable]) == np.sign(theirs[resolvable]))), float(resolvable.mean())
 
 
 def test_three_iterations_match_the_pytorch_reference(upstream_checkpoints):
     """Compiled steps vs the plain PyTorch algorithm: every loss term, and the sign of every weight update."""
     batches = make_batches(3)
-    expected, records64, reference = _reference_run(batches, torch.float64)
-    _, records32, _ = _reference_run(batches, torch.float32)
+    expected, ref64 = _reference_run(batches, torch.float64)
+    _, ref32 = _reference_run(batches, torch.float32)
     model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt")
     ours = [keras_weights(model)]
     for key, value in ours[0].items():
-        np.testing.assert_array_equal(value, reference[0][key].astype(np.float32), err_msg=key)
+        np.testing.assert_array_equal(value, ref32[0][key].astype(np.float32), err_msg=key)
     actual = []
     for batch in batches:
         actual.append(model.distributed_train_step(batch))
@@ -183,25 +183,17 @@ def test_three_iterations_match_the_pytorch_reference(upstream_checkpoints):
         assert_close_logs(got, want, rtol=1e-3)
     assert int(model.step.numpy()) == 3
 
-    for i in range(3):
-        for network in ("generator", "mapping_network", "style_encoder", "discriminator"):
-            lr = 1e-6 if network == "mapping_network" else 1e-4
-            for prefix in ("", "ema_") if network != "discriminator" else ("",):
-                keys = [k.split("/", 1)[1] for k in reference[0] if k.split("/")[0] == prefix + network]
-
-                def delta(snapshots):
-                    return np.concatenate([(snapshots[i + 1][f"{prefix}{network}/{k}"]
-                                            - snapshots[i][f"{prefix}{network}/{k}"]).ravel() for k in keys])
-
-                theirs, mine = delta(reference), delta(ours)
-                if prefix:  # the EMA moves (1 - beta) of the way to the trained weights
-                    lr *= 1e-3 if i == 0 else 0.0
-                    if i > 0:
-                        continue
-                mask = _resolvable(records64[i], records32[i], network, keys, theirs, lr)
-                agree = np.mean(np.sign(mine[mask]) == np.sign(theirs[mask]))
-                assert mask.mean() > 0.9, f"iteration {i + 1}, {prefix}{network}: only {mask.mean():.3f} resolvable"
-                assert agree >= 0.999, f"iteration {i + 1}, {prefix}{network}: {agree:.5f} of update signs agree"
+    for network in ("generator", "mapping_network", "style_encoder", "discriminator"):
+        agree, share = _sign_agreement(ours, ref32, ref64, network, 0, 1, margin=0.05)
+        assert share > 0.95 and agree >= 0.999, f"iteration 1, {network}: {agree:.5f} agree on {share:.3f}"
+        agree, share = _sign_agreement(ours, ref32, ref64, network, 0, 3, margin=0.3)
+        assert share > 0.85 and agree >= 0.999, f"iterations 1-3, {network}: {agree:.5f} agree on {share:.3f}"
+    for i in (1, 3):  # w_ema <- lerp(w, w_ema, 0.999) of our own weights, every EMA network
+        for key, ema in ours[i].items():
+            if key.startswith("ema_"):
+                trained = ours[i][key[len("ema_"):]].astype(np.float64)
+                want = trained + 0.999 * (ours[i - 1][key].astype(np.float64) - trained)
+                np.testing.assert_allclose(ema, want, rtol=0, atol=2e-7 * max(1.0, np.abs(want).max()), err_msg=key)
 
 
 def test_torch_adam_matches_pytorch_adam_with_coupled_weight_decay():

@@ -1,0 +1,219 @@
+"""The evaluation protocol (tasks, outputs per source, JSON and TensorBoard), FID's trace term and domain accuracy."""
+
+import itertools
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from stargan_keras import evaluate as ev
+from stargan_keras.checkpoint import save_networks, training_checkpoint
+from stargan_keras.config import Config, DataConfig, ModelConfig
+from stargan_keras.data.shapes import DOMAINS, generate_shapes, shapes_domain_images
+from stargan_keras.metrics import LPIPS, feature_statistics
+from stargan_keras.metrics.domain_classifier import INFO_FILE, WEIGHTS_FILE, load_or_train_classifier
+from stargan_keras.networks import build_networks
+
+IMG = 32
+NUM_VAL = 2  # val images per domain of the folder dataset
+TINY = dict(img_size=IMG, w_hpf=0, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32)
+
+
+def _model_config(names):
+    return ModelConfig(num_domains=len(names), domain_names=list(names), **TINY)
+
+
+@pytest.fixture(scope="module")
+def folder_dataset(tmp_path_factory):
+    """Two domains (circle, square) of shapes saved as PNG files in the authors' train/val layout."""
+    root = tmp_path_factory.mktemp("folder_dataset")
+    for split, count in (("train", 6), ("val", NUM_VAL)):
+        data = generate_shapes(count, IMG, seed=3, split=split)
+        for domain in (0, 1):
+            folder = root / split / DOMAINS[domain]
+            folder.mkdir(parents=True)
+            for i, image in enumerate(data.images[data.labels == domain]):
+                Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, folder_dataset):
+    model = _model_config(DOMAINS[:2])
+    config = Config(model=model, data=DataConfig(dataset=str(folder_dataset)))
+    return save_networks(tmp_path_factory.mktemp("models") / "tiny", config, build_networks(model))
+
+
+def test_tasks_are_every_ordered_pair_of_distinct_domains():
+    names = ["cat", "dog", "wild"]
+    tasks = ev.make_tasks(names)
+    assert {(t.source, t.target) for t in tasks} == set(itertools.permutations(range(3), 2))
+    assert len(tasks) == 6
+    assert [t.name for t in tasks[:2]] == ["dog2cat", "wild2cat"]  # target-major, like the authors
+    assert all(t.name == f"{names[t.source]}2{names[t.target]}" for t in tasks)
+
+
+def test_references_are_distinct_per_source_when_there_are_enough():
+    rng = np.random.default_rng(0)
+    picks = ev.choose_references(rng, num_sources=7, num_references=12, num_outputs=10)
+    assert picks.shape == (7, 10)
+    assert all(len(set(row)) == 10 for row in picks) and picks.min() >= 0 and picks.max() < 12
+    few = ev.choose_references(rng, num_sources=3, num_references=4, num_outputs=10)
+    assert few.shape == (3, 10) and few.max() < 4
+
+
+def _fid_reference(real, fake):
+    """||mu1 - mu2||² + tr S1 + tr S2 - 2 sum sqrt(eig(S1 S2)): the eigenvalues of S1 S2 are real and >= 0."""
+    mu1, s1 = feature_statistics(real)
+    mu2, s2 = feature_statistics(fake)
+    eig = np.clip(np.linalg.eigvals(s1 @ s2).real, 0.0, None)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * np.sum(np.sqrt(eig)))
+
+
+@pytest.mark.parametrize("n_real, n_fake", [(5, 7), (40, 6), (60, 50)])
+def test_fid_from_features_matches_the_definition(n_real, n_fake):
+    rng = np.random.default_rng(n_real)
+    dim = 12
+    real = rng.standard_normal((n_real, dim)) @ rng.standard_normal((dim, dim))
+    fake = rng.standard_normal((n_fake, dim)) * 0.7 + 0.3
+    assert ev.fid_from_features(real, fake) == pytest.approx(_fid_reference(real, fake), rel=1e-6, abs=1e-8)
+    assert ev.fid_from_features(real, real) == pytest.approx(0.0, abs=1e-8)
+
+
+def _stub_model(config, prototypes):
+    """A 'generator' that paints the prototype of the domain its style encodes (styles are one-hot domains)."""
+    style_dim = config.model.style_dim
+    protos = tf.constant(prototypes)
+    return SimpleNamespace(
+        config=config,
+        mapping_network=lambda z, y: tf.one_hot(y, style_dim),
+        style_encoder=lambda x, y: tf.one_hot(y, style_dim),
+        generator=lambda x, s: tf.gather(protos, tf.argmax(s, axis=-1)))
+
+
+@pytest.fixture(scope="module")
+def shapes_classifier(tmp_path_factory):
+    config = Config(model=_model_config(DOMAINS), data=DataConfig(dataset="shapes", shapes_train_per_domain=120,
+                                                                  shapes_val_per_domain=4))
+    domain_images = shapes_domain_images(IMG, 120, 4, seed=0)
+    directory = tmp_path_factory.mktemp("classifier")
+    classifier = load_or_train_classifier(directory, config, domain_images, steps=120, progress=False)
+    return config, domain_images, classifier, directory
+
+
+def test_domain_classifier_learns_shapes_and_is_cached(shapes_classifier):
+    config, domain_images, classifier, directory = shapes_classifier
+    assert classifier.info.val_accuracy >= 0.8
+    assert (directory / WEIGHTS_FILE).is_file() and (directory / INFO_FILE).is_file()
+    cached = load_or_train_classifier(directory, config, domain_images, steps=120, progress=False)
+    images = generate_shapes(4, IMG, seed=9, split="val").images / 127.5 - 1.0
+    np.testing.assert_array_equal(cached.predict(images), classifier.predict(images))
+    other_steps = classifier.info.matches(
+        type(classifier.info)(**{**vars(classifier.info), "steps": classifier.info.steps + 1}))
+    assert not other_steps
+
+
+def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):
+    """A generator that paints the target domain scores its classifier's accuracy on those paintings and LPIPS 0;
+    the identity scores the share of sources the classifier already puts in the target domain."""
+    config, domain_images, classifier, _ = shapes_classifier
+    train = domain_images.splits["train"]
+    prototypes = []
+    for domain, source in enumerate(train):  # per domain, an image the classifier gets right
+        images = source.array / 127.5 - 1.0
+        prototypes.append(images[np.argmax(classifier.predict(images) == domain)].astype(np.float32))
+    networks = ev.MetricNetworks(lpips=LPIPS(), classifier=classifier)
+    for mode in ev.MODES:
+        painted = ev.evaluate(_stub_model(config, np.stack(prototypes)), domain_images, mode, networks,
+                              num_outputs=3, progress=False)["metrics"]
+        for task in ev.make_tasks(DOMAINS):
+            assert painted[ev.metric_key("accuracy", mode, task.name)] == 1.0
+            assert painted[ev.metric_key("lpips", mode, task.name)] == pytest.approx(0.0, abs=1e-6)
+
+    identity = SimpleNamespace(**{**vars(_stub_model(config, np.stack(prototypes))),
+                                  "generator": lambda x, s: tf.identity(x)})
+    results = ev.evaluate(identity, domain_images, "latent", ev.MetricNetworks(classifier=classifier),
+                          num_outputs=2, progress=False)["metrics"]
+    for task in ev.make_tasks(DOMAINS):
+        sources = domain_images.splits["val"][task.source].array / 127.5 - 1.0
+        expected = np.mean(classifier.predict(sources) == task.target)
+        assert results[ev.metric_key("accuracy", "latent", task.name)] == pytest.approx(expected)
+
+
+def _run(argv, capsys):
+    code = ev.main([*argv, "--quiet"])
+    return code, capsys.readouterr()
+
+
+def test_protocol_end_to_end_with_accuracy(model_dir, capsys):
+    code, _ = _run(["--checkpoint", str(model_dir), "--mode", "both", "--metrics", "accuracy",
+                    "--classifier-steps", "20"], capsys)
+    assert code == 0
+    tasks = ["square2circle", "circle2square"]
+    for mode in ev.MODES:
+        report = json.loads((model_dir / "eval" / f"metrics_{mode}.json").read_text())
+        assert report["tasks"] == tasks and report["mode"] == mode and report["step"] is None
+        assert report["num_generated"] == {task: NUM_VAL * 10 for task in tasks}
+        assert report["num_source_images"] == {task: NUM_VAL for task in tasks}
+        keys = {f"accuracy_{mode}/{name}" for name in [*tasks, "mean"]}
+        assert set(report["metrics"]) == keys
+        values = [report["metrics"][f"accuracy_{mode}/{task}"] for task in tasks]
+        assert all(0.0 <= v <= 1.0 for v in values)
+        assert report["metrics"][f"accuracy_{mode}/mean"] == pytest.approx(np.mean(values))
+        assert 0.0 <= report["domain_classifier"]["val_accuracy"] <= 1.0
+    assert (model_dir / "eval" / WEIGHTS_FILE).is_file()
+    assert not (model_dir / "eval" / "images").exists()  # nothing written per image unless asked
+
+
+def test_fid_and_lpips_with_untrained_networks(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, captured = _run(["--checkpoint", str(model_dir), "--mode", "reference", "--metrics", "fid,lpips",
+                           "--untrained-metric-networks", "--num-outputs", "3", "--out", str(out),
+                           "--save-images"], capsys)
+    assert code == 0, captured.err
+    report = json.loads((out / "metrics_reference.json").read_text())
+    names = ["square2circle", "circle2square", "mean"]
+    assert set(report["metrics"]) == {f"{m}_reference/{n}" for m in ("FID", "LPIPS") for n in names}
+    assert all(np.isfinite(v) and v >= 0.0 for v in report["metrics"].values())
+    assert report["num_generated"] == {"square2circle": NUM_VAL * 3, "circle2square": NUM_VAL * 3}
+    assert len(list((out / "images" / "reference" / "square2circle").glob("*.png"))) == NUM_VAL * 3
+    assert not list(out.glob("fid_real_*.npz"))  # random networks' features are never cached
+
+
+def test_run_directory_gets_step_json_and_tensorboard_scalars(folder_dataset, tmp_path, capsys):
+    model = _model_config(DOMAINS[:2])
+    run = tmp_path / "run"
+    run.mkdir()
+    Config(model=model, data=DataConfig(dataset=str(folder_dataset))).save(run / "config.yaml")
+    checkpoint = training_checkpoint(build_networks(model), build_networks(model, False, "ema_"),
+                                     step=tf.Variable(7, dtype=tf.int64))
+    tf.train.CheckpointManager(checkpoint, str(run / "checkpoints"), max_to_keep=1).save(checkpoint_number=7)
+
+    code, captured = _run(["--checkpoint", str(run), "--mode", "latent", "--metrics", "accuracy",
+                           "--num-outputs", "2", "--classifier-steps", "5"], capsys)
+    assert code == 0, captured.err
+    report = json.loads((run / "eval" / "metrics_latent_7.json").read_text())
+    assert report["step"] == 7
+    scalars = {}
+    for path in (run / "logs" / "eval").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+    assert scalars == {key: (7, pytest.approx(value)) for key, value in report["metrics"].items()}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--metrics", "fid,is"], ["--metrics", "fid, lpips, accuracy"]),
+    (["--metrics", "lpips"], ["--lpips-weights", "convert_weights"]),
+    (["--metrics", "lpips", "--lpips-weights", "missing.weights.h5"], ["missing.weights.h5", "--lpips-weights"]),
+    (["--metrics", "fid", "--inception-weights", "missing.h5"], ["missing.h5", "--inception-weights"]),
+    (["--metrics", "fid", "--inception", "tf"], ["--inception tf", "keras, torchvision"]),
+    (["--metrics", "accuracy", "--dataset", "shapes"], ["circle, square)", "circle, square, triangle", "--dataset"]),
+])
+def test_errors_name_the_flag_and_the_fix(model_dir, capsys, argv, words):
+    code, captured = _run(["--checkpoint", str(model_dir), *argv], capsys)
+    assert code == 2
+    assert all(word in captured.err for word in words), captured.err

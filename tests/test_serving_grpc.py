@@ -1,0 +1,315 @@
+"""The client against a PredictionService over a real gRPC channel on 127.0.0.1 (and over REST):
+round trips match the Keras networks, bad requests come back as readable INVALID_ARGUMENT / NOT_FOUND /
+FAILED_PRECONDITION errors, and the server keeps answering. The in-test servers run the exported
+signatures through the session-based loader, the way TF Serving does, and answer errors as its
+predict_util.cc does; when `tensorflow_model_server` is on PATH the same tests run against it."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import base64
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from stargan_keras import client as client_cli
+from stargan_keras.checkpoint import load, save_networks
+from stargan_keras.client import ServingError, StarGANClient
+from stargan_keras.config import load_config
+from stargan_keras.export import SavedModelSession, export_saved_model
+from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras.networks import build_networks
+
+MODEL_NAME = "stargan"
+STATUS = {code.value[0]: code for code in grpc.StatusCode}  # TF error codes are gRPC's canonical codes
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(99)
+    cfg = load_config("afhq").replace(img_size=32, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32)
+    root = tmp_path_factory.mktemp("serving")
+    model = load(save_networks(root / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
+    path = export_saved_model(model, root / "models" / MODEL_NAME, mean_style_samples=16)
+    session = SavedModelSession(path)
+    yield model, path, session
+    session.close()
+
+
+def serving_message(error: tf.errors.OpError) -> str:
+    """The status message TF Serving would return (the Python session adds a prefix)."""
+    return error.message.replace("Graph execution error:", "").strip()
+
+
+class ExportPredictor:
+    """TF Serving's Predict over a session-loaded export: the checks of predict_util.cc, then Session::Run."""
+
+    def __init__(self, session: SavedModelSession, version: int):
+        self.session, self.version = session, version
+
+    def predict(self, model_name, version, signature_name, inputs):
+        """-> (outputs, None) or (None, (grpc.StatusCode, message))."""
+        if model_name != MODEL_NAME or version not in (None, self.version):
+            which = f"Latest({model_name})" if version is None else f"Specific({model_name}, {version})"
+            return None, (grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {which}")
+        name = signature_name or "serving_default"
+        signature = self.session.signatures.get(name)
+        if signature is None or name.startswith("__"):
+            return None, (grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
+        if set(inputs) != set(signature.inputs):
+            return None, (grpc.StatusCode.INVALID_ARGUMENT,
+                          f"input size does not match signature: {len(inputs)}!={len(signature.inputs)} "
+                          f"len({{{','.join(sorted(inputs))}}}) != len({{{','.join(sorted(signature.inputs))}}}).")
+        try:
+            return self.session.run(name, inputs), None
+        except tf.errors.OpError as error:
+            return None, (STATUS[error.error_code], serving_message(error))
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, predictor: ExportPredictor):
+        self.predictor = predictor
+
+    def Predict(self, request, context):
+        spec = request.model_spec
+        inputs = {}
+        for key, proto in request.inputs.items():
+            signature = self.predictor.session.signatures.get(spec.signature_name or "serving_default")
+            if signature is not None and key in signature.inputs and proto.dtype != signature.inputs[key].dtype:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"Expects arg {key} to be {tf.as_dtype(signature.inputs[key].dtype).name} but "
+                              f"{tf.as_dtype(proto.dtype).name} is provided")
+            inputs[key] = tf.make_ndarray(proto)
+        version = spec.version.value if spec.HasField("version") else None
+        outputs, error = self.predictor.predict(spec.name, version, spec.signature_name, inputs)
+        if error is not None:
+            context.abort(*error)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = spec.name
+        response.model_spec.signature_name = spec.signature_name or "serving_default"
+        response.model_spec.version.value = self.predictor.version
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+def rest_handler(predictor: ExportPredictor):
+    """TF Serving's REST predict API, columnar ("inputs") format: b64 strings in, `*_bytes` outputs b64 out."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def reply(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
+            if match is None:
+                return self.reply(404, {"error": "Malformed request: POST " + self.path})
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            name = body.get("signature_name") or "serving_default"
+            signature = predictor.session.signatures.get(name)
+            inputs = {}
+            for key, value in body["inputs"].items():
+                if signature is not None and key in signature.inputs and \
+                        signature.inputs[key].dtype == tf.string.as_datatype_enum:
+                    inputs[key] = np.array([base64.b64decode(v["b64"]) if isinstance(v, dict) else v.encode()
+                                            for v in value], dtype=object)
+                elif signature is not None and key in signature.inputs:
+                    inputs[key] = np.array(value, dtype=tf.as_dtype(signature.inputs[key].dtype).as_numpy_dtype)
+            version = int(match.group(2)) if match.group(2) else None
+            outputs, error = predictor.predict(match.group(1), version, name, inputs)
+            if error is not None:
+                status = 404 if error[0] == grpc.StatusCode.NOT_FOUND else 400
+                return self.reply(status, {"error": error[1]})
+            encoded = {key: [{"b64": base64.b64encode(v).decode()} for v in value] if key.endswith("_bytes")
+                       else [v.decode() for v in value] if value.dtype == object else value.tolist()
+                       for key, value in outputs.items()}
+            self.reply(200, {"outputs": encoded if len(encoded) > 1 else next(iter(encoded.values()))})
+
+    return Handler
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=["in_test", "tensorflow_model_server"])
+def grpc_server(request, exported):
+    """The address of a PredictionService serving the export."""
+    _, path, session = exported
+    if request.param == "in_test":
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(ExportPredictor(session, int(path.name))), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        yield f"127.0.0.1:{port}"
+        server.stop(grace=None)
+        return
+    binary = shutil.which("tensorflow_model_server")
+    if binary is None:
+        pytest.skip("tensorflow_model_server is not on PATH (it is the tensorflow/serving container's binary)")
+    port = free_port()
+    process = subprocess.Popen([binary, f"--port={port}", f"--rest_api_port={free_port()}", f"--model_name={MODEL_NAME}",
+                                f"--model_base_path={path.parent.resolve()}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        StarGANClient(f"127.0.0.1:{port}", timeout=10, retries=8).metadata()
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def rest_server(exported):
+    _, path, session = exported
+    server = ThreadingHTTPServer(("127.0.0.1", 0), rest_handler(ExportPredictor(session, int(path.name))))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def smooth_images(n, size, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    out = []
+    for _ in range(n):
+        a = rng.uniform(-1, 1, (3, 2))
+        out.append(np.stack([np.clip(0.5 + 0.5 * (a[c, 0] * xx + a[c, 1] * yy), 0, 1) for c in range(3)], -1))
+    return np.round(np.stack(out) * 255).astype(np.uint8)
+
+
+def assert_images_match(actual, expected):
+    actual = np.asarray(actual)
+    diff = np.abs(actual.astype(int) - expected.astype(int))
+    assert actual.shape == expected.shape and np.mean(diff <= 1) >= 0.999, diff.max()
+    assert expected.std() > 10
+
+
+def keras_latent(model, images, domain, seed):
+    z = np.random.default_rng(seed).standard_normal((1, 16)).astype(np.float32).repeat(len(images), 0)
+    styles = model.mapping_network(z, np.full((len(images),), domain, np.int32))
+    return to_uint8(model.generator(from_uint8(images), styles).numpy())
+
+
+def keras_reference(model, images, references, domain):
+    styles = model.style_encoder(from_uint8(references), np.full((len(images),), domain, np.int32))
+    return to_uint8(model.generator(from_uint8(images), styles).numpy())
+
+
+def test_round_trip_matches_the_keras_networks(exported, grpc_server):
+    model, _, _ = exported
+    client = StarGANClient(grpc_server, timeout=30, retries=0)
+    assert client.metadata() == {"domain_names": ["cat", "dog", "wild"], "img_size": 32, "num_domains": 3,
+                                 "latent_dim": 16, "style_dim": 64}
+    images, references = smooth_images(2, 32, seed=0), smooth_images(2, 32, seed=1)
+    assert_images_match(np.stack(client.latent(list(images), "dog", seed=3)), keras_latent(model, images, 1, 3))
+    assert_images_match(np.stack(client.reference(list(images), list(references), "wild")),
+                        keras_reference(model, images, references, 2))
+    mixed = client.latent([images[0], smooth_images(1, 48, seed=2)[0]], 0, seed=1)  # sizes differ: resized
+    assert [m.shape for m in mixed] == [(32, 32, 3), (32, 32, 3)]
+
+
+def expect_error(call, code, *fragments):
+    with pytest.raises(ServingError) as info:
+        call()
+    assert info.value.code == code, str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    return str(info.value)
+
+
+def test_bad_requests_come_back_readable_and_the_server_keeps_answering(exported, grpc_server):
+    client = StarGANClient(grpc_server, timeout=30, retries=0)
+    image = smooth_images(1, 32, seed=4)
+    ok = {"image": image, "target_domain": np.array([0], np.int32), "z": np.zeros((1, 16), np.float32),
+          "psi": np.float32(1.0)}
+    expect_error(lambda: client.predict("latent_guided", {**ok, "target_domain": np.array([7], np.int32)}),
+                 "INVALID_ARGUMENT", "target_domain must hold domain indices in [0, 3) (0=cat, 1=dog, 2=wild)")
+    expect_error(lambda: client.predict("latent_guided", {**ok, "image": np.zeros((1, 32, 32, 4), np.uint8)}),
+                 "INVALID_ARGUMENT", "image must be uint8 [N, H, W, 3]")
+    corrupt = {**ok, "image_bytes": np.array([b"\x89PNG this is not a PNG"], dtype=object)}
+    del corrupt["image"]
+    expect_error(lambda: client.predict("latent_guided_bytes", corrupt), "INVALID_ARGUMENT", "PNG")
+    garbage = {**corrupt, "image_bytes": np.array([b"garbage"], dtype=object)}
+    expect_error(lambda: client.predict("latent_guided_bytes", garbage), "INVALID_ARGUMENT",
+                 "image_bytes: entries that are not JPEG, PNG, GIF or BMP data")
+    expect_error(lambda: client.predict("no_such_signature", ok), "FAILED_PRECONDITION",
+                 'Serving signature key "no_such_signature" not found', "Export it again")
+    expect_error(lambda: StarGANClient(grpc_server, model_name="horse", retries=0).metadata(), "NOT_FOUND",
+                 "model 'horse' is not served", "--model-name")
+    expect_error(lambda: client.latent([image[0]], "horse"), "INVALID_ARGUMENT", "unknown domain 'horse'",
+                 "cat, dog, wild")
+    assert client.latent([image[0]], "cat")[0].shape == (32, 32, 3)  # still answering
+
+
+def test_a_server_that_is_down_gives_a_clear_error_after_the_retries():
+    start = time.perf_counter()
+    message = expect_error(lambda: StarGANClient(f"127.0.0.1:{free_port()}", timeout=2, retries=1).metadata(),
+                           "UNAVAILABLE", "did not answer", "after 2 attempt(s)", "serving/README.md")
+    assert time.perf_counter() - start < 10, message
+
+
+def test_cli_writes_one_png_per_image(exported, grpc_server, tmp_path, capsys):
+    model, _, _ = exported
+    images = smooth_images(2, 32, seed=5)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"in{i}.png")
+        Image.fromarray(image).save(paths[-1])
+    out = tmp_path / "results"
+    assert client_cli.main(["--server", grpc_server, "latent", "--image", *map(str, paths), "--domain", "wild",
+                            "--seed", "3", "--out", str(out)]) == 0
+    written = np.stack([np.asarray(Image.open(out / f"in{i}.png")) for i in range(2)])
+    assert_images_match(written, keras_latent(model, images, 2, 3))
+    assert client_cli.main(["reference", "--server", grpc_server, "--image", str(paths[0]), "--reference",
+                            str(paths[1]), "--domain", "dog", "--out", str(tmp_path / "ref.png")]) == 0
+    assert_images_match(np.asarray(Image.open(tmp_path / "ref.png"))[None],
+                        keras_reference(model, images[:1], images[1:], 1))
+    assert client_cli.main(["--server", grpc_server, "latent", "--image", str(paths[0]), "--domain", "fox",
+                            "--out", str(tmp_path / "x.png")]) == 1
+    assert "unknown domain 'fox'" in capsys.readouterr().err
+
+
+def test_rest_round_trip_and_error(exported, rest_server, tmp_path):
+    model, _, _ = exported
+    client = StarGANClient(rest_server, rest=True, timeout=30, retries=0)
+    assert client.metadata()["domain_names"] == ["cat", "dog", "wild"]
+    images, references = smooth_images(2, 32, seed=6), smooth_images(2, 32, seed=7)
+    files = []
+    for i, image in enumerate(images):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(image).save(files[-1])
+    assert_images_match(np.stack(client.latent(files, "cat", seed=5)), keras_latent(model, images, 0, 5))
+    assert_images_match(np.stack(client.reference(list(images), list(references), "dog")),
+                        keras_reference(model, images, references, 1))
+    bad = {"image_bytes": np.array([files[0].read_bytes()], dtype=object), "target_domain": np.array([5], np.int32),
+           "z": np.zeros((1, 16), np.float32), "psi": np.float32(1.0)}
+    expect_error(lambda: client.predict("latent_guided_bytes", bad), "INVALID_ARGUMENT", "target_domain")

@@ -1,0 +1,102 @@
+"""TFLite files converted from the export match the SavedModel (and the Keras networks) at the promised PSNR,
+with builtin ops only, at about 1x, 0.5x and 0.25x the float32 size."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+
+from stargan_keras.checkpoint import load, save_networks
+from stargan_keras.config import load_config
+from stargan_keras.export import TENSOR_SIGNATURES, export_saved_model
+from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras import tflite
+
+MIN_PSNR = {"none": 40.0, "float16": 35.0, "dynamic": 28.0}
+IMG_SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A tiny model wide enough that weights dominate the files (so size ratios mean something), exported and
+    converted three ways: (Keras model, export path, {quantize: tflite path})."""
+    keras.utils.set_random_seed(7)
+    from stargan_keras.networks import build_networks
+
+    cfg = load_config("afhq").replace(img_size=IMG_SIZE, base_dim=32, max_conv_dim=128, mapping_hidden_dim=128)
+    root = tmp_path_factory.mktemp("tflite")
+    model = load(save_networks(root / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
+    export = export_saved_model(model, root / "models" / "stargan", mean_style_samples=64)
+    files = tflite.convert_many(export, {q: root / f"stargan_{q}.tflite" for q in tflite.QUANTIZATIONS})
+    return model, export, files
+
+
+@pytest.fixture
+def test_images(request):
+    """A real AFHQ cat and wild animal from ../shared when present, else smooth synthetic images."""
+    try:
+        shared = request.getfixturevalue("shared_dir")
+    except pytest.skip.Exception:
+        return None, None
+    root = shared / "data" / "stargan_v2_representative" / "afhq"
+    sources, references = sorted((root / "src" / "cat").glob("*.jpg")), sorted((root / "ref" / "wild").glob("*.jpg"))
+    if not sources or not references:
+        return None, None
+    return sources[0], references[0]
+
+
+def test_only_builtin_ops_and_the_five_tensor_signatures(converted):
+    _, _, files = converted
+    for path in files.values():
+        interpreter = tflite.make_interpreter(path, threads=1)  # fails on custom or Flex (select TF) ops
+        signatures = interpreter.get_signature_list()
+        assert sorted(signatures) == sorted(TENSOR_SIGNATURES)
+        assert sorted(signatures["latent_guided"]["inputs"]) == ["image", "psi", "target_domain", "z"]
+        assert signatures["reference_guided"]["outputs"] == ["image"]
+
+
+@pytest.mark.parametrize("quantize", tflite.QUANTIZATIONS)
+def test_matches_the_saved_model(converted, test_images, quantize):
+    _, export, files = converted
+    results = tflite.verify(files[quantize], export, *test_images, runs=1, threads=1)
+    assert [r["signature"] for r in results] == list(TENSOR_SIGNATURES)
+    for result in results:
+        assert result["psnr_db"] >= MIN_PSNR[quantize], result
+    if quantize == "none":
+        image_results = [r for r in results if r["output"] == "image"]
+        assert all(r["max_abs_error"] <= 2 for r in image_results), image_results
+
+
+def test_float32_file_computes_what_the_keras_networks_compute(converted, test_images):
+    model, _, files = converted
+    inputs = tflite.sample_inputs(IMG_SIZE, 16, 64, 3, *test_images)["reference_guided"]
+    expected = to_uint8(model.generator(from_uint8(inputs["image"]),
+                                        model.style_encoder(from_uint8(inputs["reference"]),
+                                                            inputs["reference_domain"])).numpy())
+    assert expected.std() > 10, "near-constant output: PSNR would prove little"
+    runner = tflite.make_interpreter(files["none"], threads=1).get_signature_runner("reference_guided")
+    actual = runner(**inputs)["image"]
+    assert tflite.psnr(actual, expected, 255.0) >= MIN_PSNR["none"]
+    batch = {k: np.concatenate([v, v[::-1] if k == "image" else v]) for k, v in inputs.items()}
+    assert runner(**batch)["image"].shape == (2, IMG_SIZE, IMG_SIZE, 3)  # the batch dimension is dynamic
+
+
+def test_sizes_are_about_one_half_and_one_quarter(converted):
+    _, _, files = converted
+    size = {q: path.stat().st_size for q, path in files.items()}
+    assert 0.45 <= size["float16"] / size["none"] <= 0.6, size
+    assert 0.2 <= size["dynamic"] / size["none"] <= 0.35, size
+
+
+def test_check_reverifies_an_existing_file_and_errors_name_the_input(converted, capsys, tmp_path):
+    _, export, files = converted
+    assert tflite.main(["--saved-model", str(export), "--output", str(files["dynamic"]), "--check", "--runs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in TENSOR_SIGNATURES) and "PSNR" in printed
+    assert tflite.main(["--saved-model", str(tmp_path), "--output", str(tmp_path / "x.tflite")]) == 1
+    assert f"--saved-model {tmp_path}: no saved_model.pb" in capsys.readouterr().err
+    assert tflite.main(["--saved-model", str(export), "--output", str(tmp_path / "x.tflite"), "--check"]) == 1
+    assert "does not exist" in capsys.readouterr().err

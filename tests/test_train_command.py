@@ -1,0 +1,225 @@
+"""`python -m stargan_keras.train` end to end, in subprocesses, on tiny shapes runs.
+
+One lifecycle is shared by several tests: an uninterrupted 6-step run, and a run of
+the same command stopped by SIGTERM, resumed, killed by SIGKILL between checkpoints,
+and resumed to the end. Signals are sent by the training process to itself from a
+patched callback (see DRIVER), so they land after a known step without races.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from PIL import Image
+
+import stargan_keras
+from stargan_keras import train
+from stargan_keras.layers import torch_named_variables
+from stargan_keras.trainer import LOG_KEYS
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--img-size", "16", "--base-dim", "4", "--max-conv-dim", "16", "--mapping-hidden-dim", "16",
+        "--batch-size", "2", "--total-iters", "6", "--save-every", "3", "--sample-every", "3", "--log-every", "1",
+        "--shapes-train-per-domain", "20", "--shapes-val-per-domain", "4"]
+TIMEOUT = 600
+
+# Runs the train command with one hook: after step N, send a signal to itself, or
+# feed NaN images from step N on (a non-finite loss without touching the trainer).
+DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    import tensorflow as tf
+    from stargan_keras import callbacks, train
+    from stargan_keras.data import pipeline
+
+    action, at_step, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    if action == "nan":
+        original_dataset = pipeline.make_train_dataset
+
+        def poisoned(config, domain_images, start_step=0):
+            def poison(i, batch):
+                bad = start_step + i + 1 >= at_step
+                return {**batch, "x_src": tf.where(bad, float("nan"), batch["x_src"])}
+            return original_dataset(config, domain_images, start_step).enumerate().map(poison)
+
+        pipeline.make_train_dataset = poisoned
+    else:
+        original_end = callbacks.PeriodicCheckpoint.on_train_batch_end
+
+        def on_train_batch_end(self, batch, logs=None):
+            original_end(self, batch, logs)
+            if callbacks.current_step(self.model) == at_step:
+                os.kill(os.getpid(), getattr(signal, action))
+
+        callbacks.PeriodicCheckpoint.on_train_batch_end = on_train_batch_end
+    sys.exit(train.main(argv))
+""")
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _start(args, cwd, driver=None):
+    command = [sys.executable, "-m", "stargan_keras.train", *args]
+    if driver:
+        command = [sys.executable, str(cwd / "driver.py"), *driver, *args]
+    return subprocess.Popen(command, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process):
+    out, err = process.communicate(timeout=TIMEOUT)
+    return {"rc": process.returncode, "out": out, "err": err}
+
+
+def _steps(run_dir):
+    return sorted(int(p.stem.split("-")[1]) for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory):
+    """Uninterrupted run `a`; run `b`: SIGTERM after step 1, resume, SIGKILL after step 4, resume; run `nan`."""
+    root = tmp_path_factory.mktemp("runs")
+    (root / "driver.py").write_text(DRIVER)
+    a, b, nan = root / "a", root / "b", root / "nan"
+    background = {"a": _start([*TINY, "--run-dir", str(a)], root),
+                  "nan": _start([*TINY, "--save-every", "1", "--run-dir", str(nan)], root, driver=["nan", "3"])}
+    results = {"sigterm": _finish(_start([*TINY, "--run-dir", str(b)], root, driver=["SIGTERM", "1"]))}
+    results["sigterm"]["steps"] = _steps(b)
+    results["sigkill"] = _finish(_start([*TINY, "--run-dir", str(b)], root, driver=["SIGKILL", "4"]))
+    results["sigkill"]["steps"] = _steps(b)
+    results["resume"] = _finish(_start([*TINY, "--run-dir", str(b)], root))
+    results.update({name: _finish(process) for name, process in background.items()})
+    results["nan"]["steps"] = _steps(nan)
+    return {"a": a, "b": b, **results}
+
+
+def _assert_ok(result):
+    assert result["rc"] == 0, result["err"][-3000:]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(lifecycle):
+    result = lifecycle["sigterm"]
+    assert result["rc"] in (0, 130), result["err"][-3000:]
+    assert "Traceback" not in result["err"]
+    assert "SIGTERM" in result["err"] and "Resume with: python -m stargan_keras.train" in result["err"]
+    # Stopped after the step in flight (step 2), saved although 2 is not a multiple of --save-every 3.
+    assert result["steps"] == [2]
+
+
+def test_exact_resume_after_sigkill(lifecycle):
+    assert lifecycle["sigkill"]["rc"] == -9
+    assert lifecycle["sigkill"]["steps"] == [2, 3]  # killed after step 4, before its checkpoint
+    resume = lifecycle["resume"]
+    _assert_ok(resume)
+    assert "resuming from step 3" in resume["out"]
+    _assert_ok(lifecycle["a"])
+    uninterrupted = tf.train.load_checkpoint(str(lifecycle["a"] / "checkpoints" / "ckpt-6"))
+    resumed = tf.train.load_checkpoint(str(lifecycle["b"] / "checkpoints" / "ckpt-6"))
+    names = uninterrupted.get_variable_to_shape_map()
+    assert names == resumed.get_variable_to_shape_map()
+    tracked = [n for n in names if n.startswith(("networks/", "ema_networks/", "optimizers/"))]
+    assert any(n.startswith("optimizers/") for n in tracked) and any(n.startswith("ema_networks/") for n in tracked)
+    differing = [n for n in tracked if not np.array_equal(uninterrupted.get_tensor(n), resumed.get_tensor(n))]
+    assert not differing, differing[:10]
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(lifecycle):
+    result = lifecycle["nan"]
+    assert result["rc"] == 1, result["err"][-3000:]
+    assert "Traceback" not in result["err"]
+    message = result["err"].split("error:", 1)[1]
+    assert "step 3:" in message and any(f"loss term {key} " in message for key in LOG_KEYS)
+    assert result["steps"] == [1, 2]  # the non-finite step 3 was never saved
+    assert "ckpt-2" in message
+
+
+def test_run_directory_contents(lifecycle):
+    _assert_ok(lifecycle["a"])
+    run = lifecycle["a"]
+    out = lifecycle["a"]["out"]
+    assert f"tensorboard --logdir {run / 'logs'}" in out and str(run / "samples") in out
+    assert "step 6 of 6" in out and "bad image files skipped: none" in out
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["img_size"] == 16 and saved["train"]["total_iters"] == 6
+    assert saved["model"]["domain_names"] == ["circle", "square", "triangle"]
+    assert _steps(run) == [3, 6]
+    jpegs = sorted(p.name for p in (run / "samples").glob("*.jpg"))
+    assert jpegs == sorted(f"{step:06d}_{kind}.jpg" for step in (3, 6)
+                           for kind in ("reference", "latent_psi0.5", "latent_psi0.7", "latent_psi1.0"))
+    for path in (run / "samples").glob("*.jpg"):
+        with Image.open(path) as image:
+            image.verify()
+    tags = {}
+    for path in (run / "logs").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, set()).add(event.step)
+    for key in (*LOG_KEYS, "learning_rate/generator", "learning_rate/mapping_network", "speed/steps_per_second"):
+        assert key in tags, key
+    assert tags["D/latent_real"] == {1, 2, 3, 4, 5, 6} and tags["samples/reference"] == {3, 6}
+
+
+def test_load_opens_the_finished_run(lifecycle):
+    _assert_ok(lifecycle["a"])
+    model = stargan_keras.load(lifecycle["a"])
+    assert model.config.model.img_size == 16
+    reader = tf.train.load_checkpoint(str(lifecycle["a"] / "checkpoints" / "ckpt-6"))
+    for name, variable in torch_named_variables(model.generator).items():
+        key = f"ema_networks/generator/{name.replace('.', '..')}/.ATTRIBUTES/VARIABLE_VALUE"
+        np.testing.assert_array_equal(variable.numpy(), reader.get_tensor(key))
+    x = np.zeros((1, 16, 16, 3), np.float32)
+    assert model.generator(x, model.mapping_network(np.zeros((1, 16), np.float32), np.array([1]))).shape == x.shape
+
+
+def test_refuses_to_resume_with_other_networks(lifecycle, capsys):
+    _assert_ok(lifecycle["a"])
+    before = (lifecycle["a"] / "config.yaml").read_text()
+    argv = [*TINY, "--img-size", "32", "--run-dir", str(lifecycle["a"])]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--img-size (run: 16, requested: 32)" in err and "--run-dir" in err and "Traceback" not in err
+    assert (lifecycle["a"] / "config.yaml").read_text() == before
+
+
+def test_unknown_flag_names_the_closest(capsys):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--totl-iters", "5"])
+    assert info.value.code == 2
+    assert "did you mean --total-iters?" in capsys.readouterr().err
+
+
+def test_unknown_yaml_key_names_the_file_and_the_closest(tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train:\n  totl_iters: 5\n")
+    assert train.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(path) in err and "total_iters" in err and "Traceback" not in err
+
+
+def test_bad_values_name_the_flag(tmp_path, capsys):
+    assert train.main(["--img-size", "33", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "--img-size 33" in capsys.readouterr().err
+    assert train.main(["--profile-steps", "5", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "--profile-steps" in capsys.readouterr().err
+    assert train.main(["--dataset", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert str(tmp_path / "missing") in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_presets_from_the_command_line():
+    config, _ = train.config_from_args([])
+    assert config.data.dataset == "shapes" and config.run_dir == "runs/shapes"
+    config, _ = train.config_from_args(["--dataset", "afhq"])
+    assert (config.model.img_size, config.model.domain_names, config.train.lambda_ds) == (256, ["cat", "dog", "wild"],
+                                                                                         2.0)
+    config, _ = train.config_from_args(["--dataset", "/data/horses_zebras", "--img-size", "64"])
+    assert config.run_dir == "runs/horses_zebras" and config.model.img_size == 64
+    config, _ = train.config_from_args(["--config", "celeba_hq", "--lambda-ds", "0.5"])
+    assert config.model.w_hpf == 1 and config.train.lambda_ds == 0.5
