@@ -13,13 +13,13 @@ leaving a half-converted directory (upstream issues #108, #177).
 from __future__ import annotations
 
 import math
-import pickle
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from .config import Config, ConfigArgumentParser, ConfigError, add_config_flags, load_config, overrides_from_args
+from .torch_io import TorchFileError, is_tensor, load_torch_file, to_keras_layout, to_numpy
 
 EMA_NETWORKS = ("generator", "mapping_network", "style_encoder")
 IGNORED_KEYS = ("hpf.filter",)  # a constant of w_hpf; absent from the released CelebA-HQ file (issue #103)
@@ -28,44 +28,14 @@ MODEL_FLAGS = ("img_size", "num_domains", "w_hpf", "base_dim", "max_conv_dim", "
 MAX_LISTED = 5
 
 
-class ConversionError(ValueError):
+class ConversionError(TorchFileError):
     """A checkpoint that cannot be read or does not fit the config; the message says why and what to do."""
-
-
-def _import_torch():
-    try:
-        import torch
-    except ImportError:
-        raise ConversionError("Reading PyTorch checkpoints needs PyTorch, which is an optional extra: "
-                              "pip install 'stargan-keras[torch]'") from None
-    return torch
 
 
 def read_checkpoint(path: str | Path, required: tuple[str, ...]) -> dict[str, dict[str, np.ndarray]]:
     """{network: {state-dict key: float32 array}} from an upstream `*_nets*.ckpt`, safely."""
-    torch = _import_torch()
     path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"{path} does not exist (or is not a file). Pass the downloaded *_nets_ema.ckpt.")
-    with open(path, "rb") as f:
-        head = f.read(64)
-    if not head:
-        raise ConversionError(f"{path} is empty: the download did not complete. Download it again.")
-    if head.lstrip().startswith(b"<"):
-        raise ConversionError(f"{path} is an HTML page, not a checkpoint: Dropbox links must end in ?dl=1 "
-                              "(dl=0 serves a web page). Download it again with dl=1.")
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), "")
-        raise ConversionError(
-            f"refused {path}: it is not a plain state dict of tensors. It may carry code (or be damaged), so it "
-            f"was refused on purpose: checkpoints are read with torch.load(weights_only=True), which never runs "
-            f"code from the file. {reason} Use the authors' original *_nets_ema.ckpt.") from None
-    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError... for damaged files
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConversionError(f"{path} is truncated or corrupt, not a complete PyTorch checkpoint "
-                              f"({type(err).__name__}: {first}). Download it again.") from None
+    contents = load_torch_file(path, error=ConversionError, hint="Use the authors' original *_nets_ema.ckpt.")
     if not isinstance(contents, dict):
         raise ConversionError(f"{path} holds a {type(contents).__name__}, not the upstream dict of state dicts "
                               f"({', '.join(required)}).")
@@ -78,24 +48,15 @@ def read_checkpoint(path: str | Path, required: tuple[str, ...]) -> dict[str, di
     for name in required:
         states[name] = {}
         for key, value in contents[name].items():
-            if not torch.is_tensor(value):
+            if not is_tensor(value):
                 raise ConversionError(f"{path}: {name}.{key} is a {type(value).__name__}, not a tensor; this is not "
                                       "a StarGAN v2 checkpoint.")
-            states[name][_strip_data_parallel(str(key))] = value.detach().float().numpy()
+            states[name][_strip_data_parallel(str(key))] = to_numpy(value)
     return states
 
 
 def _strip_data_parallel(key: str) -> str:
     return key[len("module."):] if key.startswith("module.") else key
-
-
-def to_keras_layout(array: np.ndarray) -> np.ndarray:
-    """OIHW conv kernels -> HWIO, Linear (out, in) -> (in, out), vectors as they are."""
-    if array.ndim == 4:
-        return array.transpose(2, 3, 1, 0)
-    if array.ndim == 2:
-        return array.T
-    return array
 
 
 def torch_shape(keras_shape) -> tuple[int, ...]:

@@ -6,16 +6,24 @@ and tensor names are the contract for clients:
 
 | signature | inputs | outputs |
 |---|---|---|
-| `latent_guided` (= `serving_default`) | `image` uint8 [N,H,W,3], `target_domain` int32 [N], `z` float32 [N,latent_dim], `psi` float32 [] | `image` uint8 [N,S,S,3] |
+| `latent_guided` (= `serving_default`) | `image` uint8 [N,H,W,3], `target_domain` int32 [N], `z` float32 [N,latent_dim], `psi` float32 [] or [N] | `image` uint8 [N,S,S,3] |
 | `reference_guided` | `image`, `reference` uint8 [N,H,W,3], `reference_domain` int32 [N] | `image` |
 | `style_from_latent` | `target_domain`, `z`, `psi` | `style` float32 [N,style_dim] |
 | `style_from_reference` | `reference`, `reference_domain` | `style` |
 | `synthesize` | `image`, `style` | `image` |
 | `latent_guided_bytes` | `image_bytes` string [N] (JPEG/PNG/GIF/BMP), `target_domain`, `z`, `psi` | `image_bytes` string [N] (PNG) |
 | `reference_guided_bytes` | `image_bytes`, `reference_bytes`, `reference_domain` | `image_bytes` |
-| `metadata` | `domain` string [K] (names to resolve; may be empty) | `domain_names` [D], `domain_index` int32 [K], `img_size`, `num_domains`, `latent_dim`, `style_dim` |
+| `metadata` | `domain` string [K] (names to resolve, or "") | `domain_index` int32 [K] (-1 for ""), `domain_names` string [K,D], `img_size`, `num_domains`, `latent_dim`, `style_dim` int32 [K] |
 
 Images of any size are resized to the model's S x S (bilinear, antialiased).
+`psi` (truncation toward the domain's mean style, 1 = none) is a scalar or one
+value per image.
+
+Every input and output has the batch as its first dimension (psi may also be a
+scalar), so that TF Serving's `--enable_batching` can merge concurrent requests
+of one signature; that is also why `metadata` answers one row per `domain`
+entry. Batching merges tensors of equal shapes only: batched clients send
+S x S images (as `stargan_keras.client` does) or use the `*_bytes` signatures.
 Signature inputs are declared with unknown shapes so that every shape check
 happens inside the graph: a bad input fails with INVALID_ARGUMENT and a message
 naming it, in TF Serving as in any other runtime. (`metadata` has an input only
@@ -127,7 +135,8 @@ class StarGANServing(tf.Module):
         domains, styles = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, S], tf.float32)
 
         def latent_style(target_domain, z, psi):
-            return truncate(self._nets.mapping_network(z, target_domain), target_domain, self.mean_styles, psi)
+            styles = self._nets.mapping_network(z, target_domain)
+            return truncate(styles, target_domain, self.mean_styles, psi[:, None])
 
         def synthesize(x, style):
             """G(x, s) as uint8, rounded the way `imaging.to_uint8` saves images."""
@@ -135,7 +144,7 @@ class StarGANServing(tf.Module):
             return tf.cast(tf.round(tf.clip_by_value((y + 1.0) / 2.0, 0.0, 1.0) * 255.0), tf.uint8)
 
         self._latent_style = tf.function(latent_style, autograph=False, input_signature=[
-            domains, tf.TensorSpec([None, L], tf.float32), tf.TensorSpec([], tf.float32)])
+            domains, tf.TensorSpec([None, L], tf.float32), tf.TensorSpec([None], tf.float32)])
         self._reference_style = tf.function(lambda x, y: self._nets.style_encoder(x, y), autograph=False,
                                             input_signature=[images, domains])
         self._synthesize = tf.function(synthesize, autograph=False, input_signature=[images, styles])
@@ -162,11 +171,16 @@ class StarGANServing(tf.Module):
         return _after([in_range], domains, [None])
 
     def _latents(self, z, psi, batch, batch_of):
-        """z float32 [N, latent_dim] and psi float32 []."""
+        """z float32 [N, latent_dim]; psi float32 [] or [N], returned as [N]."""
         z_check = _check_shape(z, [batch, self.latent_dim],
                                f"z must be float32 [N, {self.latent_dim}], one latent code per {batch_of}")
-        psi_check = _check_shape(psi, [], "psi must be a float32 scalar (1.0 = no truncation)")
-        return _after([z_check], z, [None, self.latent_dim]), _after([psi_check], psi, [])
+        psi_ok = tf.equal(tf.rank(psi), 0) | (tf.equal(tf.rank(psi), 1) & tf.equal(tf.size(psi), batch))
+        psi_check = tf.debugging.Assert(
+            psi_ok, [f"psi must be a float32 scalar or [N], one per {batch_of} (1.0 = no truncation); got shape",
+                     tf.shape(psi)], summarize=8)
+        psi = tf.broadcast_to(tf.reshape(_after([psi_check], psi), [-1]), [batch])
+        psi.set_shape([None])
+        return _after([z_check], z, [None, self.latent_dim]), psi
 
     def _styles(self, style, batch):
         check = _check_shape(style, [batch, self.style_dim],
@@ -250,21 +264,23 @@ class StarGANServing(tf.Module):
             return {"image_bytes": encode(self._synthesize(x, self._reference_style(ref, reference_domain)))}
 
         def metadata(domain):
-            check = _check_shape(domain, [None], "domain must be a string [K] of domain names (K may be 0)")
-            names = tf.constant(self.domain_names)
+            check = _check_shape(domain, [None], 'domain must be a string [K] of domain names (or "")')
             domain = _after([check], domain, [None])
+            names = tf.constant(self.domain_names)
             matches = tf.equal(domain[:, None], names[None, :])
-            found = tf.reduce_any(matches, axis=1)
+            blank = tf.equal(domain, "")
+            found = tf.reduce_any(matches, axis=1) | blank
             unknown = tf.debugging.Assert(
                 tf.reduce_all(found),
-                [f"domain: unknown domain name(s); the model's domains are {self.domain_names}. Unknown:",
+                [f"domain: unknown domain name(s); the model's domains are {', '.join(self.domain_names)}. Unknown:",
                  tf.boolean_mask(domain, ~found)])
             with tf.control_dependencies([unknown]):
-                index = tf.cast(tf.argmax(tf.cast(matches, tf.int32), axis=1), tf.int32)
-            scalar = lambda v: tf.constant(v, tf.int32)  # noqa: E731
-            return {"domain_names": names, "domain_index": index, "img_size": scalar(self.img_size),
-                    "num_domains": scalar(self.num_domains), "latent_dim": scalar(self.latent_dim),
-                    "style_dim": scalar(self.style_dim)}
+                index = tf.where(blank, -1, tf.cast(tf.argmax(tf.cast(matches, tf.int32), axis=1), tf.int32))
+            k = tf.shape(domain)[0]
+            rows = lambda value: tf.fill([k], tf.constant(value, tf.int32))  # noqa: E731
+            return {"domain_index": index, "domain_names": tf.tile(names[None], [k, 1]),
+                    "img_size": rows(self.img_size), "num_domains": rows(self.num_domains),
+                    "latent_dim": rows(self.latent_dim), "style_dim": rows(self.style_dim)}
 
         specs = {
             "latent_guided": (latent_guided, [image, target_domain, z, psi]),
@@ -292,14 +308,16 @@ class StarGANServing(tf.Module):
         z, psi = tf.TensorSpec([None, L], tf.float32, name="z"), tf.TensorSpec([], tf.float32, name="psi")
         style = tf.TensorSpec([None, S], tf.float32, name="style")
         to_float = lambda u8: tf.cast(u8, tf.float32) / 127.5 - 1.0  # noqa: E731
+        per_code = lambda psi, domains: tf.broadcast_to(psi, tf.shape(domains))  # noqa: E731
         specs = {
             "latent_guided": (lambda image, target_domain, z, psi: {"image": self._synthesize(
-                to_float(image), self._latent_style(target_domain, z, psi))}, [image, target_domain, z, psi]),
+                to_float(image), self._latent_style(target_domain, z, per_code(psi, target_domain)))},
+                [image, target_domain, z, psi]),
             "reference_guided": (lambda image, reference, reference_domain: {"image": self._synthesize(
                 to_float(image), self._reference_style(to_float(reference), reference_domain))},
                 [image, reference, reference_domain]),
-            "style_from_latent": (lambda target_domain, z, psi: {"style": self._latent_style(target_domain, z, psi)},
-                                  [target_domain, z, psi]),
+            "style_from_latent": (lambda target_domain, z, psi: {"style": self._latent_style(
+                target_domain, z, per_code(psi, target_domain))}, [target_domain, z, psi]),
             "style_from_reference": (lambda reference, reference_domain: {"style": self._reference_style(
                 to_float(reference), reference_domain)}, [reference, reference_domain]),
             "synthesize": (lambda image, style: {"image": self._synthesize(to_float(image), style)}, [image, style]),
@@ -331,7 +349,7 @@ def warmup_inputs(img_size: int, latent_dim: int, style_dim: int, domain_names, 
         "synthesize": {"image": image, "style": rng.standard_normal((1, style_dim)).astype(np.float32)},
         "latent_guided_bytes": {"image_bytes": png, "target_domain": domain, "z": z, "psi": psi},
         "reference_guided_bytes": {"image_bytes": png, "reference_bytes": png, "reference_domain": domain},
-        "metadata": {"domain": np.array([domain_names[0].encode()], dtype=object)},
+        "metadata": {"domain": np.array([b""], dtype=object)},
         "serving_default": latent,
     }
     return inputs

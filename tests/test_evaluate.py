@@ -177,7 +177,8 @@ def test_fid_and_lpips_with_untrained_networks(model_dir, tmp_path, capsys):
     report = json.loads((out / "metrics_reference.json").read_text())
     names = ["square2circle", "circle2square", "mean"]
     assert set(report["metrics"]) == {f"{m}_reference/{n}" for m in ("FID", "LPIPS") for n in names}
-    assert all(np.isfinite(v) and v >= 0.0 for v in report["metrics"].values())
+    assert all(np.isfinite(v) for v in report["metrics"].values())
+    assert all(report["metrics"][f"FID_reference/{n}"] >= 0.0 for n in names)  # random LPIPS weights may be < 0
     assert report["num_generated"] == {"square2circle": NUM_VAL * 3, "circle2square": NUM_VAL * 3}
     assert len(list((out / "images" / "reference" / "square2circle").glob("*.png"))) == NUM_VAL * 3
     assert not list(out.glob("fid_real_*.npz"))  # random networks' features are never cached

@@ -98,6 +98,10 @@ def test_latent_guided_matches_keras(exported, psi):
         assert_images_match(out["image"], expected)
     style = run(loaded, "style_from_latent", target_domain=y, z=z, psi=np.float32(psi))["style"]
     np.testing.assert_allclose(style, keras_latent_styles(model, y, z, psi), rtol=1e-4, atol=1e-5)
+    per_image = np.array([psi, 1.0, psi], np.float32)  # psi may also be given per image (batchable)
+    style = run(loaded, "style_from_latent", target_domain=y, z=z, psi=per_image)["style"]
+    np.testing.assert_allclose(style[[0, 2]], keras_latent_styles(model, y, z, psi)[[0, 2]], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(style[1], keras_latent_styles(model, y, z, 1.0)[1], rtol=1e-4, atol=1e-5)
 
 
 def test_reference_guided_matches_keras(exported):
@@ -147,11 +151,11 @@ def test_bytes_signatures_decode_translate_and_encode_png(exported):
 
 def test_metadata_names_domains_and_sizes(exported, tmp_path):
     _, path, loaded = exported
-    out = run(loaded, "metadata", domain=np.array([b"wild", b"cat"], dtype=object))
-    assert [n.decode() for n in out["domain_names"]] == DOMAINS
-    assert out["domain_index"].tolist() == [2, 0]
-    assert (int(out["img_size"]), int(out["num_domains"]), int(out["latent_dim"]), int(out["style_dim"])) == \
-        (32, 3, 16, 64)
+    out = run(loaded, "metadata", domain=np.array([b"wild", b"", b"cat"], dtype=object))
+    assert out["domain_names"].shape == (3, 3) and [n.decode() for n in out["domain_names"][1]] == DOMAINS
+    assert out["domain_index"].tolist() == [2, -1, 0]
+    for key, value in {"img_size": 32, "num_domains": 3, "latent_dim": 16, "style_dim": 64}.items():
+        assert out[key].tolist() == [value] * 3  # one row per entry: TF Serving's batching splits outputs by row
     assert (path / "assets" / "domain_names.txt").read_text().split() == DOMAINS
 
 
@@ -174,7 +178,8 @@ def test_bad_inputs_fail_with_messages_naming_them(exported):
         ("latent_guided", {"image": np.zeros((32, 32, 3), np.uint8)}, "image must be uint8 [N, H, W, 3]"),
         ("latent_guided", {"image": np.zeros((1, 0, 32, 3), np.uint8)}, "image must be uint8 [N, H, W, 3]"),
         ("latent_guided", {"z": np.zeros((1, 15), np.float32)}, "z must be float32 [N, 16]"),
-        ("latent_guided", {"psi": np.ones((1,), np.float32)}, "psi must be a float32 scalar"),
+        ("latent_guided", {"psi": np.ones((2,), np.float32)}, "psi must be a float32 scalar or [N]"),
+        ("latent_guided", {"psi": np.ones((1, 1), np.float32)}, "psi must be a float32 scalar or [N]"),
     ]
     for signature, change, expected in cases:
         assert expected in error_message(loaded, signature, **{**ok, **change})

@@ -144,7 +144,8 @@ def rest_handler(predictor: ExportPredictor):
                 status = 404 if error[0] == grpc.StatusCode.NOT_FOUND else 400
                 return self.reply(status, {"error": error[1]})
             encoded = {key: [{"b64": base64.b64encode(v).decode()} for v in value] if key.endswith("_bytes")
-                       else [v.decode() for v in value] if value.dtype == object else value.tolist()
+                       else np.vectorize(bytes.decode, otypes=[object])(value).tolist() if value.dtype == object
+                       else value.tolist()
                        for key, value in outputs.items()}
             self.reply(200, {"outputs": encoded if len(encoded) > 1 else next(iter(encoded.values()))})
 

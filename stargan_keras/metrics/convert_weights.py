@@ -20,38 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-TORCH_MISSING = "PyTorch is needed to read {path}: pip install 'stargan-keras[torch]'."
+from stargan_keras.torch_io import TorchFileError, is_tensor, load_torch_file, to_numpy
 
 
-class StateDictError(ValueError):
+class StateDictError(TorchFileError):
     """A torch state dict that does not fit the network it is converted into."""
 
 
 def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Read a torch state dict file on the CPU as float32 numpy arrays, safely (weights only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file.")
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(TORCH_MISSING.format(path=path)) from error
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise StateDictError(f"{path}: not a readable torch state dict of tensors ({type(error).__name__}); "
-                             "files that carry code are refused on purpose. Download it again.") from None
+    loaded = load_torch_file(path, error=StateDictError)
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
         raise StateDictError(f"{path}: expected a torch state dict, found {type(loaded).__name__}.")
-    return {key: value.detach().float().numpy() for key, value in loaded.items()
-            if isinstance(value, torch.Tensor) and value.is_floating_point()}
-
-
-def conv_kernel(weight: np.ndarray) -> np.ndarray:
-    """A torch conv weight (out, in, kh, kw) as a Keras kernel (kh, kw, in, out)."""
-    return np.transpose(weight, (2, 3, 1, 0))
+    return {key: to_numpy(value) for key, value in loaded.items() if is_tensor(value) and value.is_floating_point()}
 
 
 def take(state_dict: dict[str, np.ndarray], key: str, shape: tuple, source: str) -> np.ndarray:

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from stargan_keras.metrics.convert_weights import (StateDictError, conv_kernel,
-                                                   load_torch_state_dict, take)
+from stargan_keras.metrics.convert_weights import StateDictError, load_torch_state_dict, take
+from stargan_keras.torch_io import to_keras_layout
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 # ImageNet mean/std expressed for [-1, 1] inputs (upstream metrics/lpips.py).
@@ -109,7 +109,7 @@ class LPIPS(keras.Model):
             weight = take(alexnet, f"features.{index}.weight", (filters, layer.kernel.shape[2],
                                                                   kernel, kernel), alexnet_source)
             bias = take(alexnet, f"features.{index}.bias", (filters,), alexnet_source)
-            layer.set_weights([conv_kernel(weight), bias])
+            layer.set_weights([to_keras_layout(weight), bias])
         for position, layer in enumerate(model.linear):
             shape = (1, layer.kernel.shape[2], 1, 1)
             keys = (f"lpips_weights.{position}.main.1.weight", f"lin{position}.model.1.weight")
@@ -117,7 +117,7 @@ class LPIPS(keras.Model):
             if key is None:
                 raise StateDictError(f"{linear_source}: neither '{keys[0]}' nor '{keys[1]}' is "
                                      "there; is this the LPIPS linear weights file?")
-            layer.set_weights([conv_kernel(take(linear, key, shape, linear_source))])
+            layer.set_weights([to_keras_layout(take(linear, key, shape, linear_source))])
         return model
 
     @classmethod

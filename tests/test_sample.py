@@ -1,0 +1,129 @@
+"""`sample` on the authors' representative AFHQ images with a tiny model: every figure and video, and their layout."""
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stargan_keras import sample as sm
+from stargan_keras.checkpoint import save_networks
+from stargan_keras.config import Config, ModelConfig
+from stargan_keras.data.folders import image_files
+from stargan_keras.networks import build_networks
+
+IMG = 32
+PAD = 2  # imaging.make_grid's default padding
+NAMES = ["cat", "dog", "wild"]
+FILES = ["reference.jpg", "latent_psi_0.5.jpg", "latent_psi_0.7.jpg", "latent_psi_1.0.jpg", "cycle.jpg"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    model = ModelConfig(img_size=IMG, num_domains=3, domain_names=NAMES, w_hpf=0, base_dim=8, max_conv_dim=32,
+                        mapping_hidden_dim=32)
+    return save_networks(tmp_path_factory.mktemp("models") / "tiny", Config(model=model), build_networks(model))
+
+
+@pytest.fixture
+def afhq(shared_dir):
+    return shared_dir / "data" / "stargan_v2_representative" / "afhq"
+
+
+def _grid_shape(rows: int, cols: int) -> tuple[int, int]:
+    """(width, height) of a make_grid of rows x cols cells of IMG px."""
+    return cols * (IMG + PAD) + PAD, rows * (IMG + PAD) + PAD
+
+
+def _count(folder):
+    return sum(len(image_files(folder / name)) for name in NAMES if (folder / name).is_dir())
+
+
+def test_sample_writes_every_figure_and_video(model_dir, afhq, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = sm.main(["--checkpoint", str(model_dir), "--src", str(afhq / "src"), "--ref", str(afhq / "ref"),
+                    "--out", str(out), "--num-latent", "2", "--video-sources", "3", "--video-format", "gif"])
+    assert code == 0, capsys.readouterr().err
+    n_src, n_ref = _count(afhq / "src"), _count(afhq / "ref")
+    expected = {"reference.jpg": _grid_shape(n_src + 1, n_ref + 1),
+                "cycle.jpg": _grid_shape(4, n_src),
+                **{f"latent_psi_{psi}.jpg": _grid_shape(1 + len(NAMES) * 2, n_src) for psi in sm.PSIS}}
+    for name in FILES:
+        with Image.open(out / name) as image:
+            assert image.size == expected[name], name
+    frames = {}
+    for name in ("video_ref.gif", "video_latent.gif"):
+        with Image.open(out / name) as video:
+            assert video.n_frames > 1
+            frames[name] = video.size
+    margin = sm.SLIDE_MARGIN * IMG // 256
+    assert frames["video_latent.gif"] == (3 * IMG, 2 * IMG)  # sources above translations
+    assert frames["video_ref.gif"] == (4 * IMG + margin, 2 * IMG)  # plus the sliding reference column
+
+
+@pytest.fixture
+def small_folders(afhq, tmp_path):
+    """One source and two references per domain, copied from the shared images."""
+    for role, count in (("src", 1), ("ref", 2)):
+        for name in NAMES:
+            folder = tmp_path / role / name
+            folder.mkdir(parents=True)
+            for path in image_files(afhq / role / name)[:count]:
+                shutil.copy(path, folder / path.name)
+    return tmp_path / "src", tmp_path / "ref"
+
+
+def test_same_seed_same_files_other_seed_other_latents(model_dir, small_folders, tmp_path):
+    from stargan_keras.checkpoint import load
+
+    model = load(model_dir)
+    src, ref = small_folders
+
+    def latent_grid(seed, name):
+        written = sm.sample(model, src, ref, tmp_path / name, seed=seed, num_latent=2, video_sources=1,
+                            video_format="gif", progress=False)
+        with Image.open(written["latent_psi_1.0"]) as image:
+            return np.asarray(image)
+
+    first, again, other = latent_grid(0, "a"), latent_grid(0, "b"), latent_grid(1, "c")
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first.astype(int) - other.astype(int)).max() > 0
+
+
+def test_folder_names_must_be_the_model_domains(model_dir, small_folders, tmp_path, capsys):
+    src, ref = small_folders
+    (ref / "cat").rename(ref / "horse")
+    code = sm.main(["--checkpoint", str(model_dir), "--src", str(src), "--ref", str(ref), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'horse'" in err and "cat, dog, wild" in err and str(ref) in err
+
+
+def test_alphas_are_sigmoid_spaced_and_held():
+    alphas = sm.interpolation_alphas()
+    ramp = 1.0 / (1.0 + np.exp(-np.arange(-5.0, 5.0, 0.5)))
+    np.testing.assert_allclose(alphas, np.concatenate([[0.0], ramp, np.ones(sm.TAIL_FRAMES)]), rtol=1e-6)
+    assert np.all(np.diff(alphas) >= 0)
+
+
+def test_reference_column_slides_up():
+    previous = np.full((4, 4, 3), 100, np.uint8)
+    following = np.full((4, 4, 3), 200, np.uint8)
+    start, end = sm._slide(previous, following, 0.0, 2), sm._slide(previous, following, 1.0, 2)
+    assert start.shape == end.shape == (8, 6, 3)
+    assert (start[:4] == 0).all() and (start[4:, :4] == 100).all()  # previous beside the translations
+    assert (end[:4, :4] == 100).all() and (end[4:, :4] == 200).all()  # previous beside the sources, next below
+    assert (end[:, 4:] == 0).all()
+
+
+def test_cycle_pairs_each_source_with_another_domain():
+    y_src, y_ref = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2])
+    picks = sm.pair_references(y_src, y_ref)
+    assert all(y_ref[p] != y for p, y in zip(picks, y_src))
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not on PATH")
+def test_mp4_through_ffmpeg(tmp_path):
+    frames = [np.full((33, 47, 3), value, np.uint8) for value in (0, 128, 255)]
+    path = sm.write_video(tmp_path / "clip", iter(frames), video_format="mp4")
+    assert path.suffix == ".mp4" and path.stat().st_size > 0
