@@ -187,10 +187,21 @@ class Translator:
         import tensorflow as tf
 
         self.model, self.config = model, model.config
-        self.latent_dim = model.config.model.latent_dim
-        self.generate = tf.function(lambda x, s: model.generator(x, s), reduce_retracing=True)
-        self.map = tf.function(lambda z, y: model.mapping_network(z, y), reduce_retracing=True)
-        self.encode = tf.function(lambda x, y: model.style_encoder(x, y), reduce_retracing=True)
+        cfg = model.config.model
+        self.latent_dim = cfg.latent_dim
+        images = tf.TensorSpec([None, cfg.img_size, cfg.img_size, 3], tf.float32)
+        labels = tf.TensorSpec([None], tf.int32)
+        # One signature each, whatever the batch size: a single trace per function.
+        self.generate = tf.function(lambda x, s: model.generator(x, s),
+                                    input_signature=[images, tf.TensorSpec([None, cfg.style_dim], tf.float32)])
+        self.map = tf.function(lambda z, y: model.mapping_network(z, y),
+                               input_signature=[tf.TensorSpec([None, cfg.latent_dim], tf.float32), labels])
+        self.encode = tf.function(lambda x, y: model.style_encoder(x, y), input_signature=[images, labels])
+
+
+def as_translator(model) -> Translator:
+    """A Translator for a loaded model; Translators pass through (so callers can share the traces)."""
+    return model if isinstance(model, Translator) else Translator(model)
 
 
 def choose_references(rng: np.random.Generator, num_sources: int, num_references: int,
@@ -205,7 +216,7 @@ def choose_references(rng: np.random.Generator, num_sources: int, num_references
 def evaluate(model, domain_images, mode: str, networks: MetricNetworks, *, num_outputs: int = 10,
              max_images_per_domain: int | None = None, seed: int = 0, real_features: RealFeatures | None = None,
              image_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Score one mode ("latent" or "reference") on every task.
+    """Score one mode ("latent" or "reference") of a loaded model (or its Translator) on every task.
 
     Returns {"metrics": {key: value} with per-task and mean values, "tasks": [names],
     "num_source_images": {task: n}, "num_generated": {task: n * num_outputs}}.
@@ -217,11 +228,10 @@ def evaluate(model, domain_images, mode: str, networks: MetricNetworks, *, num_o
         raise EvaluationError(f"--mode {mode!r}: choose latent, reference or both.")
     if num_outputs < 2 and networks.lpips is not None:
         raise EvaluationError(f"--num-outputs {num_outputs}: LPIPS compares outputs pairwise and needs at least 2.")
-    config = model.config
-    data = EvalData(config, domain_images, max_images_per_domain)
+    translator = as_translator(model)
+    data = EvalData(translator.config, domain_images, max_images_per_domain)
     if networks.fid is not None and real_features is None:
         real_features = RealFeatures(data, networks.fid, None, None, progress)
-    translator = Translator(model)
     reference_styles: dict[int, tf.Tensor] = {}
     metrics, counts = {}, {}
     tasks = make_tasks(domain_images.domain_names)
@@ -441,8 +451,10 @@ def run(args) -> list[Path]:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise EvaluationError(f"--{flag.replace('_', '-')} {value}: must be at least 1.")
-    model = load(args.checkpoint)
-    config = model.config.replace(**{k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS})
+    model = Translator(load(args.checkpoint))
+    # The data flags change where images come from, never the networks.
+    model.config = config = model.config.replace(
+        **{k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS})
     step = checkpoint_step(args.checkpoint)
     out_dir = args.out if args.out is not None else args.checkpoint / EVAL_DIR
     progress = not args.quiet

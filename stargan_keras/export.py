@@ -31,8 +31,12 @@ because TF Serving's REST API rejects signatures without inputs.)
 
 The SavedModel also holds `tflite_<name>` functions (not signatures) for the five
 uint8 tensor signatures: the same computation without the checks (assert ops)
-and without the resize (antialiased resizing is not a TFLite builtin), on S x S
-inputs. `stargan_keras.tflite` converts those.
+and without the resize (antialiased resizing is not a TFLite builtin), on one S x S
+image. `stargan_keras.tflite` converts those.
+
+A `tf.Module` saved with explicit signatures, not `keras.export.ExportArchive`:
+the archive publishes every endpoint as a signature (the tflite_* functions must
+not be one) and has no place for assets.
 """
 
 from __future__ import annotations
@@ -299,14 +303,18 @@ class StarGANServing(tf.Module):
         self._define_tflite_functions()
 
     def _define_tflite_functions(self):
-        """Unchecked twins of the tensor signatures on S x S images: builtin TFLite ops only."""
+        """Unchecked twins of the tensor signatures for one S x S image: builtin TFLite ops only.
+
+        Shapes are static (batch 1): with a dynamic batch the converter loses the shapes
+        of the upsampled decoder features at 256 px and cannot lower their convolutions.
+        """
         size, L, S = self.img_size, self.latent_dim, self.style_dim
-        image = tf.TensorSpec([None, size, size, 3], tf.uint8, name="image")
-        reference = tf.TensorSpec([None, size, size, 3], tf.uint8, name="reference")
-        target_domain = tf.TensorSpec([None], tf.int32, name="target_domain")
-        reference_domain = tf.TensorSpec([None], tf.int32, name="reference_domain")
-        z, psi = tf.TensorSpec([None, L], tf.float32, name="z"), tf.TensorSpec([], tf.float32, name="psi")
-        style = tf.TensorSpec([None, S], tf.float32, name="style")
+        image = tf.TensorSpec([1, size, size, 3], tf.uint8, name="image")
+        reference = tf.TensorSpec([1, size, size, 3], tf.uint8, name="reference")
+        target_domain = tf.TensorSpec([1], tf.int32, name="target_domain")
+        reference_domain = tf.TensorSpec([1], tf.int32, name="reference_domain")
+        z, psi = tf.TensorSpec([1, L], tf.float32, name="z"), tf.TensorSpec([], tf.float32, name="psi")
+        style = tf.TensorSpec([1, S], tf.float32, name="style")
         to_float = lambda u8: tf.cast(u8, tf.float32) / 127.5 - 1.0  # noqa: E731
         per_code = lambda psi, domains: tf.broadcast_to(psi, tf.shape(domains))  # noqa: E731
         specs = {
@@ -339,7 +347,7 @@ def warmup_inputs(img_size: int, latent_dim: int, style_dim: int, domain_names, 
     png = np.array([tf.io.encode_png(image[0]).numpy()], dtype=object)
     domain = np.zeros((1,), np.int32)
     z = rng.standard_normal((1, latent_dim)).astype(np.float32)
-    psi = np.float32(1.0)
+    psi = np.ones((1,), np.float32)  # [N], not a scalar: TF Serving's batching cannot merge scalars
     latent = {"image": image, "target_domain": domain, "z": z, "psi": psi}
     inputs = {
         "latent_guided": latent,

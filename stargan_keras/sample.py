@@ -26,6 +26,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from stargan_keras.config import ConfigError
+from stargan_keras.evaluate import as_translator
 
 PSIS = (0.5, 0.7, 1.0)
 VIDEO_FPS = 12.5  # the authors' 25 fps raw video played at half speed (setpts=2*PTS)
@@ -88,13 +89,6 @@ def interpolation_alphas(start: float = -5.0, stop: float = 5.0, step: float = 0
     """
     ramp = 1.0 / (1.0 + np.exp(-np.arange(start, stop, step)))
     return np.concatenate([[0.0], ramp, np.ones(tail)]).astype(np.float32)
-
-
-def as_translator(model):
-    """A Translator (compiled G, F, E) for a loaded model; Translators pass through."""
-    from stargan_keras.evaluate import Translator
-
-    return model if isinstance(model, Translator) else Translator(model)
 
 
 def generate(translator, x, s) -> np.ndarray:

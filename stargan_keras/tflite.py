@@ -11,7 +11,8 @@ converted from the export's `tflite_*` functions rather than from the serving
 signatures themselves, because those validate inputs with assert ops and resize
 with antialiasing, neither of which TFLite has as a builtin. So on device:
 images must already be S x S (the app resizes them), and indices are not
-range-checked (the app passes valid domains). The bytes and metadata signatures
+range-checked (the app passes valid domains); each call translates one image (batch 1,
+static shapes) and `psi` is a scalar. The bytes and metadata signatures
 are not converted (string tensors); domain names are in the export's
 `assets/domain_names.txt`.
 

@@ -192,9 +192,10 @@ def build_model(config: Config, strategy, checkpoint_dir: Path, latest: str | No
 
 
 def make_callbacks(config: Config, run: RunDir, model, manager, val_batch, start: int, chief: bool) -> list:
-    """The callbacks in the order they must run: a non-finite step is caught before the saver sees it."""
+    """The callbacks in the order they must run: a non-finite step is caught before the saver sees it, and
+    the signal handlers, installed last, stay until the final checkpoint and samples are written."""
     train_config = config.train
-    callbacks = [cb.StopOnSignal(), cb.StopOnNonFiniteLoss(), cb.PeriodicCheckpoint(manager, train_config.save_every)]
+    callbacks = [cb.StopOnNonFiniteLoss(), cb.PeriodicCheckpoint(manager, train_config.save_every)]
     if chief:
         writer = tf.summary.create_file_writer(str(run.logs))
         callbacks += [
@@ -205,7 +206,7 @@ def make_callbacks(config: Config, run: RunDir, model, manager, val_batch, start
         profile = parse_profile_steps(train_config.profile_steps)
         if profile:
             callbacks.append(cb.ProfileWindow(run.logs, *profile))
-    callbacks.append(cb.ProgressBar(start, train_config.total_iters))
+    callbacks += [cb.ProgressBar(start, train_config.total_iters), cb.StopOnSignal()]
     return callbacks
 
 
@@ -250,9 +251,9 @@ def train(config: Config, explicit: dict) -> tuple[Outcome, object]:
         hint = "" if config.train.precision == "float32" else ", try --precision float32"
         raise NonFiniteLoss(f"{err}. Training stopped without saving that step; {where}. Lower --lr / --f-lr"
                             f"{hint} or check the data.") from None
-    received = callbacks[0].received
-    return Outcome(start, int(model.step.numpy()), time.perf_counter() - began, manager.latest_checkpoint,
-                   signal.Signals(received).name if received is not None else None), domain_images
+    step, received = int(model.step.numpy()), callbacks[-1].received
+    stopped_by = signal.Signals(received).name if received is not None and step < total else None
+    return Outcome(start, step, time.perf_counter() - began, manager.latest_checkpoint, stopped_by), domain_images
 
 
 class NonFiniteLoss(RuntimeError):

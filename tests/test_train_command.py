@@ -97,7 +97,7 @@ def lifecycle(tmp_path_factory):
     results["resume"] = _finish(_start([*TINY, "--run-dir", str(b)], root))
     results.update({name: _finish(process) for name, process in background.items()})
     results["nan"]["steps"] = _steps(nan)
-    return {"a": a, "b": b, **results}
+    return {"a_dir": a, "b_dir": b, **results}
 
 
 def _assert_ok(result):
@@ -109,19 +109,19 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(lifecycle):
     assert result["rc"] in (0, 130), result["err"][-3000:]
     assert "Traceback" not in result["err"]
     assert "SIGTERM" in result["err"] and "Resume with: python -m stargan_keras.train" in result["err"]
-    # Stopped after the step in flight (step 2), saved although 2 is not a multiple of --save-every 3.
-    assert result["steps"] == [2]
+    # Stopped after the step in flight (step 1) and saved it, although 1 is not a multiple of --save-every 3.
+    assert result["steps"] == [1]
 
 
 def test_exact_resume_after_sigkill(lifecycle):
     assert lifecycle["sigkill"]["rc"] == -9
-    assert lifecycle["sigkill"]["steps"] == [2, 3]  # killed after step 4, before its checkpoint
+    assert lifecycle["sigkill"]["steps"] == [1, 3]  # killed after step 4, before its checkpoint
     resume = lifecycle["resume"]
     _assert_ok(resume)
     assert "resuming from step 3" in resume["out"]
     _assert_ok(lifecycle["a"])
-    uninterrupted = tf.train.load_checkpoint(str(lifecycle["a"] / "checkpoints" / "ckpt-6"))
-    resumed = tf.train.load_checkpoint(str(lifecycle["b"] / "checkpoints" / "ckpt-6"))
+    uninterrupted = tf.train.load_checkpoint(str(lifecycle["a_dir"] / "checkpoints" / "ckpt-6"))
+    resumed = tf.train.load_checkpoint(str(lifecycle["b_dir"] / "checkpoints" / "ckpt-6"))
     names = uninterrupted.get_variable_to_shape_map()
     assert names == resumed.get_variable_to_shape_map()
     tracked = [n for n in names if n.startswith(("networks/", "ema_networks/", "optimizers/"))]
@@ -142,7 +142,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(lifecycle):
 
 def test_run_directory_contents(lifecycle):
     _assert_ok(lifecycle["a"])
-    run = lifecycle["a"]
+    run = lifecycle["a_dir"]
     out = lifecycle["a"]["out"]
     assert f"tensorboard --logdir {run / 'logs'}" in out and str(run / "samples") in out
     assert "step 6 of 6" in out and "bad image files skipped: none" in out
@@ -168,9 +168,9 @@ def test_run_directory_contents(lifecycle):
 
 def test_load_opens_the_finished_run(lifecycle):
     _assert_ok(lifecycle["a"])
-    model = stargan_keras.load(lifecycle["a"])
+    model = stargan_keras.load(lifecycle["a_dir"])
     assert model.config.model.img_size == 16
-    reader = tf.train.load_checkpoint(str(lifecycle["a"] / "checkpoints" / "ckpt-6"))
+    reader = tf.train.load_checkpoint(str(lifecycle["a_dir"] / "checkpoints" / "ckpt-6"))
     for name, variable in torch_named_variables(model.generator).items():
         key = f"ema_networks/generator/{name.replace('.', '..')}/.ATTRIBUTES/VARIABLE_VALUE"
         np.testing.assert_array_equal(variable.numpy(), reader.get_tensor(key))
@@ -180,12 +180,12 @@ def test_load_opens_the_finished_run(lifecycle):
 
 def test_refuses_to_resume_with_other_networks(lifecycle, capsys):
     _assert_ok(lifecycle["a"])
-    before = (lifecycle["a"] / "config.yaml").read_text()
-    argv = [*TINY, "--img-size", "32", "--run-dir", str(lifecycle["a"])]
+    before = (lifecycle["a_dir"] / "config.yaml").read_text()
+    argv = [*TINY, "--img-size", "32", "--run-dir", str(lifecycle["a_dir"])]
     assert train.main(argv) == 2
     err = capsys.readouterr().err
     assert "--img-size (run: 16, requested: 32)" in err and "--run-dir" in err and "Traceback" not in err
-    assert (lifecycle["a"] / "config.yaml").read_text() == before
+    assert (lifecycle["a_dir"] / "config.yaml").read_text() == before
 
 
 def test_unknown_flag_names_the_closest(capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -51,13 +52,15 @@ def write_upstream_checkpoints(directory, seed=0):
     return torch_reference.save_upstream_checkpoints(reference_networks(seed), directory)
 
 
-def build_model(nets_ckpt, nets_ema_ckpt, run_eagerly=False, **overrides):
+def build_model(nets_ckpt=None, nets_ema_ckpt=None, run_eagerly=False, **overrides):
+    """The trainer on the tiny config, compiled, with the upstream-format weights when given."""
     from stargan_keras.config import Config
     from stargan_keras.trainer import StarGANv2
 
     model = StarGANv2(Config().replace(**{**OVERRIDES, **overrides}))
     model.compile(run_eagerly=run_eagerly)
-    model.load_upstream_weights(nets_ckpt, nets_ema_ckpt)
+    if nets_ckpt is not None:
+        model.load_upstream_weights(nets_ckpt, nets_ema_ckpt)
     return model
 
 
@@ -86,8 +89,17 @@ def assert_close_logs(actual: dict, expected: dict, rtol: float):
 # ---------------------------------------------------------------------------------------------- worker processes
 
 
-def worker_main(mode: str, checkpoint_dir: str, output: str) -> None:
-    """Two iterations at global batch 4 under `mode`; writes logs and weights to `output` (.npz)."""
+def two_iterations(model) -> dict:
+    """Logs and weights after two iterations on the fixed batches (global batch 4)."""
+    logs = [model.distributed_train_step(batch) for batch in make_batches(2)]
+    result = {f"log/{i}/{key}": float(value) for i, step_logs in enumerate(logs) for key, value in step_logs.items()}
+    result.update(keras_weights(model))
+    result["step"] = int(model.step.numpy())
+    return result
+
+
+def worker_main(mode: str, initial_checkpoint: str, output: str) -> None:
+    """Two iterations under `mode` (mirrored | multi_worker) from a training checkpoint; writes `output` (.npz)."""
     import tensorflow as tf
 
     if mode == "mirrored":
@@ -95,16 +107,13 @@ def worker_main(mode: str, checkpoint_dir: str, output: str) -> None:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from stargan_keras.distribute import make_strategy
 
-    strategy = make_strategy({"single": "default", "mirrored": "mirrored", "multi_worker": "multi_worker"}[mode])
-    assert strategy.num_replicas_in_sync == (1 if mode == "single" else 2)
-    directory = Path(checkpoint_dir)
+    strategy = make_strategy(mode)
+    assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
-        model = build_model(directory / "100000_nets.ckpt", directory / "100000_nets_ema.ckpt", run_eagerly=True)
-    logs = [model.distributed_train_step(batch) for batch in make_batches(2)]
-    result = {f"log/{i}/{key}": float(value) for i, step_logs in enumerate(logs) for key, value in step_logs.items()}
-    result.update(keras_weights(model))
-    result["step"] = int(model.step.numpy())
-    if mode != "multi_worker" or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
+        model = build_model(run_eagerly=True)
+        model.checkpoint().read(initial_checkpoint).assert_consumed()
+    result = two_iterations(model)
+    if mode == "mirrored" or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
         np.savez(output, **result)
 
 
@@ -211,29 +220,13 @@ def test_torch_adam_matches_pytorch_adam_with_coupled_weight_decay():
     np.testing.assert_allclose(np.asarray(variable), param.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
-def _run_workers(commands, timeout=240):
-    processes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for cmd, env in commands]
-    deadline = time.time() + timeout
-    outputs = []
-    for process in processes:
-        try:
-            out, _ = process.communicate(timeout=max(1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            for p in processes:
-                p.kill()
-            raise
-        outputs.append(out)
-        assert process.returncode == 0, out[-4000:]
-    return outputs
-
-
-def _worker_command(mode, checkpoint_dir, output, tf_config=None):
+def _worker(mode, initial_checkpoint, output, tf_config=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    return [sys.executable, str(Path(__file__).resolve()), mode, str(checkpoint_dir), str(output)], env
+    command = [sys.executable, str(Path(__file__).resolve()), mode, str(initial_checkpoint), str(output)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _free_ports(count):
@@ -246,37 +239,57 @@ def _free_ports(count):
     return ports
 
 
-def _assert_same_run(result, reference):
+def _wait(processes, timeout=300):
+    deadline = time.time() + timeout
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=max(1.0, deadline - time.time()))
+            assert process.returncode == 0, out[-4000:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+
+# The generator's conv biases other than to_rgb's reach the output only through linear
+# shortcuts into instance normalisation, which removes them: their exact gradient is
+# zero, so float32 rounding, which differs with the reduction order, decides their
+# +-lr Adam steps. They cannot affect any output or loss, and are not compared.
+DEAD_BIASES = re.compile(r"^(ema_)?generator/(from_rgb|encode\.\d+\.conv[12]|decode\.\d+\.conv[12])\.bias$")
+
+
+def _assert_same_run(result, reference, rtol=1e-5):
+    """Same logs, and same weights relative to each network's largest weight, after two iterations."""
     assert int(result["step"]) == int(reference["step"]) == 2
-    for key in reference.files:
+    weights = [key for key in reference if "/" in key and not key.startswith("log/")]
+    scale = {}
+    for key in weights:
+        network = key.split("/")[0]
+        scale[network] = max(scale.get(network, 0.0), float(np.abs(reference[key]).max()))
+    for key in reference:
         if key.startswith("log/"):
-            assert abs(result[key] - reference[key]) <= 1e-5 * abs(reference[key]), key
-        elif key != "step":
-            scale = np.abs(reference[key]).max() or 1.0
-            np.testing.assert_allclose(result[key], reference[key], rtol=1e-5, atol=1e-5 * scale, err_msg=key)
+            assert abs(result[key] - reference[key]) <= rtol * abs(reference[key]), key
+        elif key in weights and not DEAD_BIASES.match(key):
+            np.testing.assert_allclose(result[key], reference[key], rtol=rtol,
+                                       atol=rtol * scale[key.split("/")[0]], err_msg=key)
 
 
-@pytest.fixture(scope="module")
-def single_device_run(upstream_checkpoints, tmp_path_factory):
-    output = tmp_path_factory.mktemp("single") / "single.npz"
-    worker_main("single", str(upstream_checkpoints), str(output))
-    return np.load(output)
-
-
-def test_mirrored_strategy_on_two_cpus_matches_one_device(upstream_checkpoints, single_device_run, tmp_path):
-    output = tmp_path / "mirrored.npz"
-    _run_workers([_worker_command("mirrored", upstream_checkpoints, output)])
-    _assert_same_run(np.load(output), single_device_run)
-
-
-def test_two_process_multi_worker_strategy_matches_one_device(upstream_checkpoints, single_device_run, tmp_path):
-    output = tmp_path / "multi_worker.npz"
+def test_mirrored_and_multi_worker_replicas_match_one_device(upstream_checkpoints, tmp_path):
+    """Global batch 4 on two replicas (two logical CPUs; two worker processes) == one device at batch 4."""
+    model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
+                        run_eagerly=True)
+    initial = model.checkpoint().write(str(tmp_path / "initial"))
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    commands = [_worker_command("multi_worker", upstream_checkpoints, output,
-                                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-                for i in range(2)]
-    _run_workers(commands)
-    _assert_same_run(np.load(output), single_device_run)
+    processes = [_worker("mirrored", initial, tmp_path / "mirrored.npz")] + [
+        _worker("multi_worker", initial, tmp_path / "multi_worker.npz",
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    try:
+        single = two_iterations(model)
+    finally:
+        _wait(processes)
+    for name in ("mirrored", "multi_worker"):
+        with np.load(tmp_path / f"{name}.npz") as result:
+            _assert_same_run({key: result[key] for key in result.files}, single)
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
@@ -306,7 +319,7 @@ def test_fit_then_resume_from_checkpoint_continues_identically(upstream_checkpoi
     dataset = tf.data.Dataset.from_tensor_slices({k: np.concatenate([b[k] for b in batches[:2]]) for k in batches[0]})
     seen = []
     callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(dict(logs)))
-    model.fit(dataset.batch(4).repeat(), epochs=1, steps_per_epoch=2, callbacks=[callback], verbose=0)
+    model.fit(dataset.batch(4).repeat(), epochs=1, steps_per_epoch=2, callbacks=[callback], verbose=0, shuffle=False)
     assert len(seen) == 2 and set(LOG_KEYS) <= set(seen[-1])
     assert int(model.step.numpy()) == 2
     assert seen[-1]["G/lambda_ds"] == pytest.approx(2.0 * (1 - 2 / 10))

@@ -1,0 +1,146 @@
+"""Inference latency at 256 px, batch 1, full-size networks: SavedModel (as TF Serving runs it) and TFLite.
+
+    python benchmarks/inference.py [--runs 5] [--config afhq] [--upstream-dir PATH/TO/stargan-v2]
+
+Builds the networks of a preset with random weights (latency does not depend on the values),
+exports them with `stargan_keras.export`, converts them with `stargan_keras.tflite` (none, float16,
+dynamic), then times latent-guided and reference-guided translation, median of --runs after one
+warm-up call, through
+- the SavedModel loaded by the session-based loader (the SignatureDef path TF Serving executes),
+- the SavedModel loaded by `tf.saved_model.load` (eager signature calls),
+- each TFLite file (LiteRT interpreter, XNNPACK, all cores).
+With --upstream-dir (a checkout of the authors' code; nothing of it is kept) the authors' PyTorch
+networks are timed in the same run, so the comparison does not depend on how busy the machine is.
+Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from stargan_keras import tflite  # noqa: E402
+from stargan_keras.checkpoint import load, save_networks  # noqa: E402
+from stargan_keras.config import load_config  # noqa: E402
+from stargan_keras.export import SavedModelSession, export_saved_model  # noqa: E402
+from stargan_keras.networks import build_networks  # noqa: E402
+
+TARGETS_S = {"saved_model_session": 0.70, "tflite_none": 0.62}  # latent-guided, issue #5
+UPSTREAM_REFERENCE_S = {"latent_guided": 0.89, "reference_guided": 1.25}  # REFERENCE.md, 2 cores, quiet machine
+TIMED = ("latent_guided", "reference_guided")
+
+
+def median_latency(call, runs: int) -> float:
+    call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def request(img_size: int, latent_dim: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (1, img_size, img_size, 3), dtype=np.uint8)
+    domain = np.array([1], np.int32)
+    z = rng.standard_normal((1, latent_dim)).astype(np.float32)
+    return {"latent_guided": {"image": image, "target_domain": domain, "z": z, "psi": np.float32(1.0)},
+            "reference_guided": {"image": image, "reference": image[:, ::-1].copy(), "reference_domain": domain}}
+
+
+def upstream_latency(upstream_dir: Path, model_cfg, runs: int) -> dict:
+    """The authors' PyTorch G, F, E (random weights) timed on the same inputs."""
+    import torch
+
+    sys.modules.setdefault("munch", types.SimpleNamespace(Munch=dict))  # imports the authors' model.py needs
+    sys.modules.setdefault("core.wing", types.SimpleNamespace(FAN=None))
+    sys.path.insert(0, str(upstream_dir))
+    from core.model import Generator, MappingNetwork, StyleEncoder
+
+    torch.set_num_threads(os.cpu_count())
+    size = model_cfg.img_size
+    G = Generator(size, model_cfg.style_dim, w_hpf=model_cfg.w_hpf).eval()
+    F = MappingNetwork(model_cfg.latent_dim, model_cfg.style_dim, model_cfg.num_domains).eval()
+    E = StyleEncoder(size, model_cfg.style_dim, model_cfg.num_domains).eval()
+    x, y = torch.rand(1, 3, size, size) * 2 - 1, torch.tensor([1])
+    z = torch.randn(1, model_cfg.latent_dim)
+    with torch.no_grad():
+        return {"latent_guided": median_latency(lambda: G(x, F(z, y)), runs),
+                "reference_guided": median_latency(lambda: G(x, E(x.flip(3), y)), runs)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="afhq", help="preset whose networks are timed (default afhq)")
+    parser.add_argument("--runs", type=int, default=5, help="timed calls per measurement (median reported)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every runtime")
+    parser.add_argument("--upstream-dir", type=Path, default=None,
+                        help="a checkout of clovaai/stargan-v2 to time its PyTorch networks side by side")
+    parser.add_argument("--work-dir", type=Path, default=None, help="keep the export and TFLite files here")
+    args = parser.parse_args(argv)
+
+    keras.utils.set_random_seed(0)
+    cfg = load_config(args.config)
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="stargan-bench-"))
+    steps = ["build", "export", "tflite", "saved model (session)", "saved model (eager)", "tflite runs"]
+    bar = keras.utils.Progbar(len(steps) + (args.upstream_dir is not None), stateful_metrics=["step"])
+    model = load(save_networks(work / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
+    bar.add(1)
+    export = export_saved_model(model, work / "models" / "stargan", mean_style_samples=100)
+    bar.add(1)
+    files = tflite.convert_many(export, {q: work / f"stargan_{q}.tflite" for q in tflite.QUANTIZATIONS})
+    bar.add(1)
+    inputs = request(cfg.model.img_size, cfg.model.latent_dim)
+    results = {}
+
+    session = SavedModelSession(export, config=tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=1))
+    results["saved_model_session"] = {name: median_latency(lambda n=name: session.run(n, inputs[n]), args.runs)
+                                      for name in TIMED}
+    session.close()
+    bar.add(1)
+    signatures = tf.saved_model.load(str(export)).signatures
+    results["saved_model_eager"] = {
+        name: median_latency(lambda n=name: {k: v.numpy() for k, v in signatures[n](**inputs[n]).items()}, args.runs)
+        for name in TIMED}
+    bar.add(1)
+    for quantize, path in files.items():
+        interpreter = tflite.make_interpreter(path, args.threads)
+        runners = {name: interpreter.get_signature_runner(name) for name in TIMED}
+        results[f"tflite_{quantize}"] = {name: median_latency(lambda n=name: runners[n](**inputs[n]), args.runs)
+                                         for name in TIMED}
+        results[f"tflite_{quantize}"]["size_mb"] = round(path.stat().st_size / 1e6, 1)
+    bar.add(1)
+    if args.upstream_dir is not None:
+        results["upstream_pytorch"] = upstream_latency(args.upstream_dir, cfg.model, args.runs)
+        bar.add(1)
+
+    print(f"\n{cfg.model.img_size} px, batch 1, {args.threads} threads, median of {args.runs} (seconds):")
+    print(f"{'runtime':<22}{'latent':>9}{'reference':>11}")
+    for runtime, row in results.items():
+        print(f"{runtime:<22}{row['latent_guided']:>9.3f}{row['reference_guided']:>11.3f}"
+              + (f"   {row['size_mb']} MB" if "size_mb" in row else ""))
+    print(f"{'upstream (REFERENCE)':<22}{UPSTREAM_REFERENCE_S['latent_guided']:>9.3f}"
+          f"{UPSTREAM_REFERENCE_S['reference_guided']:>11.3f}")
+    met = {runtime: results[runtime]["latent_guided"] <= target for runtime, target in TARGETS_S.items()}
+    print(json.dumps({"img_size": cfg.model.img_size, "batch": 1, "runs": args.runs, "threads": args.threads,
+                      "latency_s": {k: {n: round(v, 4) for n, v in row.items()} for k, row in results.items()},
+                      "latent_targets_s": TARGETS_S, "latent_targets_met": met, "upstream_reference_s": UPSTREAM_REFERENCE_S}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
