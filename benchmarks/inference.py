@@ -4,8 +4,8 @@
 
 Builds the networks of a preset with random weights (latency does not depend on the values),
 exports them with `stargan_keras.export`, converts them with `stargan_keras.tflite` (none, float16,
-dynamic), then times latent-guided and reference-guided translation, median of --runs after one
-warm-up call, through
+dynamic), then times latent-guided and reference-guided translation (median of --runs rounds that
+each time every runtime once, after one warm-up call each) through
 - the SavedModel loaded by the session-based loader (the SignatureDef path TF Serving executes),
 - the SavedModel loaded by `tf.saved_model.load` (eager signature calls),
 - each TFLite file (LiteRT interpreter, XNNPACK, all cores).
@@ -42,14 +42,18 @@ UPSTREAM_REFERENCE_S = {"latent_guided": 0.89, "reference_guided": 1.25}  # REFE
 TIMED = ("latent_guided", "reference_guided")
 
 
-def median_latency(call, runs: int) -> float:
-    call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+def median_latencies(calls: dict, runs: int) -> dict:
+    """{key: call} -> {key: median seconds}; one warm-up call each, then `runs` rounds that time every call
+    once, so that a busy spell of the shared machine hits all runtimes alike."""
+    for call in calls.values():
         call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    times = {key: [] for key in calls}
+    for _ in range(runs):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append(time.perf_counter() - start)
+    return {key: float(np.median(t)) for key, t in times.items()}
 
 
 def request(img_size: int, latent_dim: int, seed: int = 0) -> dict:
@@ -61,8 +65,8 @@ def request(img_size: int, latent_dim: int, seed: int = 0) -> dict:
             "reference_guided": {"image": image, "reference": image[:, ::-1].copy(), "reference_domain": domain}}
 
 
-def upstream_latency(upstream_dir: Path, model_cfg, runs: int) -> dict:
-    """The authors' PyTorch G, F, E (random weights) timed on the same inputs."""
+def upstream_calls(upstream_dir: Path, model_cfg) -> dict:
+    """The authors' PyTorch G, F, E (random weights) on the same inputs, as calls to time."""
     import torch
 
     sys.modules.setdefault("munch", types.SimpleNamespace(Munch=dict))  # imports the authors' model.py needs
@@ -77,9 +81,15 @@ def upstream_latency(upstream_dir: Path, model_cfg, runs: int) -> dict:
     E = StyleEncoder(size, model_cfg.style_dim, model_cfg.num_domains).eval()
     x, y = torch.rand(1, 3, size, size) * 2 - 1, torch.tensor([1])
     z = torch.randn(1, model_cfg.latent_dim)
-    with torch.no_grad():
-        return {"latent_guided": median_latency(lambda: G(x, F(z, y)), runs),
-                "reference_guided": median_latency(lambda: G(x, E(x.flip(3), y)), runs)}
+
+    def no_grad(fn):
+        def call():
+            with torch.no_grad():
+                return fn()
+        return call
+
+    return {"latent_guided": no_grad(lambda: G(x, F(z, y))),
+            "reference_guided": no_grad(lambda: G(x, E(x.flip(3), y)))}
 
 
 def main(argv=None) -> int:
@@ -95,8 +105,7 @@ def main(argv=None) -> int:
     keras.utils.set_random_seed(0)
     cfg = load_config(args.config)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="stargan-bench-"))
-    steps = ["build", "export", "tflite", "saved model (session)", "saved model (eager)", "tflite runs"]
-    bar = keras.utils.Progbar(len(steps) + (args.upstream_dir is not None), stateful_metrics=["step"])
+    bar = keras.utils.Progbar(5)  # build, export, convert, load, time
     model = load(save_networks(work / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
     bar.add(1)
     export = export_saved_model(model, work / "models" / "stargan", mean_style_samples=100)
@@ -104,29 +113,27 @@ def main(argv=None) -> int:
     files = tflite.convert_many(export, {q: work / f"stargan_{q}.tflite" for q in tflite.QUANTIZATIONS})
     bar.add(1)
     inputs = request(cfg.model.img_size, cfg.model.latent_dim)
-    results = {}
-
+    calls = {}
     session = SavedModelSession(export, config=tf.compat.v1.ConfigProto(
         intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=1))
-    results["saved_model_session"] = {name: median_latency(lambda n=name: session.run(n, inputs[n]), args.runs)
-                                      for name in TIMED}
-    session.close()
-    bar.add(1)
+    calls["saved_model_session"] = {n: (lambda n=n: session.run(n, inputs[n])) for n in TIMED}
     signatures = tf.saved_model.load(str(export)).signatures
-    results["saved_model_eager"] = {
-        name: median_latency(lambda n=name: {k: v.numpy() for k, v in signatures[n](**inputs[n]).items()}, args.runs)
-        for name in TIMED}
-    bar.add(1)
+    calls["saved_model_eager"] = {n: (lambda n=n: {k: v.numpy() for k, v in signatures[n](**inputs[n]).items()})
+                                  for n in TIMED}
     for quantize, path in files.items():
         interpreter = tflite.make_interpreter(path, args.threads)
-        runners = {name: interpreter.get_signature_runner(name) for name in TIMED}
-        results[f"tflite_{quantize}"] = {name: median_latency(lambda n=name: runners[n](**inputs[n]), args.runs)
-                                         for name in TIMED}
+        runners = {n: interpreter.get_signature_runner(n) for n in TIMED}
+        calls[f"tflite_{quantize}"] = {n: (lambda n=n, r=runners: r[n](**inputs[n])) for n in TIMED}
+    if args.upstream_dir is not None:
+        calls["upstream_pytorch"] = upstream_calls(args.upstream_dir, cfg.model)
+    bar.add(1)
+    flat = median_latencies({(runtime, n): call for runtime, row in calls.items() for n, call in row.items()},
+                            args.runs)
+    results = {runtime: {n: flat[runtime, n] for n in TIMED} for runtime in calls}
+    for quantize, path in files.items():
         results[f"tflite_{quantize}"]["size_mb"] = round(path.stat().st_size / 1e6, 1)
     bar.add(1)
-    if args.upstream_dir is not None:
-        results["upstream_pytorch"] = upstream_latency(args.upstream_dir, cfg.model, args.runs)
-        bar.add(1)
+    session.close()
 
     print(f"\n{cfg.model.img_size} px, batch 1, {args.threads} threads, median of {args.runs} (seconds):")
     print(f"{'runtime':<22}{'latent':>9}{'reference':>11}")

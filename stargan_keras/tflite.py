@@ -134,8 +134,8 @@ def verify(tflite_path, saved_model_dir, image=None, reference=None, runs: int =
     if not tflite_path.exists():
         raise TFLiteError(f"{tflite_path} does not exist: convert it first (drop --check).")
     saved = tf.saved_model.load(str(saved_model_dir))
-    meta = {k: int(v.numpy()) for k, v in saved.signatures["metadata"](domain=tf.constant([], tf.string)).items()
-            if k in ("img_size", "latent_dim", "num_domains", "style_dim")}
+    metadata = saved.signatures["metadata"](domain=tf.constant([""]))  # one row
+    meta = {k: int(metadata[k][0]) for k in ("img_size", "latent_dim", "num_domains", "style_dim")}
     interpreter = make_interpreter(tflite_path, threads)
     available = interpreter.get_signature_list()
     inputs = sample_inputs(meta["img_size"], meta["latent_dim"], meta["style_dim"], meta["num_domains"], image,
