@@ -1,5 +1,11 @@
 """StarGAN v2 (Choi et al., CVPR 2020) in TensorFlow 2 / Keras 3."""
 
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for users of
+# these commands; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load"]
