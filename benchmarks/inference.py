@@ -145,7 +145,8 @@ def main(argv=None) -> int:
     met = {runtime: results[runtime]["latent_guided"] <= target for runtime, target in TARGETS_S.items()}
     print(json.dumps({"img_size": cfg.model.img_size, "batch": 1, "runs": args.runs, "threads": args.threads,
                       "latency_s": {k: {n: round(v, 4) for n, v in row.items()} for k, row in results.items()},
-                      "latent_targets_s": TARGETS_S, "latent_targets_met": met, "upstream_reference_s": UPSTREAM_REFERENCE_S}))
+                      "latent_targets_s": TARGETS_S, "latent_targets_met": met,
+                      "upstream_reference_s": UPSTREAM_REFERENCE_S}))
     return 0
 
 

@@ -183,7 +183,7 @@ class StarGANClient:
 
     # -- the model's API ---------------------------------------------------------------------------------------
     def metadata(self) -> dict:
-        """{"domain_names": [...], "img_size", "num_domains", "latent_dim", "style_dim"} from the `metadata` signature."""
+        """The `metadata` signature's answer: {"domain_names", "img_size", "num_domains", "latent_dim", "style_dim"}."""
         if self._metadata is None:
             out = self.predict("metadata", {"domain": np.array([b""], dtype=object)})  # one row, no name to resolve
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(out["domain_names"])[0]]

@@ -123,9 +123,10 @@ class StarGANServing(tf.Module):
         self.domain_names = tuple(cfg.resolved_domain_names)
         # The tf.Variables under the Keras variables: tracking the Keras wrappers instead would save copies
         # that the traced functions do not read (the session loader then finds them uninitialized).
+        networks = {"generator": model.generator, "mapping_network": model.mapping_network,
+                    "style_encoder": model.style_encoder}
         self.weights = {name: {key: variable.value for key, variable in torch_named_variables(network).items()}
-                        for name, network in (("generator", model.generator), ("mapping_network", model.mapping_network),
-                                              ("style_encoder", model.style_encoder))}
+                        for name, network in networks.items()}
         self.mean_styles = tf.Variable(s_avg.astype(np.float32), trainable=False, name="mean_styles")
         self.domain_names_asset = tf.saved_model.Asset(domain_names_file)
         self._define_networks()
@@ -171,7 +172,8 @@ class StarGANServing(tf.Module):
         with tf.control_dependencies([shape]):
             valid = tf.reduce_all((domains >= 0) & (domains < self.num_domains))
         in_range = tf.debugging.Assert(
-            valid, [f"{name} must hold domain indices in [0, {self.num_domains}) ({names}); got", domains], summarize=16)
+            valid, [f"{name} must hold domain indices in [0, {self.num_domains}) ({names}); got", domains],
+            summarize=16)
         return _after([in_range], domains, [None])
 
     def _latents(self, z, psi, batch, batch_of):
@@ -412,7 +414,7 @@ def export_saved_model(loaded_model: LoadedModel, output_dir, version: int | Non
     version = resolve_version(output_dir, version)
     target = output_dir / str(version)
     cfg = loaded_model.config.model
-    bar = _Steps(["mean styles", "trace", "save", "warmup"], progress)
+    bar = _Steps(4, progress)  # mean styles, trace, save, warmup
     s_avg = mean_styles(loaded_model.mapping_network, cfg.num_domains, cfg.latent_dim, n=mean_style_samples)
     bar.done()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -439,21 +441,19 @@ def export_saved_model(loaded_model: LoadedModel, output_dir, version: int | Non
 
 
 class _Steps:
-    """A Progbar over named steps (silent when progress is off)."""
+    """A Progbar over the export's steps (silent when progress is off)."""
 
-    def __init__(self, names, enabled):
+    def __init__(self, count, enabled):
         import keras
 
-        self.names, self.count = names, 0
-        self.bar = keras.utils.Progbar(len(names), stateful_metrics=["step"]) if enabled else None
+        self.bar = keras.utils.Progbar(count) if enabled else None
 
     def done(self):
-        self.count += 1
         if self.bar is not None:
-            self.bar.update(self.count, [("step", self.count)])
+            self.bar.add(1)
 
 
-# -- running an export the way TF Serving does ---------------------------------------------------------------------------
+# -- running an export the way TF Serving does ------------------------------------------------------------
 class SavedModelSession:
     """An export loaded with the session-based SavedModel loader: the SignatureDef path TF Serving executes."""
 

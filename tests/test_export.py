@@ -171,7 +171,8 @@ def test_bad_inputs_fail_with_messages_naming_them(exported):
     ok = {"image": image, "target_domain": np.array([0], np.int32),
           "z": np.zeros((1, 16), np.float32), "psi": np.float32(1.0)}
     cases = [
-        ("latent_guided", {"target_domain": np.array([3], np.int32)}, "target_domain must hold domain indices in [0, 3)"),
+        ("latent_guided", {"target_domain": np.array([3], np.int32)},
+         "target_domain must hold domain indices in [0, 3) (0=cat, 1=dog, 2=wild)"),
         ("latent_guided", {"target_domain": np.array([-1], np.int32)}, "target_domain must hold domain indices"),
         ("latent_guided", {"target_domain": np.array([0, 1], np.int32)}, "target_domain must be int32 [N]"),
         ("latent_guided", {"image": np.zeros((1, 32, 32, 4), np.uint8)}, "image must be uint8 [N, H, W, 3]"),

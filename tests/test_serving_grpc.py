@@ -175,8 +175,8 @@ def grpc_server(request, exported):
     if binary is None:
         pytest.skip("tensorflow_model_server is not on PATH (it is the tensorflow/serving container's binary)")
     port = free_port()
-    process = subprocess.Popen([binary, f"--port={port}", f"--rest_api_port={free_port()}", f"--model_name={MODEL_NAME}",
-                                f"--model_base_path={path.parent.resolve()}"],
+    process = subprocess.Popen([binary, f"--port={port}", f"--rest_api_port={free_port()}",
+                                f"--model_name={MODEL_NAME}", f"--model_base_path={path.parent.resolve()}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         StarGANClient(f"127.0.0.1:{port}", timeout=10, retries=8).metadata()

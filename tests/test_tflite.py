@@ -13,6 +13,7 @@ from stargan_keras.checkpoint import load, save_networks
 from stargan_keras.config import load_config
 from stargan_keras.export import TENSOR_SIGNATURES, export_saved_model
 from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras.networks import build_networks
 from stargan_keras import tflite
 
 MIN_PSNR = {"none": 40.0, "float16": 35.0, "dynamic": 28.0}
@@ -24,8 +25,6 @@ def converted(tmp_path_factory):
     """A tiny model wide enough that weights dominate the files (so size ratios mean something), exported and
     converted three ways: (Keras model, export path, {quantize: tflite path})."""
     keras.utils.set_random_seed(7)
-    from stargan_keras.networks import build_networks
-
     cfg = load_config("afhq").replace(img_size=IMG_SIZE, base_dim=32, max_conv_dim=128, mapping_hidden_dim=128)
     root = tmp_path_factory.mktemp("tflite")
     model = load(save_networks(root / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
