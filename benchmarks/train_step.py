@@ -44,6 +44,8 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
     parser.add_argument("--strategy", default="default", help="auto | mirrored | default | ...")
     parser.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
+    parser.add_argument("--inter-op-threads", type=int, default=0, help="TensorFlow inter-op threads (0: default)")
+    parser.add_argument("--intra-op-threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (the first one traces)")
     return parser.parse_args(argv)
@@ -78,6 +80,8 @@ def graph_flops(model: StarGANv2, batch: dict) -> float | None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     set_precision(args.precision)
     strategy = make_strategy(args.strategy)
     config = load_config("shapes").replace(img_size=args.img_size, base_dim=args.base_dim,
@@ -90,21 +94,22 @@ def main(argv=None) -> dict:
         model.compile()
     batch = random_batch(config, args.batch)
     flops = graph_flops(model, batch)
-    times = []
+    times, cpu_times = [], []
     progress = keras.utils.Progbar(args.warmup + args.iters, unit_name="iteration")
     for i in range(args.warmup + args.iters):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         logs = model.distributed_train_step(batch)
         float(logs["G/ref_cyc"])  # wait for the step to finish
         elapsed = time.perf_counter() - start
         if i >= args.warmup:
             times.append(elapsed)
+            cpu_times.append(time.process_time() - cpu_start)
         progress.add(1, values=[("s/iter", elapsed)])
     seconds = statistics.median(times)
     result = {"s_per_iter": seconds, "img_per_s": args.batch / seconds,
               "gflop_per_iter": flops / 1e9 if flops else None,
               "gflop_per_s": flops / 1e9 / seconds if flops else None,
-              "times": times, "img_size": args.img_size, "base_dim": args.base_dim,
+              "cpu_s_per_iter": statistics.median(cpu_times), "times": times, "img_size": args.img_size, "base_dim": args.base_dim,
               "max_conv_dim": args.max_conv_dim, "batch": args.batch, "domains": args.domains,
               "precision": args.precision, "jit_compile": bool(model.jit_compile),
               "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
