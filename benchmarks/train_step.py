@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import stargan_keras  # noqa: E402,F401  (sets TF_ENABLE_ONEDNN_OPTS=1 unless set: TF's oneDNN kernels)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -114,7 +114,8 @@ def main(argv=None) -> dict:
               "precision": args.precision, "jit_compile": bool(model.jit_compile),
               "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-              "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+              "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
     print(f"{seconds:.3f} s/iter, {result['img_per_s']:.2f} img/s"
           + (f", {result['gflop_per_iter']:.1f} GFLOP/iter, {result['gflop_per_s']:.1f} GFLOP/s" if flops else ""))
     print(json.dumps(result))
