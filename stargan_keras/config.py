@@ -263,14 +263,9 @@ def apply_overrides(config: Config, overrides: dict) -> Config:
 
 
 def presets_dir() -> Path:
-    """The YAML presets: `configs/` of the source tree, or the installed copy."""
-    candidates = [Path(__file__).resolve().parent.parent / "configs"]
-    try:
-        from importlib import resources
-
-        candidates.append(Path(str(resources.files("stargan_keras.configs"))))
-    except (ModuleNotFoundError, TypeError):
-        pass
+    """The YAML presets: `configs/` of the source tree, or its installed copy `stargan_keras/configs/`."""
+    package = Path(__file__).resolve().parent
+    candidates = [package.parent / "configs", package / "configs"]
     for candidate in candidates:
         if candidate.is_dir() and any(candidate.glob("*.yaml")):
             return candidate
