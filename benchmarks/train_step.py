@@ -22,15 +22,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import stargan_keras  # noqa: E402,F401  (sets TF_ENABLE_ONEDNN_OPTS=1 unless set: TF's oneDNN kernels)
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from stargan_keras.config import Config, load_config  # noqa: E402
-from stargan_keras.distribute import make_strategy, set_precision  # noqa: E402
-from stargan_keras.trainer import StarGANv2  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -46,12 +37,17 @@ def parse_args(argv=None):
     parser.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
     parser.add_argument("--inter-op-threads", type=int, default=0, help="TensorFlow inter-op threads (0: default)")
     parser.add_argument("--intra-op-threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
+    parser.add_argument("--onednn", choices=("on", "off", "default"), default="default",
+                        help="TF_ENABLE_ONEDNN_OPTS for this run (TensorFlow leaves oneDNN off on AMD CPUs by default)")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (the first one traces)")
     return parser.parse_args(argv)
 
 
-def random_batch(config: Config, batch_size: int, seed: int = 0) -> dict:
+def random_batch(config, batch_size: int, seed: int = 0) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
     rng = np.random.default_rng(seed)
     size, domains = config.model.img_size, config.model.num_domains
 
@@ -68,8 +64,10 @@ def random_batch(config: Config, batch_size: int, seed: int = 0) -> dict:
                 z_trg2=latents())
 
 
-def graph_flops(model: StarGANv2, batch: dict) -> float | None:
+def graph_flops(model, batch: dict) -> float | None:
     """FLOPs of one iteration as TensorFlow's profiler counts them on the traced (unoptimised) graph."""
+    import tensorflow as tf
+
     if model.distribute_strategy.num_replicas_in_sync != 1:
         return None
     graph = tf.function(model.train_step, autograph=False).get_concrete_function(batch).graph
@@ -80,6 +78,16 @@ def graph_flops(model: StarGANv2, batch: dict) -> float | None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.onednn != "default":  # read once, when TensorFlow is first imported
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if args.onednn == "on" else "0"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from stargan_keras.config import load_config
+    from stargan_keras.distribute import make_strategy, set_precision
+    from stargan_keras.trainer import StarGANv2
+
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     set_precision(args.precision)
@@ -109,13 +117,14 @@ def main(argv=None) -> dict:
     result = {"s_per_iter": seconds, "img_per_s": args.batch / seconds,
               "gflop_per_iter": flops / 1e9 if flops else None,
               "gflop_per_s": flops / 1e9 / seconds if flops else None,
-              "cpu_s_per_iter": statistics.median(cpu_times), "times": times, "img_size": args.img_size, "base_dim": args.base_dim,
-              "max_conv_dim": args.max_conv_dim, "batch": args.batch, "domains": args.domains,
+              "cpu_s_per_iter": statistics.median(cpu_times), "times": times, "img_size": args.img_size,
+              "base_dim": args.base_dim, "max_conv_dim": args.max_conv_dim, "batch": args.batch,
+              "domains": args.domains,
               "precision": args.precision, "jit_compile": bool(model.jit_compile),
               "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+              "onednn": args.onednn}
     print(f"{seconds:.3f} s/iter, {result['img_per_s']:.2f} img/s"
           + (f", {result['gflop_per_iter']:.1f} GFLOP/iter, {result['gflop_per_s']:.1f} GFLOP/s" if flops else ""))
     print(json.dumps(result))

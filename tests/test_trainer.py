@@ -99,7 +99,7 @@ def two_iterations(model) -> dict:
 
 
 def worker_main(mode: str, initial_checkpoint: str, output: str) -> None:
-    """Two iterations under `mode` (mirrored | multi_worker) from a training checkpoint; writes `output` (.npz)."""
+    """Two iterations under `mode` (default | mirrored | multi_worker) from a training checkpoint -> `output` (.npz)."""
     import tensorflow as tf
 
     if mode == "mirrored":
@@ -108,12 +108,12 @@ def worker_main(mode: str, initial_checkpoint: str, output: str) -> None:
     from stargan_keras.distribute import make_strategy
 
     strategy = make_strategy(mode)
-    assert strategy.num_replicas_in_sync == 2
+    assert strategy.num_replicas_in_sync == (1 if mode == "default" else 2)
     with strategy.scope():
         model = build_model(run_eagerly=True)
         model.checkpoint().read(initial_checkpoint).assert_consumed()
     result = two_iterations(model)
-    if mode == "mirrored" or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
+    if mode != "multi_worker" or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
         np.savez(output, **result)
 
 
@@ -281,21 +281,25 @@ def _assert_same_run(result, reference, rtol=1e-5):
 
 
 def test_mirrored_and_multi_worker_replicas_match_one_device(upstream_checkpoints, tmp_path):
-    """Global batch 4 on two replicas (two logical CPUs; two worker processes) == one device at batch 4."""
+    """Global batch 4 on two replicas (two logical CPUs; two worker processes) == one device at batch 4.
+
+    All runs are fresh processes with the same environment (so the same TensorFlow
+    kernels: TF_ENABLE_ONEDNN_OPTS is read once, at import), from one checkpoint.
+    """
     model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
                         run_eagerly=True)
     initial = model.checkpoint().write(str(tmp_path / "initial"))
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = [_worker("mirrored", initial, tmp_path / "mirrored.npz")] + [
+    processes = [_worker(mode, initial, tmp_path / f"{mode}.npz") for mode in ("default", "mirrored")] + [
         _worker("multi_worker", initial, tmp_path / "multi_worker.npz",
                 {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(2)]
-    try:
-        single = two_iterations(model)
-    finally:
-        _wait(processes)
-    for name in ("mirrored", "multi_worker"):
-        with np.load(tmp_path / f"{name}.npz") as result:
-            _assert_same_run({key: result[key] for key in result.files}, single)
+    _wait(processes)
+    results = {}
+    for mode in ("default", "mirrored", "multi_worker"):
+        with np.load(tmp_path / f"{mode}.npz") as result:
+            results[mode] = {key: result[key] for key in result.files}
+    _assert_same_run(results["mirrored"], results["default"])
+    _assert_same_run(results["multi_worker"], results["default"])
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
