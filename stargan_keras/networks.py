@@ -80,21 +80,30 @@ class Generator(_SymbolicBuild, keras.Model):
 
     def call(self, x, s, masks=None):
         """x: images [N,H,W,3] in [-1,1]; s: styles [N,style_dim]; masks: optional pair of face masks [N,H,W,1]."""
+        return self.decode_content(self.encode_content(x, masks), s, masks)
+
+    def encode_content(self, x, masks=None):
+        """The style-free half of G: (features, high-pass skips). Training reuses it for every style of one x."""
         use_masks = masks is not None and self.hpf is not None
         x = self.from_rgb(x)
-        cache = {}
+        skips = {}
         for block in self.encode:
             if use_masks and x.shape[1] in HPF_SKIP_SIZES:
-                cache[x.shape[1]] = x
+                skips[x.shape[1]] = x
             x = block(x)
+        return x, skips
+
+    def decode_content(self, content, s, masks=None):
+        """The styled half of G: `encode_content`'s output and styles s -> images."""
+        x, skips = content
         for block in self.decode:
             x = block(x, s)
             size = x.shape[1]
-            if use_masks and size in HPF_SKIP_SIZES:
+            if size in skips:
                 mask = masks[0] if size == 32 else masks[1]
                 mask = ops.image.resize(ops.cast(mask, x.dtype), (size, size), interpolation="bilinear",
                                         antialias=False)
-                x = x + self.hpf(mask * cache[size])
+                x = x + self.hpf(mask * skips[size])
         for layer in self.to_rgb:
             x = layer(x)
         return x

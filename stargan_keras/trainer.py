@@ -11,7 +11,8 @@ Exactly the authors' arithmetic, less of it:
   latent G update is run first and its fake image doubles as the latent D
   update's fake; the D updates run while its tape is paused.
 - Forward passes that share weights and need no gradient are batched together
-  (instance normalisation is per example, so batching changes nothing).
+  (instance normalisation is per example, so batching changes nothing), and G's
+  style-free encoder runs once per update for all the styles applied to x_src.
 - Each update differentiates only the variables it changes.
 """
 
@@ -141,10 +142,11 @@ class StarGANv2(keras.Model):
         # Forward pass of the latent G update, before the D updates (which leave G, F, E unchanged).
         with tf.GradientTape() as tape:
             s_trg = F(z_trg, y_trg)
-            x_fake = G(x_src, s_trg)
+            content = G.encode_content(x_src)
+            x_fake = G.decode_content(content, s_trg)
             with tape.stop_recording():
                 s_ref = E(x_ref, y_trg)
-                x_fake_ref, x_fake2 = _split(G(_cat(x_src, x_src), _cat(s_ref, F(z_trg2, y_trg))), 2)
+                x_fake_ref, x_fake2 = _split(G.decode_content(_repeat(content, 2), _cat(s_ref, F(z_trg2, y_trg))), 2)
             s_pred, s_org = _split(E(_cat(x_fake, x_src), _cat(y_trg, y_src)), 2)
             x_rec = G(x_fake, s_org)
             with tape.stop_recording():
@@ -159,8 +161,10 @@ class StarGANv2(keras.Model):
         with tf.GradientTape() as tape:
             with tape.stop_recording():
                 s_trg, s_trg2, s_org = _split(E(_cat(x_ref, x_ref2, x_src), _cat(y_trg, y_trg, y_src)), 3)
-                x_fake2 = G(x_src, s_trg2)
-            x_fake = G(x_src, s_trg)
+            content = G.encode_content(x_src)
+            x_fake = G.decode_content(content, s_trg)
+            with tape.stop_recording():
+                x_fake2 = G.decode_content(content, s_trg2)
             x_rec = G(x_fake, s_org)
             g_loss, g_logs = self._generator_loss("ref", x_src, x_fake, x_fake2, s_trg, E(x_fake, y_trg), x_rec,
                                                   D(x_fake, y_trg), lambda_ds)
@@ -312,3 +316,9 @@ def _cat(*tensors):
 
 def _split(tensor, parts):
     return tf.split(tensor, parts, axis=0)
+
+
+def _repeat(content, times):
+    """G's encoder output for `times` copies of its batch, stacked as `_cat` stacks images."""
+    features, skips = content
+    return _cat(*[features] * times), {size: _cat(*[skip] * times) for size, skip in skips.items()}

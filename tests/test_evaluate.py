@@ -14,7 +14,8 @@ from stargan_keras.checkpoint import save_networks, training_checkpoint
 from stargan_keras.config import Config, DataConfig, ModelConfig
 from stargan_keras.data.shapes import DOMAINS, generate_shapes, shapes_domain_images
 from stargan_keras.metrics import LPIPS, feature_statistics
-from stargan_keras.metrics.domain_classifier import INFO_FILE, WEIGHTS_FILE, load_or_train_classifier
+from stargan_keras.metrics.domain_classifier import (INFO_FILE, WEIGHTS_FILE, degradations,
+                                                     load_or_train_classifier)
 from stargan_keras.networks import build_networks
 
 IMG = 32
@@ -114,6 +115,16 @@ def test_domain_classifier_learns_shapes_and_is_cached(shapes_classifier):
     other_steps = classifier.info.matches(
         type(classifier.info)(**{**vars(classifier.info), "steps": classifier.info.steps + 1}))
     assert not other_steps
+
+
+def test_domain_classifier_judges_the_shape_of_blurred_noisy_recoloured_images(shapes_classifier):
+    """Degraded real images (what a soft, noisy translation looks like) are still told apart by their outline."""
+    _, _, classifier, _ = shapes_classifier
+    val = generate_shapes(30, IMG, seed=5, split="val")
+    degraded = degradations(seed=11)(tf.constant(val.images / 127.5 - 1.0, tf.float32), training=True)
+    assert float(tf.reduce_max(tf.abs(degraded - (val.images / 127.5 - 1.0)))) > 0.2  # really degraded
+    for domain in range(len(DOMAINS)):
+        assert classifier.accuracy(degraded.numpy()[val.labels == domain], domain) >= 0.8, DOMAINS[domain]
 
 
 def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):

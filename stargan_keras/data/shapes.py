@@ -29,8 +29,10 @@ PALETTE = np.array([
 STRIPES = ("solid", "horizontal", "vertical")
 SPLITS = ("train", "val")
 
-POSITION_RANGE = (0.36, 0.64)    # shape centre (centroid), fraction of the image side
-SIZE_RANGE = (0.17, 0.26)        # circle radius, fraction of the image side
+# Shapes are large so that a circle and a square of equal area still differ by whole pixels at
+# 32 px (the default preset's size); the position range keeps the largest triangle's apex inside.
+POSITION_RANGE = (0.40, 0.60)    # shape centre (centroid), fraction of the image side
+SIZE_RANGE = (0.22, 0.30)        # circle radius, fraction of the image side
 BACKGROUND_RANGE = (0.08, 0.45)  # grey level of the background, fraction of white
 STRIPE_PERIOD = 0.125            # fraction of the image side
 STRIPE_LIGHTEN = 0.6             # stripes are the fill colour mixed this much towards white
