@@ -31,6 +31,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-conv-dim", type=int, default=512)
     parser.add_argument("--batch", type=int, default=4, help="global batch size")
     parser.add_argument("--domains", type=int, default=3)
+    parser.add_argument("--mapping-hidden-dim", type=int, default=512, help="F's width (the paper's 512)")
     parser.add_argument("--w-hpf", type=float, default=0.0)
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
     parser.add_argument("--strategy", default="default", help="auto | mirrored | default | ...")
@@ -94,6 +95,7 @@ def main(argv=None) -> dict:
     strategy = make_strategy(args.strategy)
     config = load_config("shapes").replace(img_size=args.img_size, base_dim=args.base_dim,
                                            max_conv_dim=args.max_conv_dim, num_domains=args.domains,
+                                           mapping_hidden_dim=args.mapping_hidden_dim,
                                            w_hpf=args.w_hpf, batch_size=args.batch, precision=args.precision,
                                            jit_compile=args.jit_compile, domain_names=[])
     keras.utils.set_random_seed(0)
@@ -119,6 +121,7 @@ def main(argv=None) -> dict:
               "gflop_per_s": flops / 1e9 / seconds if flops else None,
               "cpu_s_per_iter": statistics.median(cpu_times), "times": times, "img_size": args.img_size,
               "base_dim": args.base_dim, "max_conv_dim": args.max_conv_dim, "batch": args.batch,
+              "mapping_hidden_dim": args.mapping_hidden_dim,
               "domains": args.domains,
               "precision": args.precision, "jit_compile": bool(model.jit_compile),
               "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
