@@ -22,7 +22,6 @@ import os
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,11 +69,11 @@ def upstream_calls(upstream_dir: Path, model_cfg) -> dict:
     """The authors' PyTorch G, F, E (random weights) on the same inputs, as calls to time."""
     import torch
 
-    sys.modules.setdefault("munch", types.SimpleNamespace(Munch=dict))  # imports the authors' model.py needs
-    sys.modules.setdefault("core.wing", types.SimpleNamespace(FAN=None))
-    sys.path.insert(0, str(upstream_dir))
-    from core.model import Generator, MappingNetwork, StyleEncoder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from upstream import model_module
 
+    upstream = model_module(upstream_dir)
+    Generator, MappingNetwork, StyleEncoder = upstream.Generator, upstream.MappingNetwork, upstream.StyleEncoder
     torch.set_num_threads(os.cpu_count())
     size = model_cfg.img_size
     G = Generator(size, model_cfg.style_dim, w_hpf=model_cfg.w_hpf).eval()

@@ -8,7 +8,9 @@ achieved GFLOP/s, where the FLOPs are counted on the traced step's graph (every
 Conv2D/MatMul and their gradients, forward and backward, as TensorFlow's
 profiler counts them), and ends with one JSON line for scripts. Issue 3's target
 case is the command above: the authors' PyTorch code takes about 7 s there on
-the project's 2-core CPU (REFERENCE.md).
+the project's 2-core CPU (REFERENCE.md). With --upstream-dir (a checkout of the
+authors' code) their PyTorch iteration is timed in the same run, round by round
+beside ours, so that the ratio does not depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def parse_args(argv=None):
     parser.add_argument("--intra-op-threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument("--onednn", choices=("on", "off", "default"), default="default",
                         help="TF_ENABLE_ONEDNN_OPTS for this run (TensorFlow leaves oneDNN off on AMD CPUs by default)")
+    parser.add_argument("--upstream-dir", type=Path, default=None,
+                        help="a checkout of clovaai/stargan-v2 whose PyTorch iteration is timed side by side")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (the first one traces)")
     return parser.parse_args(argv)
@@ -63,6 +67,54 @@ def random_batch(config, batch_size: int, seed: int = 0) -> dict:
 
     return dict(x_src=images(), y_src=labels(), x_ref=images(), x_ref2=images(), y_trg=labels(), z_trg=latents(),
                 z_trg2=latents())
+
+
+def upstream_iteration(upstream_dir: Path, config, batch: dict):
+    """One call = one iteration of the authors' `Solver.train` loop on the same batch (NCHW tensors)."""
+    import copy
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from upstream import Munch, model_module, solver_functions
+
+    cfg = config.model
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    model, solver = model_module(upstream_dir, base_dim=cfg.base_dim), solver_functions(upstream_dir)
+    nets = Munch(generator=model.Generator(cfg.img_size, cfg.style_dim, cfg.max_conv_dim, w_hpf=cfg.w_hpf),
+                 mapping_network=model.MappingNetwork(cfg.latent_dim, cfg.style_dim, cfg.num_domains),
+                 style_encoder=model.StyleEncoder(cfg.img_size, cfg.style_dim, cfg.num_domains, cfg.max_conv_dim),
+                 discriminator=model.Discriminator(cfg.img_size, cfg.num_domains, cfg.max_conv_dim))
+    ema = {name: copy.deepcopy(nets[name]) for name in ("generator", "mapping_network", "style_encoder")}
+    optims = {name: torch.optim.Adam(net.parameters(), lr=1e-6 if name == "mapping_network" else 1e-4,
+                                     betas=(0.0, 0.99), weight_decay=1e-4) for name, net in nets.items()}
+    hparams = Munch(lambda_reg=1.0, lambda_sty=1.0, lambda_ds=1.0, lambda_cyc=1.0, w_hpf=cfg.w_hpf)
+    t = {key: torch.from_numpy(value.numpy()) for key, value in batch.items()}
+    for key in ("x_src", "x_ref", "x_ref2"):
+        t[key] = t[key].permute(0, 3, 1, 2).contiguous()
+    for key in ("y_src", "y_trg"):
+        t[key] = t[key].long()
+
+    def update(loss, *names):
+        for optimizer in optims.values():
+            optimizer.zero_grad()
+        loss.backward()
+        for name in names:
+            optims[name].step()
+
+    def iteration():
+        x, y_org, y_trg = t["x_src"], t["y_src"], t["y_trg"]
+        update(solver.compute_d_loss(nets, hparams, x, y_org, y_trg, z_trg=t["z_trg"])[0], "discriminator")
+        update(solver.compute_d_loss(nets, hparams, x, y_org, y_trg, x_ref=t["x_ref"])[0], "discriminator")
+        update(solver.compute_g_loss(nets, hparams, x, y_org, y_trg, z_trgs=[t["z_trg"], t["z_trg2"]])[0],
+               "generator", "mapping_network", "style_encoder")
+        update(solver.compute_g_loss(nets, hparams, x, y_org, y_trg, x_refs=[t["x_ref"], t["x_ref2"]])[0],
+               "generator")
+        for name, net in ema.items():
+            solver.moving_average(nets[name], net, beta=0.999)
+
+    return iteration
 
 
 def graph_flops(model, batch: dict) -> float | None:
@@ -104,17 +156,26 @@ def main(argv=None) -> dict:
         model.compile()
     batch = random_batch(config, args.batch)
     flops = graph_flops(model, batch)
-    times, cpu_times = [], []
+    upstream = upstream_iteration(args.upstream_dir, config, batch) if args.upstream_dir else None
+    times, cpu_times, upstream_times = [], [], []
     progress = keras.utils.Progbar(args.warmup + args.iters, unit_name="iteration")
     for i in range(args.warmup + args.iters):
         start, cpu_start = time.perf_counter(), time.process_time()
         logs = model.distributed_train_step(batch)
         float(logs["G/ref_cyc"])  # wait for the step to finish
         elapsed = time.perf_counter() - start
+        cpu_elapsed = time.process_time() - cpu_start
+        values = [("s/iter", elapsed)]
+        if upstream is not None:
+            start = time.perf_counter()
+            upstream()
+            values.append(("upstream s/iter", time.perf_counter() - start))
         if i >= args.warmup:
             times.append(elapsed)
-            cpu_times.append(time.process_time() - cpu_start)
-        progress.add(1, values=[("s/iter", elapsed)])
+            cpu_times.append(cpu_elapsed)
+            if upstream is not None:
+                upstream_times.append(values[-1][1])
+        progress.add(1, values=values)
     seconds = statistics.median(times)
     result = {"s_per_iter": seconds, "img_per_s": args.batch / seconds,
               "gflop_per_iter": flops / 1e9 if flops else None,
@@ -128,8 +189,15 @@ def main(argv=None) -> dict:
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
               "onednn": args.onednn}
+    if upstream_times:
+        result["upstream_s_per_iter"] = statistics.median(upstream_times)
+        result["upstream_times"] = upstream_times
+        result["speedup_vs_upstream"] = result["upstream_s_per_iter"] / seconds
     print(f"{seconds:.3f} s/iter, {result['img_per_s']:.2f} img/s"
           + (f", {result['gflop_per_iter']:.1f} GFLOP/iter, {result['gflop_per_s']:.1f} GFLOP/s" if flops else ""))
+    if upstream_times:
+        print(f"upstream PyTorch, same run: {result['upstream_s_per_iter']:.3f} s/iter; "
+              f"speed-up {result['speedup_vs_upstream']:.2f}x")
     print(json.dumps(result))
     return result
 
