@@ -127,6 +127,14 @@ class StarGANv2(keras.Model):
         styles = self.nets_ema.mapping_network(inputs["z_trg"], inputs["y_trg"])
         return self.nets_ema.generator(inputs["x_src"], styles)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: every variable exists once `compile()` has run.
+
+        Under a distribution strategy Keras 3.15's `fit` would draw a batch to build the
+        model symbolically and average it over replicas, which fails on a dict batch
+        under MultiWorkerMirroredStrategy.
+        """
+
     def train_step(self, data):
         """One training iteration on this replica's slice of the global batch; returns every loss term."""
         if not self.optimizers:
@@ -251,21 +259,31 @@ class StarGANv2(keras.Model):
     def distributed_train_step(self, batch: dict) -> dict:
         """One iteration on a global batch dict (split in order across replicas), compiled unless `run_eagerly`."""
         if self._step_function is None:
-            self._step_function = self._make_step_function()
+            self._step_function = self._compile(self._replica_step)
         if not isinstance(next(iter(batch.values())), tf.distribute.DistributedValues):
             batch = distribute_batch(self.distribute_strategy, batch)
         return self._step_function(batch)
 
-    def _make_step_function(self):
+    def make_train_function(self, force=False):
+        """`fit`'s step: one iteration on the next batch of its distributed iterator.
+
+        Keras' own averages the logs over replicas with `strategy.reduce(..., axis=0)`,
+        which fails on scalars under MultiWorkerMirroredStrategy; these logs are already
+        global-batch values on every replica, so replica 0's are returned.
+        """
+        if self.train_function is None or force:
+            self.train_function = self._compile(lambda iterator: self._replica_step(next(iterator)))
+        return self.train_function
+
+    def _replica_step(self, batch):
         strategy = self.distribute_strategy
+        logs = strategy.run(self.train_step, args=(batch,))
+        return {key: strategy.experimental_local_results(value)[0] for key, value in logs.items()}
 
-        def step(batch):
-            logs = strategy.run(self.train_step, args=(batch,))
-            return {key: strategy.experimental_local_results(value)[0] for key, value in logs.items()}
-
+    def _compile(self, function):
         if self.run_eagerly:
-            return step
-        return tf.function(step, jit_compile=bool(self.jit_compile), reduce_retracing=True, autograph=False)
+            return function
+        return tf.function(function, jit_compile=bool(self.jit_compile), reduce_retracing=True, autograph=False)
 
     def checkpoint(self, **extra) -> tf.train.Checkpoint:
         """The training state: networks, EMA networks, optimizers, step, plus `extra` trackables."""

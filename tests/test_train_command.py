@@ -6,6 +6,7 @@ and resumed to the end. Signals are sent by the training process to itself from 
 patched callback (see DRIVER), so they land after a known step without races.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -223,3 +224,61 @@ def test_presets_from_the_command_line():
     assert config.run_dir == "runs/horses_zebras" and config.model.img_size == 64
     config, _ = train.config_from_args(["--config", "celeba_hq", "--lambda-ds", "0.5"])
     assert config.model.w_hpf == 1 and config.train.lambda_ds == 0.5
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_through_the_command(tmp_path):
+    """--strategy multi_worker from TF_CONFIG on 127.0.0.1: both workers finish, only the chief writes a run."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = {**_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        command = [sys.executable, "-m", "stargan_keras.train", *TINY, "--total-iters", "2", "--save-every", "2",
+                   "--sample-every", "2", "--strategy", "multi_worker", "--run-dir", str(tmp_path / f"worker{index}")]
+        processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+    chief, worker = (_finish(process) for process in processes)
+    _assert_ok(chief)
+    _assert_ok(worker)
+    assert "batch 2 on 2 replica(s)" in chief["out"] and "step 2 of 2" in chief["out"]
+    assert _steps(tmp_path / "worker0") == [2]
+    assert len(list((tmp_path / "worker0" / "samples").glob("000002_*.jpg"))) == 4
+    assert not (tmp_path / "worker1").exists()  # the non-chief saved into a scratch directory
+
+
+def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, tmp_path):
+    """Under a strategy, fit must start at batch 0 like the default strategy (Keras would take one batch first)."""
+    run = tmp_path / "mirrored"
+    result = _finish(_start([*TINY, "--total-iters", "3", "--strategy", "mirrored", "--run-dir", str(run)], tmp_path))
+    _assert_ok(result)
+    _assert_ok(lifecycle["a"])
+    default = tf.train.load_checkpoint(str(lifecycle["a_dir"] / "checkpoints" / "ckpt-3"))
+    mirrored = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-3"))
+    names = [n for n in default.get_variable_to_shape_map() if n.startswith(("networks/", "ema_networks/"))]
+    assert names
+    for name in names:
+        np.testing.assert_allclose(mirrored.get_tensor(name), default.get_tensor(name), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_mixed_bfloat16_through_the_command(tmp_path):
+    run = tmp_path / "bf16"
+    result = _finish(_start([*TINY, "--total-iters", "2", "--save-every", "2", "--sample-every", "2",
+                             "--precision", "mixed_bfloat16", "--run-dir", str(run)], tmp_path))
+    _assert_ok(result)
+    assert "mixed_bfloat16" in result["out"] and "step 2 of 2" in result["out"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "mixed_bfloat16"
+    reader = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-2"))
+    weights = [reader.get_tensor(n) for n in reader.get_variable_to_shape_map() if n.startswith("networks/")]
+    assert weights and all(w.dtype == np.float32 and np.isfinite(w).all() for w in weights)  # float32 variables
