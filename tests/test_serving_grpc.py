@@ -12,7 +12,6 @@ import base64
 import json
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from net_helpers import free_ports
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -152,12 +152,6 @@ def rest_handler(predictor: ExportPredictor):
     return Handler
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module", params=["in_test", "tensorflow_model_server"])
 def grpc_server(request, exported):
     """The address of a PredictionService serving the export."""
@@ -174,8 +168,8 @@ def grpc_server(request, exported):
     binary = shutil.which("tensorflow_model_server")
     if binary is None:
         pytest.skip("tensorflow_model_server is not on PATH (it is the tensorflow/serving container's binary)")
-    port = free_port()
-    process = subprocess.Popen([binary, f"--port={port}", f"--rest_api_port={free_port()}",
+    port, rest_port = free_ports(2)
+    process = subprocess.Popen([binary, f"--port={port}", f"--rest_api_port={rest_port}",
                                 f"--model_name={MODEL_NAME}", f"--model_base_path={path.parent.resolve()}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -273,7 +267,7 @@ def test_bad_requests_come_back_readable_and_the_server_keeps_answering(exported
 
 def test_a_server_that_is_down_gives_a_clear_error_after_the_retries():
     start = time.perf_counter()
-    message = expect_error(lambda: StarGANClient(f"127.0.0.1:{free_port()}", timeout=2, retries=1).metadata(),
+    message = expect_error(lambda: StarGANClient(f"127.0.0.1:{free_ports(1)[0]}", timeout=2, retries=1).metadata(),
                            "UNAVAILABLE", "did not answer", "after 2 attempt(s)", "serving/README.md")
     assert time.perf_counter() - start < 10, message
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from net_helpers import free_ports
 from PIL import Image
 
 import stargan_keras
@@ -226,21 +227,9 @@ def test_presets_from_the_command_line():
     assert config.model.w_hpf == 1 and config.train.lambda_ds == 0.5
 
 
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_two_workers_through_the_command(tmp_path):
     """--strategy multi_worker from TF_CONFIG on 127.0.0.1: both workers finish, only the chief writes a run."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []
     for index in range(2):
         env = {**_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}

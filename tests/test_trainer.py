@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -131,6 +130,7 @@ import tensorflow as tf  # noqa: E402
 torch = pytest.importorskip("torch")
 
 import torch_training_reference as ref  # noqa: E402
+from net_helpers import free_ports  # noqa: E402
 
 from stargan_keras.losses import lambda_ds_at  # noqa: E402
 from stargan_keras.trainer import LOG_KEYS, StarGANv2, TorchAdam  # noqa: E402
@@ -235,16 +235,6 @@ def _worker(mode, initial_checkpoint, output, tf_config=None):
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _wait(processes, timeout=300):
     deadline = time.time() + timeout
     try:
@@ -289,7 +279,7 @@ def test_mirrored_and_multi_worker_replicas_match_one_device(upstream_checkpoint
     model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
                         run_eagerly=True)
     initial = model.checkpoint().write(str(tmp_path / "initial"))
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = [_worker(mode, initial, tmp_path / f"{mode}.npz") for mode in ("default", "mirrored")] + [
         _worker("multi_worker", initial, tmp_path / "multi_worker.npz",
                 {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(2)]
