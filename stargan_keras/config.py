@@ -22,19 +22,25 @@ class ConfigError(ValueError):
     """A configuration value, key or flag that cannot be used; the message says which."""
 
 
+def option(default=dataclasses.MISSING, help: str = "", *, default_factory=dataclasses.MISSING):
+    """A config field with the one-line help its command-line flag shows."""
+    return field(default=default, default_factory=default_factory, metadata={"help": help})
+
+
 @dataclass
 class ModelConfig:
     """The four networks' sizes (REFERENCE.md, "Networks")."""
 
-    img_size: int = 256
-    num_domains: int = 2
-    domain_names: list[str] = field(default_factory=list)
-    latent_dim: int = 16
-    style_dim: int = 64
-    mapping_hidden_dim: int = 512
-    w_hpf: float = 1.0
-    base_dim: int | None = None  # None: the paper's 2**14 // img_size
-    max_conv_dim: int = 512
+    img_size: int = option(256, "image height and width in pixels: a power of two from 16 to 512")
+    num_domains: int = option(2, "number of domains (taken from the data set when not given)")
+    domain_names: list[str] = option(help="comma-separated domain names, in label order",
+                                     default_factory=list)
+    latent_dim: int = option(16, "size of the latent code z")
+    style_dim: int = option(64, "size of the style code s")
+    mapping_hidden_dim: int = option(512, "width of the mapping network F")
+    w_hpf: float = option(1.0, "weight of the high-pass face skips (0: off, as for AFHQ)")
+    base_dim: int | None = option(None, "channels of the first conv (unset: the paper's 2**14 // img_size)")
+    max_conv_dim: int = option(512, "channel cap of every network")
 
     @property
     def resolved_base_dim(self) -> int:
@@ -66,42 +72,43 @@ class ModelConfig:
 class DataConfig:
     """Where the images come from and how they are augmented (REFERENCE.md, "Data augmentation")."""
 
-    dataset: str = "shapes"  # shapes | afhq | afhq_v2 | celeba_hq | a folder of domain folders
-    data_dir: str = "data"
-    rrc_prob: float = 0.5  # probability of the random-resized crop
-    shapes_train_per_domain: int = 2000
-    shapes_val_per_domain: int = 100
-    shapes_seed: int = 0  # the synthetic set's own seed: the same images whatever train.seed is
-    eval_batch_size: int = 32
+    dataset: str = option("shapes", "shapes | afhq | afhq_v2 | celeba_hq | a folder ROOT with train/ and val/ "
+                                     "domain folders")
+    data_dir: str = option("data", "where afhq, afhq_v2 and celeba_hq are found or downloaded")
+    rrc_prob: float = option(0.5, "probability of the random-resized crop")
+    shapes_train_per_domain: int = option(2000, "shapes: train images per domain")
+    shapes_val_per_domain: int = option(100, "shapes: val images per domain")
+    shapes_seed: int = option(0, "shapes: the synthetic set's own seed (the same images whatever --seed is)")
+    eval_batch_size: int = option(32, "batch size of sampling and evaluation")
 
 
 @dataclass
 class TrainConfig:
     """The training algorithm's settings (REFERENCE.md, "Training algorithm")."""
 
-    batch_size: int = 8  # global batch, split across replicas
-    total_iters: int = 100_000
-    lr: float = 1e-4
-    f_lr: float = 1e-6
-    beta_1: float = 0.0
-    beta_2: float = 0.99
-    epsilon: float = 1e-8
-    weight_decay: float = 1e-4  # PyTorch's coupled L2, added to the gradient
-    lambda_reg: float = 1.0
-    lambda_sty: float = 1.0
-    lambda_ds: float = 1.0
-    lambda_cyc: float = 1.0
-    ds_iter: int = 100_000
-    ema_beta: float = 0.999
-    seed: int = 777
-    strategy: str = "auto"  # auto | mirrored | multi_worker | tpu | default
-    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
-    jit_compile: bool = False
-    save_every: int = 10_000
-    keep_checkpoints: int = 3
-    sample_every: int = 5_000
-    log_every: int = 10
-    profile_steps: str = ""  # e.g. "10,20": profile that window into TensorBoard
+    batch_size: int = option(8, "global batch size, split across replicas")
+    total_iters: int = option(100_000, "training iterations")
+    lr: float = option(1e-4, "learning rate of G, E and D")
+    f_lr: float = option(1e-6, "learning rate of the mapping network F")
+    beta_1: float = option(0.0, "Adam beta_1")
+    beta_2: float = option(0.99, "Adam beta_2")
+    epsilon: float = option(1e-8, "Adam epsilon")
+    weight_decay: float = option(1e-4, "PyTorch-style coupled L2, added to the gradient")
+    lambda_reg: float = option(1.0, "weight of the R1 penalty")
+    lambda_sty: float = option(1.0, "weight of the style reconstruction loss")
+    lambda_ds: float = option(1.0, "initial weight of the diversity-sensitive loss")
+    lambda_cyc: float = option(1.0, "weight of the cycle-consistency loss")
+    ds_iter: int = option(100_000, "iterations over which lambda_ds decays linearly to 0")
+    ema_beta: float = option(0.999, "decay of the EMA copies of G, F and E")
+    seed: int = option(777, "seed of the initial weights and of every batch")
+    strategy: str = option("auto", "auto | mirrored | multi_worker (from TF_CONFIG) | tpu | default")
+    precision: str = option("float32", "float32 | mixed_bfloat16 | mixed_float16")
+    jit_compile: bool = option(False, "compile the training step with XLA (true/false)")
+    save_every: int = option(10_000, "checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = option(3, "how many checkpoints to keep")
+    sample_every: int = option(5_000, "sample grids every N steps")
+    log_every: int = option(10, "TensorBoard scalars every N steps")
+    profile_steps: str = option("", "FIRST,LAST: profile that window of steps into TensorBoard")
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -125,7 +132,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    run_dir: str = "runs/shapes"
+    run_dir: str = option("runs/shapes", "run directory: config, checkpoints, samples, logs; re-use it to resume")
 
     def validate(self) -> "Config":
         self.model.validate()
@@ -292,13 +299,17 @@ def load_config(name_or_path: str) -> Config:
 def add_config_flags(parser: argparse.ArgumentParser, only: typing.Iterable[str] | None = None) -> None:
     """One `--flag` per config field (all of them, or those named in `only`), default None = unset."""
     wanted = set(only) if only is not None else None
-    group = parser.add_argument_group("configuration (override the preset)")
-    for name, (section, _cls) in flat_fields().items():
+    group = parser.add_argument_group(
+        "configuration", "Each flag overrides the preset (--config, or the --dataset's own). The defaults shown "
+        "are the paper's, which a preset may change.")
+    for name, (section, cls) in flat_fields().items():
         if wanted is not None and name not in wanted:
             continue
-        help_text = "run directory" if section is None else f"{section}.{name}"
+        spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+        default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+        key = name if section is None else f"{section}.{name}"
         group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="VALUE",
-                           help=help_text)
+                           help=f"{spec.metadata['help']} [{key}; default {default!r}]".replace("%", "%%"))
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:

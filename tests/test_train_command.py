@@ -271,3 +271,16 @@ def test_mixed_bfloat16_through_the_command(tmp_path):
     reader = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-2"))
     weights = [reader.get_tensor(n) for n in reader.get_variable_to_shape_map() if n.startswith("networks/")]
     assert weights and all(w.dtype == np.float32 and np.isfinite(w).all() for w in weights)  # float32 variables
+
+
+def test_every_flag_has_help_and_its_default(capsys, monkeypatch):
+    from stargan_keras.config import flat_fields
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per flag: argparse wraps to the terminal width
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    for name, (section, _cls) in flat_fields().items():
+        key = name if section is None else f"{section}.{name}"
+        assert f"--{name.replace('_', '-')} VALUE" in text and f"[{key}; default" in text, name
+    assert "diversity-sensitive loss [train.lambda_ds; default 1.0]" in text
