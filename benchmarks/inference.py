@@ -69,8 +69,7 @@ def upstream_calls(upstream_dir: Path, model_cfg) -> dict:
     """The authors' PyTorch G, F, E (random weights) on the same inputs, as calls to time."""
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from upstream import model_module
+    from upstream import model_module  # benchmarks/, the script's own folder
 
     upstream = model_module(upstream_dir)
     Generator, MappingNetwork, StyleEncoder = upstream.Generator, upstream.MappingNetwork, upstream.StyleEncoder

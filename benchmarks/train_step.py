@@ -75,10 +75,9 @@ def upstream_iteration(upstream_dir: Path, config, batch: dict):
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from upstream import Munch, model_module, solver_functions
+    from upstream import Munch, model_module, solver_functions  # benchmarks/, the script's own folder
 
-    cfg = config.model
+    cfg, train = config.model, config.train
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     model, solver = model_module(upstream_dir, base_dim=cfg.base_dim), solver_functions(upstream_dir)
@@ -87,9 +86,11 @@ def upstream_iteration(upstream_dir: Path, config, batch: dict):
                  style_encoder=model.StyleEncoder(cfg.img_size, cfg.style_dim, cfg.num_domains, cfg.max_conv_dim),
                  discriminator=model.Discriminator(cfg.img_size, cfg.num_domains, cfg.max_conv_dim))
     ema = {name: copy.deepcopy(nets[name]) for name in ("generator", "mapping_network", "style_encoder")}
-    optims = {name: torch.optim.Adam(net.parameters(), lr=1e-6 if name == "mapping_network" else 1e-4,
-                                     betas=(0.0, 0.99), weight_decay=1e-4) for name, net in nets.items()}
-    hparams = Munch(lambda_reg=1.0, lambda_sty=1.0, lambda_ds=1.0, lambda_cyc=1.0, w_hpf=cfg.w_hpf)
+    optims = {name: torch.optim.Adam(net.parameters(), lr=train.f_lr if name == "mapping_network" else train.lr,
+                                     betas=(train.beta_1, train.beta_2), eps=train.epsilon,
+                                     weight_decay=train.weight_decay) for name, net in nets.items()}
+    hparams = Munch(lambda_reg=train.lambda_reg, lambda_sty=train.lambda_sty, lambda_ds=train.lambda_ds,
+                    lambda_cyc=train.lambda_cyc, w_hpf=cfg.w_hpf)
     t = {key: torch.from_numpy(value.numpy()) for key, value in batch.items()}
     for key in ("x_src", "x_ref", "x_ref2"):
         t[key] = t[key].permute(0, 3, 1, 2).contiguous()
@@ -112,7 +113,7 @@ def upstream_iteration(upstream_dir: Path, config, batch: dict):
         update(solver.compute_g_loss(nets, hparams, x, y_org, y_trg, x_refs=[t["x_ref"], t["x_ref2"]])[0],
                "generator")
         for name, net in ema.items():
-            solver.moving_average(nets[name], net, beta=0.999)
+            solver.moving_average(nets[name], net, beta=train.ema_beta)
 
     return iteration
 

@@ -247,7 +247,7 @@ def test_two_workers_through_the_command(tmp_path):
 
 
 def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, tmp_path):
-    """Under a strategy, fit must start at batch 0 like the default strategy (Keras would take one batch first)."""
+    """fit under MirroredStrategy (StarGANv2's own train function) trains on the default run's batches and weights."""
     run = tmp_path / "mirrored"
     result = _finish(_start([*TINY, "--total-iters", "3", "--strategy", "mirrored", "--run-dir", str(run)], tmp_path))
     _assert_ok(result)
