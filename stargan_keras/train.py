@@ -225,35 +225,40 @@ def train(config: Config, explicit: dict) -> tuple[Outcome, object]:
     check_resumable(run, config)
     latest = tf.train.latest_checkpoint(str(run.checkpoints))
     # Under multi-worker training only the chief writes the run directory; the others
-    # must still take part in every save, into a scratch directory.
+    # must still take part in every save, into a scratch directory removed at the end.
     chief = strategy.extended.should_checkpoint
     if chief:
         run.root.mkdir(parents=True, exist_ok=True)
         config.save(run.config)
-    checkpoint_dir = run.checkpoints if chief else Path(tempfile.mkdtemp(prefix="stargan_keras_worker_"))
-    model, manager = build_model(config, strategy, checkpoint_dir, latest)
-    start, total = int(model.step.numpy()), config.train.total_iters
-    print_start(config, run, domain_images, strategy, start, latest)
-    if start >= total:
-        print(f"{run.root} is already at step {start} of --total-iters {total}; raise --total-iters to train on.")
-        return Outcome(start, start, 0.0, latest), domain_images
-
-    val_batch = fixed_val_batch(config, domain_images, _sample_columns(domain_images.num_domains))
-    callbacks = make_callbacks(config, run, model, manager, val_batch, start, chief)
-    began = time.perf_counter()
+    scratch = None if chief else tempfile.TemporaryDirectory(prefix="stargan_keras_worker_")
+    checkpoint_dir = run.checkpoints if chief else Path(scratch.name)
     try:
-        model.fit(make_train_dataset(config, domain_images, start_step=start), epochs=1,
-                  steps_per_epoch=total - start, callbacks=callbacks, verbose=0, shuffle=False)
-    except cb.NonFiniteLossError as err:
-        last_good = manager.latest_checkpoint
-        where = (f"the last good checkpoint, {last_good}, is kept and re-running the command resumes from it"
-                 if last_good else "no checkpoint had been saved yet")
-        hint = "" if config.train.precision == "float32" else ", try --precision float32"
-        raise NonFiniteLoss(f"{err}. Training stopped without saving that step; {where}. Lower --lr / --f-lr"
-                            f"{hint} or check the data.") from None
-    step, received = int(model.step.numpy()), callbacks[-1].received
-    stopped_by = signal.Signals(received).name if received is not None and step < total else None
-    return Outcome(start, step, time.perf_counter() - began, manager.latest_checkpoint, stopped_by), domain_images
+        model, manager = build_model(config, strategy, checkpoint_dir, latest)
+        start, total = int(model.step.numpy()), config.train.total_iters
+        print_start(config, run, domain_images, strategy, start, latest)
+        if start >= total:
+            print(f"{run.root} is already at step {start} of --total-iters {total}; raise --total-iters to train on.")
+            return Outcome(start, start, 0.0, latest), domain_images
+
+        val_batch = fixed_val_batch(config, domain_images, _sample_columns(domain_images.num_domains))
+        callbacks = make_callbacks(config, run, model, manager, val_batch, start, chief)
+        began = time.perf_counter()
+        try:
+            model.fit(make_train_dataset(config, domain_images, start_step=start), epochs=1,
+                      steps_per_epoch=total - start, callbacks=callbacks, verbose=0, shuffle=False)
+        except cb.NonFiniteLossError as err:
+            last_good = manager.latest_checkpoint
+            where = (f"the last good checkpoint, {last_good}, is kept and re-running the command resumes from it"
+                     if last_good else "no checkpoint had been saved yet")
+            hint = "" if config.train.precision == "float32" else ", try --precision float32"
+            raise NonFiniteLoss(f"{err}. Training stopped without saving that step; {where}. Lower --lr / --f-lr"
+                                f"{hint} or check the data.") from None
+        step, received = int(model.step.numpy()), callbacks[-1].received
+        stopped_by = signal.Signals(received).name if received is not None and step < total else None
+        return Outcome(start, step, time.perf_counter() - began, manager.latest_checkpoint, stopped_by), domain_images
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
 
 class NonFiniteLoss(RuntimeError):

@@ -14,6 +14,9 @@ Exactly the authors' arithmetic, less of it:
   (instance normalisation is per example, so batching changes nothing), and G's
   style-free encoder runs once per update for all the styles applied to x_src.
 - Each update differentiates only the variables it changes.
+- In the networks, the nearest upsampling of G's decoder and the average pooling
+  of D and E are folded into the 3x3 convolutions beside them, which then cost
+  16/36 of their arithmetic (`stargan_keras.layers.upsample_conv3x3`).
 """
 
 from __future__ import annotations

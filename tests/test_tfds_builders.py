@@ -94,15 +94,15 @@ class CelebaHqManualZipTest(_GeneratedDummyData, tfds.testing.DatasetBuilderTest
         shutil.rmtree(staging)
 
 
-def test_builder_features_and_manual_instructions():
+def test_builder_features_and_manual_instructions(tmp_path):
     for name, builder in tfds_builders.BUILDERS.items():
         spec = AUTHORS_ZIPS[name]
         assert builder.name == name
         assert spec.url.endswith("dl=1") and spec.url.replace("dl=1", "dl=0") == spec.page_url
         assert spec.url in builder.MANUAL_DOWNLOAD_INSTRUCTIONS and spec.zip_name in builder.MANUAL_DOWNLOAD_INSTRUCTIONS
-    info = tfds_builders.Afhq(data_dir=tempfile.mkdtemp()).info
+    info = tfds_builders.Afhq(data_dir=str(tmp_path / "afhq")).info
     assert info.features["label"].names == ["cat", "dog", "wild"]
-    assert tfds_builders.CelebaHq(data_dir=tempfile.mkdtemp()).info.features["label"].names == ["female", "male"]
+    assert tfds_builders.CelebaHq(data_dir=str(tmp_path / "celeba_hq")).info.features["label"].names == ["female", "male"]
 
 
 @pytest.fixture

@@ -228,11 +228,15 @@ def test_presets_from_the_command_line():
 
 
 def test_two_workers_through_the_command(tmp_path):
-    """--strategy multi_worker from TF_CONFIG on 127.0.0.1: both workers finish, only the chief writes a run."""
+    """--strategy multi_worker from TF_CONFIG on 127.0.0.1: both workers finish, only the chief writes a run,
+    and the non-chief's scratch checkpoints are gone at the end."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     processes = []
     for index in range(2):
-        env = {**_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        env = {**_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "TMPDIR": str(scratch)}
         command = [sys.executable, "-m", "stargan_keras.train", *TINY, "--total-iters", "2", "--save-every", "2",
                    "--sample-every", "2", "--strategy", "multi_worker", "--run-dir", str(tmp_path / f"worker{index}")]
         processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
@@ -244,6 +248,7 @@ def test_two_workers_through_the_command(tmp_path):
     assert _steps(tmp_path / "worker0") == [2]
     assert len(list((tmp_path / "worker0" / "samples").glob("000002_*.jpg"))) == 4
     assert not (tmp_path / "worker1").exists()  # the non-chief saved into a scratch directory
+    assert not list(scratch.glob("stargan_keras_worker_*")), "the non-chief's scratch directory was left behind"
 
 
 def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, tmp_path):
