@@ -70,10 +70,10 @@ def avg_pool_2x(x):
 # Arithmetic per output: 4x4 taps at a quarter of the positions instead of 3x3 at all
 # of them, 44%. Below FOLD_MIN_SIZE pixels oneDNN's GEMMs are too small to gain
 # (measured: no faster at 8 px forward and backward, 27% slower forward alone).
-# A folded pool sums 16 taps once where the authors average four 9-tap sums, which
-# halves their rounding noise; behind G's instance norms that raised the output error
-# of the 64 px parity test from 4e-5 to 1.1e-4, so G's encoder keeps the authors'
-# order and only D and E, which have no norms, fold their pools.
+# The authors' pool averages four rounded 9-tap sums, which halves their rounding
+# noise; a folded one rounds a single 16-tap sum. Behind G's instance norms that raised
+# the output error of the 64 px parity test from 4e-5 to 1.1e-4, so G's encoder keeps
+# the authors' order and only D and E, which have no norms, fold their pools.
 FOLD_MIN_SIZE = 16
 
 
