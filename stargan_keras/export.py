@@ -54,7 +54,7 @@ import tensorflow as tf
 from .checkpoint import LoadedModel, load
 from .config import ConfigError
 from .inference import MEAN_STYLE_SAMPLES, mean_styles, truncate
-from .layers import torch_named_variables
+from .layers import authors_resampling, torch_named_variables
 
 TENSOR_SIGNATURES = ("latent_guided", "reference_guided", "style_from_latent", "style_from_reference", "synthesize")
 BYTES_SIGNATURES = ("latent_guided_bytes", "reference_guided_bytes")
@@ -134,7 +134,11 @@ class StarGANServing(tf.Module):
 
     # -- the computation, on model-size float images in [-1, 1] -------------------------------------------
     def _define_networks(self):
-        """Each network traced once, as a function the signatures call (Grappler and the TFLite converter inline it)."""
+        """Each network traced once, as a function the signatures call (Grappler and the TFLite converter inline it).
+
+        The TFLite twins call their own G and E, traced with the authors' resampling ops
+        (`layers.authors_resampling`), so that the files hold the 3x3 kernels.
+        """
         size, L, S = self.img_size, self.latent_dim, self.style_dim
         images = tf.TensorSpec([None, size, size, 3], tf.float32)
         domains, styles = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, S], tf.float32)
@@ -150,9 +154,23 @@ class StarGANServing(tf.Module):
 
         self._latent_style = tf.function(latent_style, autograph=False, input_signature=[
             domains, tf.TensorSpec([None, L], tf.float32), tf.TensorSpec([None], tf.float32)])
-        self._reference_style = tf.function(lambda x, y: self._nets.style_encoder(x, y), autograph=False,
-                                            input_signature=[images, domains])
+
+        def reference_style(x, y):
+            return self._nets.style_encoder(x, y)
+
+        def authors_ops(fn):
+            def traced(*args):
+                with authors_resampling():
+                    return fn(*args)
+
+            return traced
+
+        self._reference_style = tf.function(reference_style, autograph=False, input_signature=[images, domains])
         self._synthesize = tf.function(synthesize, autograph=False, input_signature=[images, styles])
+        self._tflite_reference_style = tf.function(authors_ops(reference_style), autograph=False,
+                                                   input_signature=[images, domains])
+        self._tflite_synthesize = tf.function(authors_ops(synthesize), autograph=False,
+                                              input_signature=[images, styles])
 
     def _to_model_input(self, images):
         """uint8-valued [N, H, W, 3] -> float32 [N, S, S, 3] in [-1, 1]; resized only when not already S x S."""
@@ -309,6 +327,7 @@ class StarGANServing(tf.Module):
 
         Shapes are static (batch 1): with a dynamic batch the converter loses the shapes
         of the upsampled decoder features at 256 px and cannot lower their convolutions.
+        G and E are the authors'-resampling functions (see `_define_networks`).
         """
         size, L, S = self.img_size, self.latent_dim, self.style_dim
         image = tf.TensorSpec([1, size, size, 3], tf.uint8, name="image")
@@ -320,17 +339,18 @@ class StarGANServing(tf.Module):
         to_float = lambda u8: tf.cast(u8, tf.float32) / 127.5 - 1.0  # noqa: E731
         per_code = lambda psi, domains: tf.broadcast_to(psi, tf.shape(domains))  # noqa: E731
         specs = {
-            "latent_guided": (lambda image, target_domain, z, psi: {"image": self._synthesize(
+            "latent_guided": (lambda image, target_domain, z, psi: {"image": self._tflite_synthesize(
                 to_float(image), self._latent_style(target_domain, z, per_code(psi, target_domain)))},
                 [image, target_domain, z, psi]),
-            "reference_guided": (lambda image, reference, reference_domain: {"image": self._synthesize(
-                to_float(image), self._reference_style(to_float(reference), reference_domain))},
+            "reference_guided": (lambda image, reference, reference_domain: {"image": self._tflite_synthesize(
+                to_float(image), self._tflite_reference_style(to_float(reference), reference_domain))},
                 [image, reference, reference_domain]),
             "style_from_latent": (lambda target_domain, z, psi: {"style": self._latent_style(
                 target_domain, z, per_code(psi, target_domain))}, [target_domain, z, psi]),
-            "style_from_reference": (lambda reference, reference_domain: {"style": self._reference_style(
+            "style_from_reference": (lambda reference, reference_domain: {"style": self._tflite_reference_style(
                 to_float(reference), reference_domain)}, [reference, reference_domain]),
-            "synthesize": (lambda image, style: {"image": self._synthesize(to_float(image), style)}, [image, style]),
+            "synthesize": (lambda image, style: {"image": self._tflite_synthesize(to_float(image), style)},
+                           [image, style]),
         }
         for name, (fn, signature) in specs.items():
             setattr(self, TFLITE_PREFIX + name, tf.function(fn, input_signature=signature, autograph=False))

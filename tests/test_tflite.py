@@ -83,10 +83,13 @@ def test_float32_file_computes_what_the_keras_networks_compute(converted, test_i
 
 
 def test_sizes_are_about_one_half_and_one_quarter(converted):
-    _, _, files = converted
+    model, _, files = converted
     size = {q: path.stat().st_size for q, path in files.items()}
     assert 0.45 <= size["float16"] / size["none"] <= 0.6, size
     assert 0.2 <= size["dynamic"] / size["none"] <= 0.35, size
+    # The float32 file stores the networks' own weights once: 3x3 kernels, not the folded 4x4 ones.
+    weight_bytes = 4 * sum(net.count_params() for net in (model.generator, model.mapping_network, model.style_encoder))
+    assert 1.0 <= size["none"] / weight_bytes <= 1.05, (size["none"], weight_bytes)
 
 
 def test_check_reverifies_an_existing_file_and_errors_name_the_input(converted, capsys, tmp_path):
