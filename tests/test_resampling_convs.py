@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stargan_keras.layers import FOLD_MIN_SIZE, conv2d, conv3x3_avg_pool, upsample_conv3x3
+from stargan_keras.layers import FOLD_MIN_SIZE, authors_resampling, conv2d, conv3x3_avg_pool, upsample_conv3x3
 
 torch = pytest.importorskip("torch")
 functional = torch.nn.functional
@@ -92,3 +92,7 @@ def test_folded_forms_do_less_arithmetic():
     folded_upsample = flops(lambda t: upsample_conv3x3(conv, t), x)
     assert folded_pool < 0.5 * direct_pool
     assert folded_upsample < 0.5 * direct_upsample
+    with authors_resampling():  # what the TFLite functions are traced with
+        assert flops(lambda t: conv3x3_avg_pool(conv, t), x) == direct_pool
+        assert flops(lambda t: upsample_conv3x3(conv, t), x) == direct_upsample
+    assert flops(lambda t: upsample_conv3x3(conv, t), x) == folded_upsample  # and only within the block
