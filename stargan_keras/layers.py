@@ -98,17 +98,23 @@ def _folds(x) -> bool:
     return _FOLDING.get() and (x.shape[1] is None or x.shape[1] >= FOLD_MIN_SIZE)
 
 
+def _adjacent_tap_sums(kernel):
+    """A 3x3 kernel's taps (k0, k1, k2) along each spatial axis -> (k0, k0+k1, k1+k2, k2): 4x4."""
+    for axis in (0, 1):
+        k0, k1, k2 = tf.unstack(kernel, axis=axis)
+        kernel = tf.stack([k0, k0 + k1, k1 + k2, k2], axis=axis)
+    return kernel
+
+
 def conv3x3_avg_pool(conv: layers.Conv2D, x):
     """avg_pool_2x(conv(x)) as one 4x4 stride-2 convolution.
 
-    A pooled output averages four 3x3 windows that tile a 4x4 one, so its kernel is
-    the mean of the 3x3 kernel placed at the four corners of a 4x4 grid.
+    A pooled output averages two windows along each axis, offset by one row, so
+    along each axis its 4-tap kernel is (k0, k0+k1, k1+k2, k2) / 2.
     """
     if not _folds(x):
         return avg_pool_2x(conv(x))
-    kernel = ops.cast(conv.kernel, x.dtype)
-    corners = ((0, 1), (1, 0))
-    kernel = sum(tf.pad(kernel, [rows, cols, (0, 0), (0, 0)]) for rows in corners for cols in corners) / 4
+    kernel = _adjacent_tap_sums(ops.cast(conv.kernel, x.dtype)) / 4
     x = tf.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
     return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 2, "VALID"), ops.cast(conv.bias, x.dtype))
 
@@ -118,14 +124,12 @@ def upsample_conv3x3(conv: layers.Conv2D, x):
 
     Along each axis an even output row sees input rows (i-1, i, i) through taps
     (k0, k1, k2) and an odd one rows (i, i, i+1): each input row reaches its four
-    output rows through k2, k1+k2, k0+k1, k0, the transposed kernel.
+    output rows through k2, k1+k2, k0+k1, k0, the transposed kernel (the pooling
+    kernel's taps, reversed).
     """
     if not _folds(x):
         return conv(upsample_2x(x))
-    kernel = ops.cast(conv.kernel, x.dtype)
-    for axis in (0, 1):
-        k0, k1, k2 = tf.unstack(kernel, axis=axis)
-        kernel = tf.stack([k2, k1 + k2, k0 + k1, k0], axis=axis)
+    kernel = tf.reverse(_adjacent_tap_sums(ops.cast(conv.kernel, x.dtype)), axis=[0, 1])
     batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     out_shape = tf.stack([batch, 2 * height, 2 * width, conv.filters])
     y = tf.nn.conv2d_transpose(x, tf.transpose(kernel, (0, 1, 3, 2)), out_shape, 2, "SAME")
