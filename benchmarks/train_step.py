@@ -41,7 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--inter-op-threads", type=int, default=0, help="TensorFlow inter-op threads (0: default)")
     parser.add_argument("--intra-op-threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument("--onednn", choices=("on", "off", "default"), default="default",
-                        help="TF_ENABLE_ONEDNN_OPTS for this run (default: TensorFlow's choice, which it logs at start-up)")
+                        help="TF_ENABLE_ONEDNN_OPTS for this run (default: TensorFlow's choice, logged at start-up)")
     parser.add_argument("--upstream-dir", type=Path, default=None,
                         help="a checkout of clovaai/stargan-v2 whose PyTorch iteration is timed side by side")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations")
