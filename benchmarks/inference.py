@@ -3,8 +3,8 @@
     python benchmarks/inference.py [--runs 5] [--config afhq] [--upstream-dir PATH/TO/stargan-v2]
 
 Builds the networks of a preset with random weights (latency does not depend on the values),
-exports them with `stargan_keras.export`, converts them with `stargan_keras.tflite` (none, float16,
-dynamic), then times latent-guided and reference-guided translation (median of --runs rounds that
+exports them with `stargan_keras.serving.export`, converts them with `stargan_keras.serving.tflite`
+(none, float16, dynamic), then times latent-guided and reference-guided translation (median of --runs rounds that
 each time every runtime once, after one warm-up call each) through
 - the SavedModel loaded by the session-based loader (the SignatureDef path TF Serving executes),
 - the SavedModel loaded by `tf.saved_model.load` (eager signature calls),
@@ -25,20 +25,21 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, when not installed
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from stargan_keras import tflite  # noqa: E402
-from stargan_keras.checkpoint import load, save_networks  # noqa: E402
+from saved_model_session import SavedModelSession  # noqa: E402 (benchmarks/, the script's own folder)
+from stargan_keras.checkpoint import save_networks  # noqa: E402
 from stargan_keras.config import load_config  # noqa: E402
-from stargan_keras.export import SavedModelSession, export_saved_model  # noqa: E402
+from stargan_keras.inference import load  # noqa: E402
 from stargan_keras.networks import build_networks  # noqa: E402
+from stargan_keras.serving import tflite  # noqa: E402
+from stargan_keras.serving.export import export_saved_model  # noqa: E402
 
 TARGETS_S = {"saved_model_session": 0.70, "tflite_none": 0.62}  # latent-guided, issue #5
-UPSTREAM_REFERENCE_S = {"latent_guided": 0.89, "reference_guided": 1.25}  # REFERENCE.md, 2 cores, quiet machine
+UPSTREAM_REFERENCE_S = {"latent_guided": 0.89, "reference_guided": 1.25}  # authors' networks, 2 cores, quiet machine
 TIMED = ("latent_guided", "reference_guided")
 
 
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
     for runtime, row in results.items():
         print(f"{runtime:<22}{row['latent_guided']:>9.3f}{row['reference_guided']:>11.3f}"
               + (f"   {row['size_mb']} MB" if "size_mb" in row else ""))
-    print(f"{'upstream (REFERENCE)':<22}{UPSTREAM_REFERENCE_S['latent_guided']:>9.3f}"
+    print(f"{'upstream (recorded)':<22}{UPSTREAM_REFERENCE_S['latent_guided']:>9.3f}"
           f"{UPSTREAM_REFERENCE_S['reference_guided']:>11.3f}")
     met = {runtime: results[runtime]["latent_guided"] <= target for runtime, target in TARGETS_S.items()}
     print(json.dumps({"img_size": cfg.model.img_size, "batch": 1, "runs": args.runs, "threads": args.threads,

@@ -7,8 +7,7 @@ Prints seconds per iteration (median after warm-up), images per second and the
 achieved GFLOP/s, where the FLOPs are counted on the traced step's graph (every
 Conv2D/MatMul and their gradients, forward and backward, as TensorFlow's
 profiler counts them), and ends with one JSON line for scripts. Issue 3's target
-case is the command above: the authors' PyTorch code takes about 7 s there on
-the project's 2-core CPU (REFERENCE.md). With --upstream-dir (a checkout of the
+case is the command above. With --upstream-dir (a checkout of the
 authors' code) their PyTorch iteration is timed in the same run, round by round
 beside ours, so that the ratio does not depend on how busy the machine is.
 """
@@ -19,11 +18,8 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv=None):

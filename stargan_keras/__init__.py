@@ -12,9 +12,10 @@ __all__ = ["__version__", "load"]
 
 
 def __getattr__(name):
-    """`stargan_keras.load` imports TensorFlow only when first used, keeping `import stargan_keras` light."""
+    """`stargan_keras.load` (a `Translator`) imports TensorFlow only when first used, keeping
+    `import stargan_keras` light."""
     if name == "load":
-        from .checkpoint import load
+        from .inference import load
 
         return load
     raise AttributeError(f"module 'stargan_keras' has no attribute {name!r}")

@@ -19,9 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_keras.imaging import make_grid, save_image
-from stargan_keras.inference import latent_styles, mean_styles
-
-SAMPLE_PSIS = (0.5, 0.7, 1.0)  # REFERENCE.md, "Inference and sampling"
+from stargan_keras.inference import SAMPLE_PSIS, Translator
 
 
 def current_step(model) -> int:
@@ -171,49 +169,46 @@ class TensorBoardScalars(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def sample_grids(networks, batch: dict, z, s_avg) -> dict[str, np.ndarray]:
-    """The grids of a sample step, uint8, from (EMA) networks and a fixed val batch.
+def sample_grids(translator: Translator, batch: dict, z) -> dict[str, np.ndarray]:
+    """The grids of a sample step, uint8, from a Translator (of the EMA networks) and a fixed val batch.
 
     `reference`: rows source, reference, output = G(src, E(ref)), cycle = G(output, E(src)).
-    `latent_psi<psi>`: the sources, then one row per domain of G(src, truncated F(z, domain)).
+    `latent_psi<psi>`: the sources, then one row per domain of G(src, F(z, domain) truncated toward
+    the translator's mean style of the domain).
     """
-    generator, mapping, encoder = networks.generator, networks.mapping_network, networks.style_encoder
-    x_src, y_src = tf.constant(batch["x_src"]), tf.constant(batch["y_src"], tf.int32)
-    x_ref, y_ref = tf.constant(batch["x_ref"]), tf.constant(batch["y_ref"], tf.int32)
-
-    def images(x):
-        return list(np.asarray(tf.cast(x, tf.float32)))
-
-    output = generator(x_src, encoder(x_ref, y_ref))
-    cycle = generator(output, encoder(x_src, y_src))
-    grids = {"reference": make_grid([images(x_src), images(x_ref), images(output), images(cycle)])}
+    x_src, y_src = batch["x_src"], batch["y_src"]
+    output = translator.reference_guided(x_src, batch["x_ref"], batch["y_ref"])
+    cycle = translator.reference_guided(output, x_src, y_src)
+    grids = {"reference": make_grid([list(x_src), list(batch["x_ref"]), list(output.numpy()), list(cycle.numpy())])}
     for psi in SAMPLE_PSIS:
-        rows = [images(x_src)]
-        for domain in range(len(s_avg)):
-            y = tf.fill([len(batch["x_src"])], domain)
-            rows.append(images(generator(x_src, latent_styles(mapping, z, y, psi=psi, s_avg=s_avg))))
+        rows = [list(x_src)]
+        for domain in range(translator.config.model.num_domains):
+            y = np.full(len(x_src), domain, np.int32)
+            rows.append(list(translator.latent_guided(x_src, y, z, psi).numpy()))
         grids[f"latent_psi{psi}"] = make_grid(rows)
     return grids
 
 
 class SampleGrids(keras.callbacks.Callback):
-    """Image grids every `every` steps and at the end: JPEGs in samples/ and images in TensorBoard."""
+    """Image grids every `every` steps and at the end: JPEGs in samples/ and images in TensorBoard.
 
-    def __init__(self, networks, batch: dict, every: int, samples_dir, writer, num_domains: int, latent_dim: int,
-                 seed: int = 0):
+    `networks` are the EMA networks the trainer updates in place; the mean styles of the
+    truncation are recomputed at each sample step, since the weights have changed.
+    """
+
+    def __init__(self, config, networks, batch: dict, every: int, samples_dir, writer, seed: int = 0):
         super().__init__()
-        self.networks, self.batch, self.every = networks, batch, every
+        self.translator = Translator(config, networks, mean_style_seed=seed)
+        self.batch, self.every = batch, every
         self.samples_dir, self.writer = Path(samples_dir), writer
-        self.num_domains, self.latent_dim, self.seed = num_domains, latent_dim, seed
-        self.z = tf.random.stateless_normal((len(batch["x_src"]), latent_dim), seed=[seed, 1])
+        self.z = tf.random.stateless_normal((len(batch["x_src"]), config.model.latent_dim), seed=[seed, 1])
         self.sampled_step: int | None = None
 
     def sample(self, step: int) -> list[Path]:
-        s_avg = tf.constant(mean_styles(self.networks.mapping_network, self.num_domains, self.latent_dim,
-                                        seed=self.seed))
+        self.translator.update_mean_styles()
         paths = []
         with self.writer.as_default(step=step):
-            for name, grid in sample_grids(self.networks, self.batch, self.z, s_avg).items():
+            for name, grid in sample_grids(self.translator, self.batch, self.z).items():
                 paths.append(save_image(self.samples_dir / f"{step:06d}_{name}.jpg", grid))
                 tf.summary.image(f"samples/{name}", grid[None], max_outputs=1)
         self.writer.flush()

@@ -1,17 +1,24 @@
-"""Where networks live on disk, and `load()` to get them back.
+"""Where networks live on disk: the two directory layouts, their writers and their readers.
 
-Two layouts, one loader:
-- a *model directory* (written by the converter or `save_networks`): `config.yaml`
-  and one `<network>.weights.h5` per network;
-- a *training run directory*: `config.yaml` and `checkpoints/`, TensorFlow
-  checkpoints of the object graph made by `training_checkpoint`, of which `load`
-  restores the EMA networks (and the trained discriminator).
+- A *model directory* (written by the converter or `save_networks`): `config.yaml`
+  and one `<network>.weights.h5` per network.
+- A *training run directory* (`RunDir`): `config.yaml`, `checkpoints/` (TensorFlow
+  checkpoints of the object graph made by `training_checkpoint`), `samples/`, `logs/`
+  and `eval/`.
+
+`load_networks` reads either one: a model directory's networks, or a run's latest
+EMA networks (and trained discriminator). `stargan_keras.load` wraps it in a
+`Translator`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -22,31 +29,100 @@ from .layers import torch_named_variables
 from .networks import Networks, build_networks
 
 CONFIG_FILE = "config.yaml"
-CHECKPOINTS_DIR = "checkpoints"
+STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # where the trainer's `step` variable sits in a checkpoint
+LOCK_FILE = ".lock"
 
 
-@dataclasses.dataclass
-class LoadedModel:
-    """A model ready for inference: its config and its (EMA) networks."""
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """The layout of a training run directory, and its latest checkpoint."""
 
-    config: Config
-    generator: object
-    mapping_network: object
-    style_encoder: object
-    discriminator: object | None
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
 
     @property
-    def networks(self) -> Networks:
-        return Networks(self.generator, self.mapping_network, self.style_encoder, self.discriminator)
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run directory for this process: a second training process on it fails at once, naming the
+        first. The lock is the kernel's (flock), so it dies with its process, even a killed one."""
+        created = not self.root.exists()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK_FILE, "a+", encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"--run-dir {self.root}: cannot create it or write in it ({err.strerror}); pass a "
+                              "directory you can write to.") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise ConfigError(f"--run-dir {self.root} is in use by {holder}: wait for that run to end, or pass "
+                                  "another --run-dir.") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            try:
+                yield self
+            finally:
+                if created and os.listdir(self.root) == [LOCK_FILE]:  # a run that wrote nothing leaves nothing
+                    os.unlink(self.root / LOCK_FILE)
+                    self.root.rmdir()
+
+    def latest_checkpoint(self) -> str | None:
+        """The prefix of the newest checkpoint (`.../checkpoints/ckpt-N`), or None."""
+        return tf.train.latest_checkpoint(str(self.checkpoints))
+
+    def step(self) -> int | None:
+        """The training step of the latest checkpoint (None without one)."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return None
+        reader = tf.train.load_checkpoint(latest)
+        if reader.has_tensor(STEP_KEY):
+            return int(reader.get_tensor(STEP_KEY))
+        return int(latest.rsplit("-", 1)[-1])
 
 
 def weights_file(name: str) -> str:
     return f"{name}.weights.h5"
 
 
-def save_networks(directory: str | Path, config: Config, networks: Networks) -> Path:
-    """Write a model directory atomically: all files appear together or not at all."""
-    directory = Path(directory)
+def is_model_directory(path: str | Path) -> bool:
+    return (Path(path) / weights_file("generator")).exists()
+
+
+def save_networks(directory: str | Path, config: Config, networks: Networks, overwrite: bool = False) -> Path:
+    """Write a model directory atomically: all files appear together or not at all.
+
+    An existing model directory is replaced; any other non-empty directory is refused
+    unless `overwrite`, since replacing it would delete files this writer did not write.
+    """
+    directory = Path(directory).resolve()
+    check_model_target(directory, overwrite)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a serving container's user
@@ -66,6 +142,21 @@ def save_networks(directory: str | Path, config: Config, networks: Networks) -> 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def check_model_target(directory: str | Path, overwrite: bool = False) -> None:
+    """Refuse to write a model directory over something else (callers check before long work too)."""
+    directory = Path(directory).resolve()
+    if not directory.exists() or overwrite:
+        return
+    if not directory.is_dir():
+        raise ConfigError(f"{directory} exists and is not a directory: pass a new directory for the model.")
+    entries = sorted(p.name for p in directory.iterdir())
+    if entries and not (is_model_directory(directory) and (directory / CONFIG_FILE).exists()):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise ConfigError(f"{directory} is not empty ({shown}) and is not a model directory: writing the model "
+                          "there would replace those files. Pass a new or empty directory, or --overwrite to "
+                          "replace it.")
 
 
 def training_checkpoint(networks: Networks, ema_networks: Networks, optimizers: dict | None = None,
@@ -88,37 +179,31 @@ def _trackable(networks: Networks) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(**{name: torch_named_variables(net) for name, net in networks.items()})
 
 
-def latest_training_checkpoint(run_dir: str | Path) -> str | None:
-    return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINTS_DIR))
-
-
-def load(path: str | Path) -> LoadedModel:
-    """Open a model directory or a training run directory (its latest EMA networks)."""
+def load_networks(path: str | Path) -> tuple[Config, Networks]:
+    """The config and networks of a model directory, or of a run directory's latest checkpoint (its EMA
+    networks, with the trained discriminator)."""
     path = Path(path)
     config_path = path / CONFIG_FILE
     if not config_path.exists():
         raise ConfigError(f"{path} is not a stargan_keras model or run directory: it has no {CONFIG_FILE}. "
                           "Pass a directory written by `stargan_keras.convert` or by training (--run-dir).")
     config = Config.load(config_path)
-    if (path / weights_file("generator")).exists():
+    if is_model_directory(path):
         has_d = (path / weights_file("discriminator")).exists()
         networks = build_networks(config.model, with_discriminator=has_d)
         for name, network in networks.items():
             network.load_weights(path / weights_file(name))
-        return LoadedModel(config, *_fields(networks))
-    latest = latest_training_checkpoint(path)
+        return config, networks
+    run = RunDir(path)
+    latest = run.latest_checkpoint()
     if latest is None:
         raise ConfigError(f"{path} has a {CONFIG_FILE} but no network weights: neither "
-                          f"{weights_file('generator')} nor a checkpoint in {path / CHECKPOINTS_DIR}/. "
+                          f"{weights_file('generator')} nor a checkpoint in {run.checkpoints}/. "
                           "Train it first, or pass the run directory that holds the checkpoints.")
     ema = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
-    discriminator = build_networks(config.model, with_discriminator=True).discriminator
+    ema.discriminator = build_networks(config.model, with_discriminator=True).discriminator
     restore_graph = tf.train.Checkpoint(
-        networks=tf.train.Checkpoint(discriminator=torch_named_variables(discriminator)),
-        ema_networks=_trackable(ema))
+        networks=tf.train.Checkpoint(discriminator=torch_named_variables(ema.discriminator)),
+        ema_networks=_trackable(dataclasses.replace(ema, discriminator=None)))
     restore_graph.restore(latest).expect_partial().assert_existing_objects_matched()
-    return LoadedModel(config, ema.generator, ema.mapping_network, ema.style_encoder, discriminator)
-
-
-def _fields(networks: Networks) -> tuple:
-    return (networks.generator, networks.mapping_network, networks.style_encoder, networks.discriminator)
+    return config, ema

@@ -29,7 +29,7 @@ def option(default=dataclasses.MISSING, help: str = "", *, default_factory=datac
 
 @dataclass
 class ModelConfig:
-    """The four networks' sizes (REFERENCE.md, "Networks")."""
+    """The four networks' sizes (the paper's Appendix A and the authors' `core/model.py`)."""
 
     img_size: int = option(256, "image height and width in pixels: a power of two from 16 to 512")
     num_domains: int = option(2, "number of domains (taken from the data set when not given)")
@@ -44,7 +44,12 @@ class ModelConfig:
 
     @property
     def resolved_base_dim(self) -> int:
-        return self.base_dim if self.base_dim is not None else 2**14 // self.img_size
+        return self.first_width(self.img_size, self.base_dim)
+
+    @staticmethod
+    def first_width(img_size: int, base_dim: int | None = None) -> int:
+        """Channels of the first conv of G, E and D: base_dim, or the authors' 2**14 // img_size."""
+        return base_dim if base_dim is not None else 2**14 // img_size
 
     @property
     def resolved_domain_names(self) -> list[str]:
@@ -70,7 +75,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the images come from and how they are augmented (REFERENCE.md, "Data augmentation")."""
+    """Where the images come from and how they are augmented (the authors' `core/data_loader.py`)."""
 
     dataset: str = option("shapes", "shapes | afhq | afhq_v2 | celeba_hq | a folder ROOT with train/ and val/ "
                                      "domain folders")
@@ -84,7 +89,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """The training algorithm's settings (REFERENCE.md, "Training algorithm")."""
+    """The training algorithm's settings (the paper's Section 4 and the authors' `core/solver.py`)."""
 
     batch_size: int = option(8, "global batch size, split across replicas")
     total_iters: int = option(100_000, "training iterations")

@@ -1,4 +1,9 @@
-"""Conversions at the edges: uint8 files and arrays outside, float32 in [-1, 1] inside the models."""
+"""Conversions at the edges: uint8 files and arrays outside, float32 in [-1, 1] inside the models.
+
+One rounding rule everywhere, the authors' `save_image`: round(clip((x + 1) / 2, 0, 1) * 255).
+The NumPy functions serve files and arrays; the `*_tensor` twins run inside graphs (serving,
+tf.data) and compute the same values.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,21 @@ def to_uint8(x) -> np.ndarray:
 def from_uint8(u8) -> np.ndarray:
     """uint8 -> float32 in [-1, 1]."""
     return np.asarray(u8, dtype=np.float32) / 127.5 - 1.0
+
+
+def to_uint8_tensor(x):
+    """`to_uint8` as TensorFlow ops."""
+    import tensorflow as tf
+
+    x = tf.cast(x, tf.float32)
+    return tf.cast(tf.round(tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def from_uint8_tensor(u8):
+    """`from_uint8` as TensorFlow ops (any real dtype holding values in [0, 255])."""
+    import tensorflow as tf
+
+    return tf.cast(u8, tf.float32) / 127.5 - 1.0
 
 
 def open_rgb(path: str | Path) -> Image.Image:
@@ -38,18 +58,21 @@ def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
 
 def save_image(path: str | Path, image) -> Path:
     """Save one image (uint8, or floats in [-1, 1]) as PNG/JPEG by the file's extension."""
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        array = to_uint8(array)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
+    Image.fromarray(as_uint8(image)).save(path)
     return path
+
+
+def as_uint8(image) -> np.ndarray:
+    """uint8 images as they are, [-1, 1] floats through `to_uint8`."""
+    array = np.asarray(image)
+    return array if array.dtype == np.uint8 else to_uint8(array)
 
 
 def make_grid(rows, pad: int = 2) -> np.ndarray:
     """Tile rows of equally sized images ([-1, 1] floats or uint8) into one uint8 image."""
-    rows = [[np.asarray(im) if np.asarray(im).dtype == np.uint8 else to_uint8(im) for im in row] for row in rows]
+    rows = [[as_uint8(im) for im in row] for row in rows]
     height, width = rows[0][0].shape[:2]
     num_cols = max(len(row) for row in rows)
     grid = np.full((len(rows) * (height + pad) + pad, num_cols * (width + pad) + pad, 3), 255, np.uint8)

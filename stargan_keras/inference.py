@@ -1,41 +1,177 @@
-"""Style codes for translation: latent-guided (F, with truncation) and reference-guided (E)."""
+"""The translation object: the one place where a trained generator runs for inference.
+
+A `Translator` holds a model's config and networks and answers the paper's two ways of
+translating (Figure 1 and Section 2 of Choi et al., 2020):
+
+    latent-guided     s = F(z, y)       (optionally truncated toward the domain's mean style)
+    reference-guided  s = E(x_ref, y)
+    synthesis         G(x, s)
+
+`sample`, `evaluate`, the training sample grids and the serving module all call these
+methods, so a change to how G runs (for example the face masks of the CelebA-HQ
+generator) is made here once.
+
+Data flow: a checkpoint or model directory -> `checkpoint.load_networks` -> (config,
+networks) -> `Translator` -> images in [-1, 1]; the serving module (`serving.module`)
+wraps the same methods with uint8 conversion and input checks.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-MEAN_STYLE_SAMPLES = 10_000  # REFERENCE.md: s_avg[y] is the mean of F over 10,000 z
+from .config import Config
+from .layers import authors_resampling
+from .networks import Networks
+
+MEAN_STYLE_SAMPLES = 10_000  # the authors' `Solver.sample`/`utils.translate_using_latent` average F over 10,000 z
+SAMPLE_PSIS = (0.5, 0.7, 1.0)  # truncation values of the authors' latent-guided figures
+MEAN_STYLE_BATCH = 1000
 
 
-def mean_styles(mapping_network, num_domains: int, latent_dim: int, n: int = MEAN_STYLE_SAMPLES, seed: int = 0,
-                batch_size: int = 1000) -> np.ndarray:
-    """The mean style of each domain, [num_domains, style_dim]: the centre of the truncation trick."""
-    z = tf.random.stateless_normal((n, latent_dim), seed=[seed, 0])
-    means = []
-    for domain in range(num_domains):
-        total = 0.0
-        for start in range(0, n, batch_size):
-            chunk = z[start:start + batch_size]
-            y = tf.fill([tf.shape(chunk)[0]], domain)
-            total += tf.reduce_sum(mapping_network(chunk, y), axis=0)
-        means.append(total / n)
-    return tf.stack(means).numpy()
+def truncate(styles, y, s_avg, psi):
+    """Pull styles toward their domain's mean style: lerp(s_avg[y], s, psi) (the authors' `torch.lerp`).
+
+    psi is a scalar or broadcasts against [N, 1]; where it is 1 the styles come back exactly.
+    """
+    psi = tf.cast(psi, styles.dtype)
+    mean = tf.gather(s_avg, y)
+    return tf.where(tf.equal(psi, 1.0), styles, mean + psi * (styles - mean))
 
 
-def truncate(styles, y, s_avg, psi: float):
-    """Pull styles toward their domain's mean: lerp(s_avg[y], s, psi); psi = 1 leaves them unchanged."""
-    return tf.gather(s_avg, y) + psi * (styles - tf.gather(s_avg, y))
+class Translator:
+    """Style codes, synthesis and the two translation shortcuts of one model, as traced TensorFlow functions.
+
+    Images are float32 [N, S, S, 3] in [-1, 1] (use `imaging` at the edges), domains int32
+    [N], z float32 [N, latent_dim], styles float32 [N, style_dim]. Each method is traced
+    once whatever the batch size. `authors_ops=True` traces the networks with the
+    authors' resampling ops instead of the folded convolutions (for TFLite files, see
+    `layers.authors_resampling`).
+    """
+
+    def __init__(self, config: Config, networks: Networks, *, mean_style_samples: int = MEAN_STYLE_SAMPLES,
+                 mean_style_seed: int = 0, mean_styles=None, authors_ops: bool = False):
+        self.config, self.networks = config, networks
+        self.mean_style_samples, self.mean_style_seed = mean_style_samples, mean_style_seed
+        self.authors_ops = authors_ops
+        self._mean_styles = mean_styles if mean_styles is None or isinstance(mean_styles, tf.Variable) else \
+            tf.constant(mean_styles, tf.float32)
+        cfg = config.model
+        images = tf.TensorSpec([None, cfg.img_size, cfg.img_size, 3], tf.float32)
+        domains = tf.TensorSpec([None], tf.int32)
+        latents = tf.TensorSpec([None, cfg.latent_dim], tf.float32)
+        styles = tf.TensorSpec([None, cfg.style_dim], tf.float32)
+        self._map = self._trace(lambda z, y: tf.cast(networks.mapping_network(z, y), tf.float32), [latents, domains])
+        self._encode = self._trace(lambda x, y: tf.cast(networks.style_encoder(x, y), tf.float32), [images, domains])
+        self._generate = self._trace(lambda x, s: tf.cast(networks.generator(x, s), tf.float32), [images, styles])
+
+    def _trace(self, fn, signature):
+        def traced(*args):
+            if not self.authors_ops:
+                return fn(*args)
+            with authors_resampling():
+                return fn(*args)
+
+        return tf.function(traced, input_signature=signature, autograph=False)
+
+    @classmethod
+    def from_directory(cls, path: str | Path, **kwargs) -> "Translator":
+        """A model directory, or a run directory's latest EMA networks."""
+        from .checkpoint import load_networks
+
+        return cls(*load_networks(path), **kwargs)
+
+    def with_authors_ops(self) -> "Translator":
+        """The same model and mean styles, traced with the authors' resampling ops."""
+        return Translator(self.config, self.networks, mean_styles=self.mean_styles(), authors_ops=True)
+
+    # -- the networks, for users who want them directly -------------------------------------------------------
+    @property
+    def generator(self):
+        return self.networks.generator
+
+    @property
+    def mapping_network(self):
+        return self.networks.mapping_network
+
+    @property
+    def style_encoder(self):
+        return self.networks.style_encoder
+
+    @property
+    def discriminator(self):
+        return self.networks.discriminator
+
+    # -- style codes ---------------------------------------------------------------------------------------------
+    def mean_styles(self) -> tf.Tensor:
+        """[num_domains, style_dim]: the mean of F(z, d) over `mean_style_samples` z, the centre of truncation.
+
+        Computed on first use and kept (call it eagerly before tracing a function that truncates);
+        `update_mean_styles` recomputes it after the weights change. Given as a tf.Variable to the
+        constructor, it stays that variable (the serving module saves it).
+        """
+        if self._mean_styles is None:
+            self.update_mean_styles()
+        return self._mean_styles
+
+    def update_mean_styles(self) -> tf.Tensor:
+        cfg = self.config.model
+        n = self.mean_style_samples
+        z = tf.random.stateless_normal((n, cfg.latent_dim), seed=[self.mean_style_seed, 0])
+        means = []
+        for domain in range(cfg.num_domains):
+            total = 0.0
+            for start in range(0, n, MEAN_STYLE_BATCH):
+                chunk = z[start:start + MEAN_STYLE_BATCH]
+                total += tf.reduce_sum(self._map(chunk, tf.fill([tf.shape(chunk)[0]], domain)), axis=0)
+            means.append(total / n)
+        if isinstance(self._mean_styles, tf.Variable):
+            self._mean_styles.assign(tf.stack(means))
+        else:
+            self._mean_styles = tf.stack(means)
+        return self._mean_styles
+
+    def style_from_latent(self, z, y, psi=None):
+        """F(z, y); with psi (a scalar or one per code) truncated toward the domain's mean style.
+
+        psi None or the number 1 skips the truncation and its mean styles.
+        """
+        z, y = _floats(z), _domains(y)
+        styles = self._map(z, y)
+        if psi is None or (np.ndim(psi) == 0 and not tf.is_tensor(psi) and float(psi) == 1.0):
+            return styles
+        psi = tf.reshape(tf.cast(psi, tf.float32), [-1, 1])
+        return truncate(styles, y, self.mean_styles(), psi)
+
+    def style_from_reference(self, x_ref, y_ref):
+        """E(x_ref, y_ref)."""
+        return self._encode(_floats(x_ref), _domains(y_ref))
+
+    # -- synthesis -------------------------------------------------------------------------------------------------
+    def synthesize(self, x, s):
+        """G(x, s): images in [-1, 1] (not clipped: use `imaging.to_uint8` to quantize)."""
+        return self._generate(_floats(x), _floats(s))
+
+    def latent_guided(self, x, y_trg, z, psi=None):
+        """G(x, F(z, y_trg)), truncated by psi when given."""
+        return self.synthesize(x, self.style_from_latent(z, y_trg, psi))
+
+    def reference_guided(self, x, x_ref, y_ref):
+        """G(x, E(x_ref, y_ref)): x in the style of the reference, in the reference's domain."""
+        return self.synthesize(x, self.style_from_reference(x_ref, y_ref))
 
 
-def latent_styles(mapping_network, z, y, psi: float = 1.0, s_avg=None):
-    styles = mapping_network(z, y)
-    if psi != 1.0:
-        if s_avg is None:
-            raise ValueError("psi != 1 needs the per-domain mean styles (s_avg); compute them with mean_styles().")
-        styles = truncate(styles, y, s_avg, psi)
-    return styles
+def _floats(value):
+    return tf.cast(value, tf.float32)
 
 
-def reference_styles(style_encoder, x_ref, y_ref):
-    return style_encoder(x_ref, y_ref)
+def _domains(value):
+    return tf.cast(value, tf.int32)
+
+
+def load(path: str | Path, **kwargs) -> Translator:
+    """Open a model directory or a training run directory (its latest EMA networks) as a `Translator`."""
+    return Translator.from_directory(path, **kwargs)

@@ -71,11 +71,11 @@ def avg_pool_2x(x):
 # 4x4 kernels are built from them on the fly, so autodiff maps gradients back.
 # Arithmetic per output: 4x4 taps at a quarter of the positions instead of 3x3 at all
 # of them, 44%. Below FOLD_MIN_SIZE pixels oneDNN's GEMMs are too small to gain
-# (measured: no faster at 8 px forward and backward, 27% slower forward alone).
+# (README, "Tests and benchmarks").
 # The authors' pool averages four rounded 9-tap sums, which halves their rounding
-# noise; a folded one rounds a single 16-tap sum. Behind G's instance norms that raised
-# the output error of the 64 px parity test from 4e-5 to 1.1e-4, so G's encoder keeps
-# the authors' order and only D and E, which have no norms, fold their pools.
+# noise; a folded one rounds a single 16-tap sum. Behind G's instance norms that noise
+# would exceed the PyTorch parity tests' tolerance, so G's encoder keeps the authors'
+# order and only D and E, which have no norms, fold their pools.
 FOLD_MIN_SIZE = 16
 _FOLDING = contextvars.ContextVar("stargan_keras_folding", default=True)
 
@@ -85,7 +85,7 @@ def authors_resampling():
     """Within this block, networks called (or traced) use the authors' separate ops.
 
     For TFLite: the converter stores the folded 4x4 kernels as constants, 16/9 the
-    bytes of the 3x3 ones, and XNNPACK measured no faster with them.
+    bytes of the 3x3 ones, and XNNPACK gains nothing from them (README, "Tests and benchmarks").
     """
     token = _FOLDING.set(False)
     try:

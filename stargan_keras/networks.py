@@ -20,6 +20,7 @@ from .config import ModelConfig
 from .layers import AdainResBlk, HighPass, InstanceNormalization, ResBlk, conv2d, dense, leaky_relu
 
 HPF_SKIP_SIZES = (32, 64, 128)  # resolutions where the CelebA-HQ generator adds high-pass skips
+EMA_NETWORKS = ("generator", "mapping_network", "style_encoder")  # the networks training averages (nets_ema)
 
 
 def _log2(img_size: int) -> int:
@@ -53,7 +54,7 @@ class Generator(_SymbolicBuild, keras.Model):
         super().__init__(**kwargs)
         self.img_size, self.style_dim, self.max_conv_dim = img_size, style_dim, max_conv_dim
         self.w_hpf, self.base_dim = float(w_hpf), base_dim
-        dim_in = base_dim if base_dim is not None else 2**14 // img_size
+        dim_in = ModelConfig.first_width(img_size, base_dim)
         self.from_rgb = conv2d(dim_in, 3, name="from_rgb")
         encode, decode = [], []
         repeat_num = _log2(img_size) - 4 + (1 if self.w_hpf > 0 else 0)
@@ -155,7 +156,7 @@ class MappingNetwork(_SymbolicBuild, keras.Model):
 
 def _downsampling_trunk(img_size, base_dim, max_conv_dim):
     """conv3x3 then log2(img)-2 downsampling ResBlks to 4x4, lrelu, conv4x4 valid, lrelu (shared by E and D)."""
-    dim_in = base_dim if base_dim is not None else 2**14 // img_size
+    dim_in = ModelConfig.first_width(img_size, base_dim)
     trunk = [conv2d(dim_in, 3, name="from_rgb")]
     dim_out = dim_in
     for i in range(_log2(img_size) - 2):

@@ -1,5 +1,9 @@
 """Reading PyTorch files safely: the authors' checkpoints and the LPIPS / Inception weights.
 
+One home for everything torch-shaped: safe loading, state dicts as NumPy arrays, the
+layout conversion (OIHW -> HWIO, (out, in) -> (in, out)) and the key-by-key checks of a
+state dict against the Keras variables it is meant for.
+
 Torch is an optional extra, imported only here and only when a file is read.
 Files are opened with `torch.load(weights_only=True)`, so a file that carries
 code is refused, never run.
@@ -68,3 +72,64 @@ def to_keras_layout(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         return array.T
     return array
+
+
+def torch_shape(keras_shape) -> tuple[int, ...]:
+    """The PyTorch shape of a Keras variable's shape (the inverse of `to_keras_layout`)."""
+    shape = tuple(int(d) for d in keras_shape)
+    if len(shape) == 4:
+        return (shape[3], shape[2], shape[0], shape[1])
+    if len(shape) == 2:
+        return shape[::-1]
+    return shape
+
+
+class StateDictError(TorchFileError):
+    """A torch state dict that does not fit the network it is converted into."""
+
+
+def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a torch state dict file on the CPU as float32 numpy arrays, safely (weights only).
+
+    A `{'state_dict': ...}` wrapper, as some checkpoints carry, is opened.
+    """
+    loaded = load_torch_file(path, error=StateDictError)
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict):
+        raise StateDictError(f"{path}: expected a torch state dict, found {type(loaded).__name__}.")
+    return {key: to_numpy(value) for key, value in loaded.items() if is_tensor(value) and value.is_floating_point()}
+
+
+def take(state_dict: dict[str, np.ndarray], key: str, shape: tuple, source: str) -> np.ndarray:
+    """`state_dict[key]`, checked against the shape the Keras layer expects."""
+    if key not in state_dict:
+        raise StateDictError(f"{source}: key '{key}' is missing; is this the right weights file?")
+    value = state_dict[key]
+    if tuple(value.shape) != tuple(shape):
+        raise StateDictError(f"{source}: '{key}' has shape {tuple(value.shape)}, "
+                             f"expected {tuple(shape)}.")
+    return value
+
+
+def state_dict_mismatches(name: str, expected: dict, found: dict, ignored=()) -> list[str]:
+    """Missing, mis-shaped and unexpected keys of one network, in state-dict order.
+
+    `expected` maps state-dict keys to the Keras variables they fill; `ignored` keys may be extra.
+    """
+    problems = []
+    for key, variable in expected.items():
+        want = torch_shape(variable.shape)
+        if key not in found:
+            problems.append(f"{name}: {key} missing (expected shape {want})")
+        elif tuple(found[key].shape) != want:
+            problems.append(f"{name}: {key} expected shape {want}, found {tuple(found[key].shape)}")
+    problems += [f"{name}: {key} unexpected (found shape {tuple(value.shape)})"
+                 for key, value in found.items() if key not in expected and key not in ignored]
+    return problems
+
+
+def assign_state_dict(variables: dict, state: dict[str, np.ndarray]) -> None:
+    """Copy a checked state dict into the Keras variables named by its keys."""
+    for key, variable in variables.items():
+        variable.assign(to_keras_layout(state[key]).astype(variable.dtype))

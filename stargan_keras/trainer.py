@@ -1,4 +1,4 @@
-"""StarGAN v2 training as a `keras.Model` with a custom `train_step` (REFERENCE.md, "Training algorithm").
+"""StarGAN v2 training as a `keras.Model` with a custom `train_step` (the authors' `core/solver.py`).
 
 One call of `train_step` is one iteration of the authors' `Solver.train`: a D
 update with latent styles, a D update with reference styles, a G/F/E update
@@ -31,14 +31,13 @@ from .distribute import distribute_batch, resolve_jit_compile
 from .layers import torch_named_variables
 from .losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at, r1_penalty,
                      style_reconstruction_loss)
-from .networks import Networks, build_networks
+from .networks import EMA_NETWORKS, Networks, build_networks
 
 BATCH_KEYS = ("x_src", "y_src", "x_ref", "x_ref2", "y_trg", "z_trg", "z_trg2")
 D_TERMS = ("real", "fake", "reg")
 G_TERMS = ("adv", "sty", "ds", "cyc")
 LOG_KEYS = tuple([f"D/{mode}_{t}" for mode in ("latent", "ref") for t in D_TERMS]
                  + [f"G/{mode}_{t}" for mode in ("latent", "ref") for t in G_TERMS] + ["G/lambda_ds"])
-EMA_NETWORKS = ("generator", "mapping_network", "style_encoder")
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
@@ -297,19 +296,19 @@ class StarGANv2(keras.Model):
 
         Every tensor is checked against the config before any is assigned (see `stargan_keras.convert`).
         """
-        from . import convert
+        from .authors_checkpoints import check_fit, read_checkpoint
+        from .torch_io import assign_state_dict
 
         sources = ((nets_ckpt, self.nets, EMA_NETWORKS + ("discriminator",)),
                    (nets_ema_ckpt, self.nets_ema, EMA_NETWORKS))
         loaded = []
         for path, networks, names in sources:
-            states = convert.read_checkpoint(path, names)
-            convert._check_fit(states, networks, self.config.model, {name: path for name in names})
+            states = read_checkpoint(path, names)
+            check_fit(states, networks, self.config.model, {name: path for name in names})
             loaded.append((states, networks))
         for states, networks in loaded:
             for name, network in networks.items():
-                for key, variable in torch_named_variables(network).items():
-                    variable.assign(convert.to_keras_layout(states[name][key]).astype(variable.dtype))
+                assign_state_dict(torch_named_variables(network), states[name])
 
 
 def _as_batch(data) -> dict:

@@ -11,8 +11,8 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_keras import callbacks as cb
-from stargan_keras.config import ModelConfig
 from stargan_keras.imaging import to_uint8
+from stargan_keras.inference import Translator
 from stargan_keras.networks import build_networks
 
 
@@ -109,11 +109,11 @@ def test_tensorboard_scalars_every_n_steps(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_networks():
+def tiny_networks(tiny_config):
     keras.utils.set_random_seed(3)
-    config = ModelConfig(img_size=16, num_domains=2, base_dim=4, max_conv_dim=16, mapping_hidden_dim=16,
-                         style_dim=8, latent_dim=4, w_hpf=0)
-    return config, build_networks(config, with_discriminator=False)
+    config = tiny_config(img_size=16, num_domains=2, base_dim=4, max_conv_dim=16, mapping_hidden_dim=16,
+                         style_dim=8, latent_dim=4)
+    return config, build_networks(config.model, with_discriminator=False)
 
 
 def _tile(grid, row, col, size=16, pad=2):
@@ -123,13 +123,14 @@ def _tile(grid, row, col, size=16, pad=2):
 
 def test_sample_grids_rows(tiny_networks):
     config, nets = tiny_networks
+    model = config.model
     rng = np.random.default_rng(0)
     n = 3
     batch = {"x_src": rng.uniform(-1, 1, (n, 16, 16, 3)).astype(np.float32), "y_src": np.array([0, 1, 0]),
              "x_ref": rng.uniform(-1, 1, (n, 16, 16, 3)).astype(np.float32), "y_ref": np.array([1, 0, 1])}
-    z = tf.constant(rng.normal(size=(n, config.latent_dim)).astype(np.float32))
-    s_avg = rng.normal(size=(config.num_domains, config.style_dim)).astype(np.float32)
-    grids = cb.sample_grids(nets, batch, z, tf.constant(s_avg))
+    z = tf.constant(rng.normal(size=(n, model.latent_dim)).astype(np.float32))
+    s_avg = rng.normal(size=(model.num_domains, model.style_dim)).astype(np.float32)
+    grids = cb.sample_grids(Translator(config, nets, mean_styles=s_avg), batch, z)
     assert sorted(grids) == ["latent_psi0.5", "latent_psi0.7", "latent_psi1.0", "reference"]
 
     G, F, E = nets.generator, nets.mapping_network, nets.style_encoder
@@ -144,8 +145,8 @@ def test_sample_grids_rows(tiny_networks):
 
     for psi in (0.5, 0.7, 1.0):
         grid = grids[f"latent_psi{psi}"]
-        assert grid.shape == (2 + (1 + config.num_domains) * 18, 2 + n * 18, 3)
-        for domain in range(config.num_domains):
+        assert grid.shape == (2 + (1 + model.num_domains) * 18, 2 + n * 18, 3)
+        for domain in range(model.num_domains):
             styles = np.asarray(F(z, tf.fill([n], domain)))
             truncated = s_avg[domain] + psi * (styles - s_avg[domain])  # lerp(s_avg, s, psi)
             images = np.asarray(G(batch["x_src"], truncated))
@@ -161,8 +162,8 @@ def test_sample_callback_writes_jpegs_and_tensorboard_images(tiny_networks, tmp_
              "x_ref": rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32), "y_ref": np.array([1, 0])}
     writer = tf.summary.create_file_writer(str(tmp_path / "logs"))
     model = FakeModel()
-    callback = attach(cb.SampleGrids(nets, batch, every=2, samples_dir=tmp_path / "samples", writer=writer,
-                                     num_domains=config.num_domains, latent_dim=config.latent_dim), model)
+    callback = attach(cb.SampleGrids(config, nets, batch, every=2, samples_dir=tmp_path / "samples", writer=writer),
+                      model)
     for step in (1, 2, 3):
         model.step.assign(step)
         callback.on_train_batch_end(step - 1)

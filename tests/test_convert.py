@@ -2,33 +2,30 @@
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes these tiny networks 50x slower
+torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes these tiny networks much slower
 
 import stargan_keras  # noqa: E402
-from stargan_keras.config import Config  # noqa: E402
-from stargan_keras.convert import ConversionError, convert_checkpoint, main  # noqa: E402
+from stargan_keras.authors_checkpoints import ConversionError, convert_checkpoint  # noqa: E402
+from stargan_keras.convert import main  # noqa: E402
+from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import torch_reference  # noqa: E402
-
-NARROW = dict(base_dim=8, max_conv_dim=32, style_dim=16, latent_dim=8, mapping_hidden_dim=32)
+NARROW_STYLES = dict(style_dim=16, latent_dim=8)  # the tiny config keeps the paper's 64 and 16
 BATCH = 3
 
 
-def _config(img_size, num_domains, w_hpf, **overrides) -> Config:
-    return Config().replace(img_size=img_size, num_domains=num_domains, w_hpf=w_hpf, **{**NARROW, **overrides})
+@pytest.fixture(scope="module")
+def narrow_config(tiny_config):
+    """`narrow_config(img_size, num_domains, w_hpf, **overrides)`: the tiny networks with narrow styles and latents."""
 
+    def make(img_size, num_domains, w_hpf, **overrides):
+        return tiny_config(img_size=img_size, num_domains=num_domains, w_hpf=w_hpf, **{**NARROW_STYLES, **overrides})
 
-def _reference(img_size, num_domains, w_hpf, seed=0):
-    return torch_reference.build_reference_networks(
-        img_size, num_domains, w_hpf, NARROW["base_dim"], NARROW["max_conv_dim"], style_dim=NARROW["style_dim"],
-        latent_dim=NARROW["latent_dim"], hidden_dim=NARROW["mapping_hidden_dim"], seed=seed)
+    return make
 
 
 def _quiet(_message):
@@ -36,10 +33,10 @@ def _quiet(_message):
 
 
 @pytest.fixture(scope="module")
-def small_checkpoints(tmp_path_factory):
+def small_checkpoints(tmp_path_factory, narrow_config):
     """Upstream-layout checkpoints of a 32 px, 3-domain, w_hpf 0 reference model."""
     directory = tmp_path_factory.mktemp("upstream32")
-    return torch_reference.save_upstream_checkpoints(_reference(32, 3, 0.0), directory)
+    return save_upstream_checkpoints(build_networks_like(narrow_config(32, 3, 0.0).model), directory)
 
 
 def _nchw(x):
@@ -63,19 +60,21 @@ def _drop_hpf_filter(ema_path):
 
 @pytest.mark.parametrize("img_size,num_domains,w_hpf,drop_hpf_filter",
                          [(32, 3, 0.0, False), (64, 2, 0.0, False), (32, 2, 1.0, True), (64, 3, 1.0, False)])
-def test_converted_networks_match_the_pytorch_reference(tmp_path, img_size, num_domains, w_hpf, drop_hpf_filter):
-    nets = _reference(img_size, num_domains, w_hpf, seed=img_size + num_domains)
-    nets_path, ema_path = torch_reference.save_upstream_checkpoints(nets, tmp_path / "upstream")
+def test_converted_networks_match_the_pytorch_reference(tmp_path, narrow_config, img_size, num_domains, w_hpf,
+                                                        drop_hpf_filter):
+    converted_config = narrow_config(img_size, num_domains, w_hpf)
+    nets = build_networks_like(converted_config.model, seed=img_size + num_domains)
+    nets_path, ema_path = save_upstream_checkpoints(nets, tmp_path / "upstream")
     if drop_hpf_filter:
         _drop_hpf_filter(ema_path)
-    output = convert_checkpoint(ema_path, _config(img_size, num_domains, w_hpf), tmp_path / "converted",
+    output = convert_checkpoint(ema_path, converted_config, tmp_path / "converted",
                                 discriminator_path=nets_path, log=_quiet)
     model = stargan_keras.load(output)
 
     rng = np.random.default_rng(img_size)
     x = rng.uniform(-1, 1, (BATCH, img_size, img_size, 3)).astype("float32")
     y = (np.arange(BATCH) % num_domains)[::-1].astype("int32").copy()
-    z = rng.standard_normal((BATCH, NARROW["latent_dim"])).astype("float32")
+    z = rng.standard_normal((BATCH, converted_config.model.latent_dim)).astype("float32")
     x_t, y_t = _nchw(x), torch.from_numpy(y).long()
     with torch.no_grad():
         s_t = nets["mapping_network"](torch.from_numpy(z), y_t)
@@ -91,10 +90,10 @@ def test_converted_networks_match_the_pytorch_reference(tmp_path, img_size, num_
             _assert_close(model.generator(x, s, masks=masks), with_masks.permute(0, 2, 3, 1), "G with masks")
 
 
-def test_command_line_converts_and_load_returns_the_networks(tmp_path, small_checkpoints, capsys):
+def test_command_line_converts_and_load_returns_the_networks(tmp_path, narrow_config, small_checkpoints, capsys):
     _, ema_path = small_checkpoints
     yaml_path = tmp_path / "small.yaml"
-    _config(32, 1, 0.0, domain_names=["only"]).save(yaml_path)
+    narrow_config(32, 1, 0.0, domain_names=["only"]).save(yaml_path)
     output = tmp_path / "model"
     status = main(["--pytorch-checkpoint", str(ema_path), "--config", str(yaml_path), "--num-domains", "3",
                    "--domain-names", "cat,dog,wild", "--output", str(output)])
@@ -134,60 +133,60 @@ class _RunsCode:
         return os.mkdir, (self.marker,)
 
 
-def test_checkpoint_carrying_code_is_refused_without_running_it(tmp_path):
+def test_checkpoint_carrying_code_is_refused_without_running_it(tmp_path, narrow_config):
     marker = tmp_path / "code_ran"
     path = tmp_path / "100000_nets_ema.ckpt"
     torch.save({"generator": _RunsCode(marker), "mapping_network": {}, "style_encoder": {}}, path)
-    message = _expect_refusal(tmp_path, path, _config(32, 3, 0.0), str(path), "may carry code", "on purpose")
+    message = _expect_refusal(tmp_path, path, narrow_config(32, 3, 0.0), str(path), "may carry code", "on purpose")
     assert "weights_only" in message
     assert not marker.exists()
 
 
-def test_wrong_domain_count_names_keys_and_flag(tmp_path, small_checkpoints):
+def test_wrong_domain_count_names_keys_and_flag(tmp_path, narrow_config, small_checkpoints):
     nets_path, ema_path = small_checkpoints
-    message = _expect_refusal(tmp_path, ema_path, _config(32, 2, 0.0), str(ema_path),
+    message = _expect_refusal(tmp_path, ema_path, narrow_config(32, 2, 0.0), str(ema_path),
                               "unshared.2.0.weight unexpected", "the checkpoint has 3 domains",
                               "--num-domains 2", discriminator_path=nets_path)
-    message = _expect_refusal(tmp_path, ema_path, _config(32, 4, 0.0), "unshared.3.0.weight missing (expected shape",
-                              "--num-domains 4")
+    message = _expect_refusal(tmp_path, ema_path, narrow_config(32, 4, 0.0),
+                              "unshared.3.0.weight missing (expected shape", "--num-domains 4")
     assert "3 domains" in message
 
 
-def test_truncated_file_is_named(tmp_path, small_checkpoints):
+def test_truncated_file_is_named(tmp_path, narrow_config, small_checkpoints):
     _, ema_path = small_checkpoints
     truncated = tmp_path / "100000_nets_ema.ckpt"
     data = ema_path.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
-    _expect_refusal(tmp_path, truncated, _config(32, 3, 0.0), str(truncated), "truncated or corrupt", "again")
+    _expect_refusal(tmp_path, truncated, narrow_config(32, 3, 0.0), str(truncated), "truncated or corrupt", "again")
     empty = tmp_path / "empty.ckpt"
     empty.write_bytes(b"")
-    _expect_refusal(tmp_path, empty, _config(32, 3, 0.0), str(empty), "empty")
+    _expect_refusal(tmp_path, empty, narrow_config(32, 3, 0.0), str(empty), "empty")
     html = tmp_path / "dropbox.ckpt"
     html.write_text("<!DOCTYPE html><html>Dropbox</html>")
-    _expect_refusal(tmp_path, html, _config(32, 3, 0.0), str(html), "dl=1")
+    _expect_refusal(tmp_path, html, narrow_config(32, 3, 0.0), str(html), "dl=1")
 
 
-def test_wrong_w_hpf_names_the_flag(tmp_path, small_checkpoints):
+def test_wrong_w_hpf_names_the_flag(tmp_path, narrow_config, small_checkpoints):
     _, ema_path = small_checkpoints
-    _expect_refusal(tmp_path, ema_path, _config(32, 3, 1.0), "generator: encode.", "expected shape",
+    _expect_refusal(tmp_path, ema_path, narrow_config(32, 3, 1.0), "generator: encode.", "expected shape",
                     "means w_hpf = 0", "--w-hpf 1")
 
 
-def test_wrong_image_size_names_the_flag(tmp_path, small_checkpoints):
+def test_wrong_image_size_names_the_flag(tmp_path, narrow_config, small_checkpoints):
     _, ema_path = small_checkpoints
-    _expect_refusal(tmp_path, ema_path, _config(64, 3, 0.0), "generator: encode.", "i.e. 32 px images",
+    _expect_refusal(tmp_path, ema_path, narrow_config(64, 3, 0.0), "generator: encode.", "i.e. 32 px images",
                     "--img-size 64")
 
 
-def test_checkpoint_without_the_networks_is_named(tmp_path, small_checkpoints):
+def test_checkpoint_without_the_networks_is_named(tmp_path, narrow_config, small_checkpoints):
     nets_path, ema_path = small_checkpoints
-    _expect_refusal(tmp_path, ema_path, _config(32, 3, 0.0), str(ema_path), "no discriminator state dict",
+    _expect_refusal(tmp_path, ema_path, narrow_config(32, 3, 0.0), str(ema_path), "no discriminator state dict",
                     discriminator_path=ema_path)
     wrong = tmp_path / "tensor.ckpt"
     torch.save(torch.zeros(3), wrong)
-    _expect_refusal(tmp_path, wrong, _config(32, 3, 0.0), str(wrong), "not the upstream dict")
+    _expect_refusal(tmp_path, wrong, narrow_config(32, 3, 0.0), str(wrong), "not the upstream dict")
 
 
-def test_missing_torch_says_how_to_install_it(tmp_path, small_checkpoints, monkeypatch):
+def test_missing_torch_says_how_to_install_it(tmp_path, narrow_config, small_checkpoints, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
-    _expect_refusal(tmp_path, small_checkpoints[1], _config(32, 3, 0.0), "pip install 'stargan-keras[torch]'")
+    _expect_refusal(tmp_path, small_checkpoints[1], narrow_config(32, 3, 0.0), "pip install 'stargan-keras[torch]'")

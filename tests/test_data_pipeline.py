@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_helpers import decode_code, make_coded_folder, write_image
 from stargan_keras.config import Config
 from stargan_keras.data import DatasetError, fixed_val_batch, load_dataset, make_eval_dataset, make_train_dataset
+from tests.data_helpers import decode_code, make_coded_folder, write_image
 
 COUNTS = {"a": 2, "b": 5, "c": 20}  # deliberately imbalanced
 

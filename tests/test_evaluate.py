@@ -1,4 +1,4 @@
-"""The evaluation protocol (tasks, outputs per source, JSON and TensorBoard), FID's trace term and domain accuracy."""
+"""The evaluation protocol (tasks, outputs per source, JSON and TensorBoard) and domain accuracy."""
 
 import itertools
 import json
@@ -10,21 +10,23 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_keras import evaluate as ev
+from stargan_keras import evaluation
 from stargan_keras.checkpoint import save_networks, training_checkpoint
-from stargan_keras.config import Config, DataConfig, ModelConfig
 from stargan_keras.data.shapes import DOMAINS, generate_shapes, shapes_domain_images
-from stargan_keras.metrics import LPIPS, feature_statistics
+from stargan_keras.inference import Translator
+from stargan_keras.metrics import LPIPS
 from stargan_keras.metrics.domain_classifier import (INFO_FILE, WEIGHTS_FILE, degradations,
                                                      load_or_train_classifier)
 from stargan_keras.networks import build_networks
 
 IMG = 32
 NUM_VAL = 2  # val images per domain of the folder dataset
-TINY = dict(img_size=IMG, w_hpf=0, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32)
 
 
-def _model_config(names):
-    return ModelConfig(num_domains=len(names), domain_names=list(names), **TINY)
+@pytest.fixture(scope="module")
+def folder_config(tiny_config, folder_dataset):
+    """Tiny networks for the two domains of the folder dataset."""
+    return tiny_config(img_size=IMG, num_domains=2, domain_names=list(DOMAINS[:2]), dataset=str(folder_dataset))
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +44,14 @@ def folder_dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, folder_dataset):
-    model = _model_config(DOMAINS[:2])
-    config = Config(model=model, data=DataConfig(dataset=str(folder_dataset)))
-    return save_networks(tmp_path_factory.mktemp("models") / "tiny", config, build_networks(model))
+def model_dir(tmp_path_factory, folder_config):
+    return save_networks(tmp_path_factory.mktemp("models") / "tiny", folder_config,
+                         build_networks(folder_config.model))
 
 
 def test_tasks_are_every_ordered_pair_of_distinct_domains():
     names = ["cat", "dog", "wild"]
-    tasks = ev.make_tasks(names)
+    tasks = evaluation.make_tasks(names)
     assert {(t.source, t.target) for t in tasks} == set(itertools.permutations(range(3), 2))
     assert len(tasks) == 6
     assert [t.name for t in tasks[:2]] == ["dog2cat", "wild2cat"]  # target-major, like the authors
@@ -59,52 +60,35 @@ def test_tasks_are_every_ordered_pair_of_distinct_domains():
 
 def test_references_are_distinct_per_source_when_there_are_enough():
     rng = np.random.default_rng(0)
-    picks = ev.choose_references(rng, num_sources=7, num_references=12, num_outputs=10)
+    picks = evaluation.choose_references(rng, num_sources=7, num_references=12, num_outputs=10)
     assert picks.shape == (7, 10)
     assert all(len(set(row)) == 10 for row in picks) and picks.min() >= 0 and picks.max() < 12
-    few = ev.choose_references(rng, num_sources=3, num_references=4, num_outputs=10)
+    few = evaluation.choose_references(rng, num_sources=3, num_references=4, num_outputs=10)
     assert few.shape == (3, 10) and few.max() < 4
 
 
-def _fid_reference(real, fake):
-    """||mu1 - mu2||² + tr S1 + tr S2 - 2 sum sqrt(eig(S1 S2)): the eigenvalues of S1 S2 are real and >= 0."""
-    mu1, s1 = feature_statistics(real)
-    mu2, s2 = feature_statistics(fake)
-    eig = np.clip(np.linalg.eigvals(s1 @ s2).real, 0.0, None)
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * np.sum(np.sqrt(eig)))
-
-
-@pytest.mark.parametrize("n_real, n_fake", [(5, 7), (40, 6), (60, 50)])
-def test_fid_from_features_matches_the_definition(n_real, n_fake):
-    rng = np.random.default_rng(n_real)
-    dim = 12
-    real = rng.standard_normal((n_real, dim)) @ rng.standard_normal((dim, dim))
-    fake = rng.standard_normal((n_fake, dim)) * 0.7 + 0.3
-    assert ev.fid_from_features(real, fake) == pytest.approx(_fid_reference(real, fake), rel=1e-6, abs=1e-8)
-    assert ev.fid_from_features(real, real) == pytest.approx(0.0, abs=1e-8)
-
-
-def _stub_model(config, prototypes):
+def _stub_translator(config, prototypes, generator=None):
     """A 'generator' that paints the prototype of the domain its style encodes (styles are one-hot domains)."""
     style_dim = config.model.style_dim
     protos = tf.constant(prototypes)
-    return SimpleNamespace(
-        config=config,
+    networks = SimpleNamespace(
         mapping_network=lambda z, y: tf.one_hot(y, style_dim),
         style_encoder=lambda x, y: tf.one_hot(y, style_dim),
-        generator=lambda x, s: tf.gather(protos, tf.argmax(s, axis=-1)))
+        generator=generator or (lambda x, s: tf.gather(protos, tf.argmax(s, axis=-1))))
+    return Translator(config, networks)
 
 
 @pytest.fixture(scope="module")
-def shapes_classifier(tmp_path_factory):
-    config = Config(model=_model_config(DOMAINS), data=DataConfig(dataset="shapes", shapes_train_per_domain=120,
-                                                                  shapes_val_per_domain=4))
+def shapes_classifier(tmp_path_factory, tiny_config):
+    config = tiny_config(img_size=IMG, num_domains=len(DOMAINS), domain_names=list(DOMAINS), dataset="shapes",
+                         shapes_train_per_domain=120, shapes_val_per_domain=4)
     domain_images = shapes_domain_images(IMG, 120, 4, seed=0)
     directory = tmp_path_factory.mktemp("classifier")
     classifier = load_or_train_classifier(directory, config, domain_images, steps=120, progress=False)
     return config, domain_images, classifier, directory
 
 
+@pytest.mark.slow
 def test_domain_classifier_learns_shapes_and_is_cached(shapes_classifier):
     config, domain_images, classifier, directory = shapes_classifier
     assert classifier.info.val_accuracy >= 0.8
@@ -117,6 +101,7 @@ def test_domain_classifier_learns_shapes_and_is_cached(shapes_classifier):
     assert not other_steps
 
 
+@pytest.mark.slow
 def test_domain_classifier_judges_the_shape_of_blurred_noisy_recoloured_images(shapes_classifier):
     """Degraded real images (what a soft, noisy translation looks like) are still told apart by their outline."""
     _, _, classifier, _ = shapes_classifier
@@ -127,6 +112,7 @@ def test_domain_classifier_judges_the_shape_of_blurred_noisy_recoloured_images(s
         assert classifier.accuracy(degraded.numpy()[val.labels == domain], domain) >= 0.8, DOMAINS[domain]
 
 
+@pytest.mark.slow
 def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):
     """A generator that paints the target domain scores its classifier's accuracy on those paintings and LPIPS 0;
     the identity scores the share of sources the classifier already puts in the target domain."""
@@ -136,22 +122,22 @@ def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):
     for domain, source in enumerate(train):  # per domain, an image the classifier gets right
         images = source.array / 127.5 - 1.0
         prototypes.append(images[np.argmax(classifier.predict(images) == domain)].astype(np.float32))
-    networks = ev.MetricNetworks(lpips=LPIPS(), classifier=classifier)
-    for mode in ev.MODES:
-        painted = ev.evaluate(_stub_model(config, np.stack(prototypes)), domain_images, mode, networks,
-                              num_outputs=3, progress=False)["metrics"]
-        for task in ev.make_tasks(DOMAINS):
-            assert painted[ev.metric_key("accuracy", mode, task.name)] == 1.0
-            assert painted[ev.metric_key("lpips", mode, task.name)] == pytest.approx(0.0, abs=1e-6)
+    networks = evaluation.MetricNetworks(lpips=LPIPS(), classifier=classifier)
+    painter = _stub_translator(config, np.stack(prototypes))
+    for mode in evaluation.MODES:
+        painted = evaluation.evaluate(painter, domain_images, mode, networks, num_outputs=3,
+                                      progress=False)["metrics"]
+        for task in evaluation.make_tasks(DOMAINS):
+            assert painted[evaluation.metric_key("accuracy", mode, task.name)] == 1.0
+            assert painted[evaluation.metric_key("lpips", mode, task.name)] == pytest.approx(0.0, abs=1e-6)
 
-    identity = SimpleNamespace(**{**vars(_stub_model(config, np.stack(prototypes))),
-                                  "generator": lambda x, s: tf.identity(x)})
-    results = ev.evaluate(identity, domain_images, "latent", ev.MetricNetworks(classifier=classifier),
-                          num_outputs=2, progress=False)["metrics"]
-    for task in ev.make_tasks(DOMAINS):
+    identity = _stub_translator(config, np.stack(prototypes), generator=lambda x, s: tf.identity(x))
+    results = evaluation.evaluate(identity, domain_images, "latent", evaluation.MetricNetworks(classifier=classifier),
+                                  num_outputs=2, progress=False)["metrics"]
+    for task in evaluation.make_tasks(DOMAINS):
         sources = domain_images.splits["val"][task.source].array / 127.5 - 1.0
         expected = np.mean(classifier.predict(sources) == task.target)
-        assert results[ev.metric_key("accuracy", "latent", task.name)] == pytest.approx(expected)
+        assert results[evaluation.metric_key("accuracy", "latent", task.name)] == pytest.approx(expected)
 
 
 def _run(argv, capsys):
@@ -159,12 +145,13 @@ def _run(argv, capsys):
     return code, capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_protocol_end_to_end_with_accuracy(model_dir, capsys):
     code, _ = _run(["--checkpoint", str(model_dir), "--mode", "both", "--metrics", "accuracy",
                     "--classifier-steps", "20"], capsys)
     assert code == 0
     tasks = ["square2circle", "circle2square"]
-    for mode in ev.MODES:
+    for mode in evaluation.MODES:
         report = json.loads((model_dir / "eval" / f"metrics_{mode}.json").read_text())
         assert report["tasks"] == tasks and report["mode"] == mode and report["step"] is None
         assert report["num_generated"] == {task: NUM_VAL * 10 for task in tasks}
@@ -179,6 +166,7 @@ def test_protocol_end_to_end_with_accuracy(model_dir, capsys):
     assert not (model_dir / "eval" / "images").exists()  # nothing written per image unless asked
 
 
+@pytest.mark.slow
 def test_fid_and_lpips_with_untrained_networks(model_dir, tmp_path, capsys):
     out = tmp_path / "out"
     code, captured = _run(["--checkpoint", str(model_dir), "--mode", "reference", "--metrics", "fid,lpips",
@@ -195,11 +183,12 @@ def test_fid_and_lpips_with_untrained_networks(model_dir, tmp_path, capsys):
     assert not list(out.glob("fid_real_*.npz"))  # random networks' features are never cached
 
 
-def test_run_directory_gets_step_json_and_tensorboard_scalars(folder_dataset, tmp_path, capsys):
-    model = _model_config(DOMAINS[:2])
+@pytest.mark.slow
+def test_run_directory_gets_step_json_and_tensorboard_scalars(folder_config, tmp_path, capsys):
+    model = folder_config.model
     run = tmp_path / "run"
     run.mkdir()
-    Config(model=model, data=DataConfig(dataset=str(folder_dataset))).save(run / "config.yaml")
+    folder_config.save(run / "config.yaml")
     checkpoint = training_checkpoint(build_networks(model), build_networks(model, False, "ema_"),
                                      step=tf.Variable(7, dtype=tf.int64))
     tf.train.CheckpointManager(checkpoint, str(run / "checkpoints"), max_to_keep=1).save(checkpoint_number=7)

@@ -13,24 +13,22 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_keras.checkpoint import load, save_networks
-from stargan_keras.config import load_config
-from stargan_keras.export import SIGNATURES, WARMUP_FILE, existing_versions, export_saved_model, resolve_version
+from benchmarks.saved_model_session import SavedModelSession
+from stargan_keras.checkpoint import save_networks
 from stargan_keras.imaging import from_uint8, to_uint8
-from stargan_keras.inference import mean_styles
+from stargan_keras.inference import load
 from stargan_keras.networks import build_networks
+from stargan_keras.serving.export import existing_versions, export_saved_model, resolve_version
+from stargan_keras.serving.signatures import NAMES
+from stargan_keras.serving.warmup import WARMUP_FILE
 
 MEAN_SAMPLES = 64
 DOMAINS = ["cat", "dog", "wild"]
 
 
-def tiny_config():
-    return load_config("afhq").replace(img_size=32, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32)
-
-
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """(Keras model, export path, a session-loaded export as (session, signature defs))."""
+def exported(tmp_path_factory, tiny_config):
+    """(the loaded model, export path, the export loaded by the session-based loader)."""
     keras.utils.set_random_seed(1234)
     cfg = tiny_config()
     model_dir = save_networks(tmp_path_factory.mktemp("model") / "tiny", cfg,
@@ -38,19 +36,13 @@ def exported(tmp_path_factory):
     model = load(model_dir)
     path = export_saved_model(model, tmp_path_factory.mktemp("models") / "stargan",
                               mean_style_samples=MEAN_SAMPLES)
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
-    yield model, path, (session, meta_graph.signature_def)
+    session = SavedModelSession(path)
+    yield model, path, session
     session.close()
 
 
-def run(loaded, signature, **inputs):
-    session, signatures = loaded
-    sig = signatures[signature]
-    return session.run({k: v.name for k, v in sig.outputs.items()},
-                       {sig.inputs[k].name: v for k, v in inputs.items()})
+def run(session, signature, **inputs):
+    return session.run(signature, inputs)
 
 
 def smooth_images(n, size, seed=0):
@@ -77,12 +69,19 @@ def keras_translate(model, images, styles):
     return to_uint8(model.generator(from_uint8(images), styles).numpy())
 
 
+def keras_mean_styles(model, n=MEAN_SAMPLES):
+    """Each domain's mean of F over n fixed z (stateless seed [0, 0]), as the export computes them."""
+    cfg = model.config.model
+    z = tf.random.stateless_normal((n, cfg.latent_dim), seed=[0, 0])
+    return np.stack([model.mapping_network(z, np.full((n,), d, np.int32)).numpy().mean(axis=0, dtype=np.float64)
+                     for d in range(cfg.num_domains)])
+
+
 def keras_latent_styles(model, y, z, psi):
     styles = model.mapping_network(z, y).numpy()
     if psi == 1.0:
         return styles
-    s_avg = mean_styles(model.mapping_network, model.config.model.num_domains, model.config.model.latent_dim,
-                        n=MEAN_SAMPLES)[y]
+    s_avg = keras_mean_styles(model)[y]
     return s_avg + psi * (styles - s_avg)
 
 
@@ -208,7 +207,7 @@ def test_warmup_file_holds_one_predict_request_per_signature(exported):
         log.ParseFromString(record.numpy())
         logs.append(log)
     names = [log.predict_log.request.model_spec.signature_name for log in logs]
-    assert sorted(names) == sorted(SIGNATURES + ("serving_default",))
+    assert sorted(names) == sorted(NAMES + ("serving_default",))
     for log in logs:  # each replays without error, as TF Serving does when it loads the model
         request = log.predict_log.request
         run(loaded, request.model_spec.signature_name,

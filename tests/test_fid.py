@@ -1,9 +1,8 @@
-"""FID: the Fréchet distance against closed forms, the feature extractor's input pipeline,
-and the torchvision InceptionV3 port against a hand-written PyTorch Inception3."""
+"""FID: the Fréchet distance against closed forms, the trace-term shortcut of `fid_from_features`,
+the feature extractor's input pipeline, and the torchvision InceptionV3 port against a hand-written
+PyTorch Inception3 (`tests/references/torch_metrics.py`)."""
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import importlib.util
 
 import keras
 import numpy as np
@@ -11,9 +10,9 @@ import pytest
 from PIL import Image
 
 from stargan_keras.metrics import convert_weights, fid, inception
-from stargan_keras.metrics.convert_weights import StateDictError
-from stargan_keras.metrics.fid import (FidFeatureExtractor, InceptionWeightsError,
-                                       feature_statistics, frechet_distance)
+from stargan_keras.metrics.fid import (FidFeatureExtractor, InceptionWeightsError, feature_statistics,
+                                       fid_from_features, frechet_distance)
+from stargan_keras.torch_io import StateDictError
 
 
 def _analytic_commuting(mu1, mu2, eig1, eig2):
@@ -106,6 +105,24 @@ def test_large_imaginary_part_is_an_error():
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
 
 
+def _fid_reference(real, fake):
+    """||mu1 - mu2||² + tr S1 + tr S2 - 2 sum sqrt(eig(S1 S2)): the eigenvalues of S1 S2 are real and >= 0."""
+    mu1, s1 = feature_statistics(real)
+    mu2, s2 = feature_statistics(fake)
+    eig = np.clip(np.linalg.eigvals(s1 @ s2).real, 0.0, None)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * np.sum(np.sqrt(eig)))
+
+
+@pytest.mark.parametrize("n_real, n_fake", [(5, 7), (40, 6), (60, 50)])
+def test_fid_from_features_matches_the_definition(n_real, n_fake):
+    rng = np.random.default_rng(n_real)
+    dim = 12
+    real = rng.standard_normal((n_real, dim)) @ rng.standard_normal((dim, dim))
+    fake = rng.standard_normal((n_fake, dim)) * 0.7 + 0.3
+    assert fid_from_features(real, fake) == pytest.approx(_fid_reference(real, fake), rel=1e-6, abs=1e-8)
+    assert fid_from_features(real, real) == pytest.approx(0.0, abs=1e-8)
+
+
 # Feature extractors (random weights: nothing can be downloaded here).
 
 @pytest.fixture(scope="module")
@@ -113,6 +130,7 @@ def keras_extractor():
     return FidFeatureExtractor("keras", weights=None, batch_size=2)
 
 
+@pytest.mark.slow
 def test_keras_features_shape(keras_extractor):
     images = np.random.default_rng(6).uniform(-1, 1, (3, 32, 48, 3)).astype(np.float32)
     features = keras_extractor(images)
@@ -173,153 +191,21 @@ def test_offline_errors_name_the_file_and_flag(monkeypatch, tmp_path):
 
 
 # torchvision InceptionV3 port against a hand-written torch Inception3 (torch is optional:
-# without it the reference classes are never instantiated and their tests skip).
+# without it these tests skip).
 
-try:
-    import torch
-    nn, F = torch.nn, torch.nn.functional
-    _Module = nn.Module
-except ImportError:
-    torch = nn = F = None
-    _Module = object
-needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the [torch] extra) is not installed")
-
-
-class Basic(_Module):
-    def __init__(self, cin, cout, **kwargs):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(cout, eps=0.001)
-
-    def forward(self, x):
-        return F.relu(self.bn(self.conv(x)))
-
-
-def _pool3(x):
-    return F.avg_pool2d(x, 3, stride=1, padding=1)
-
-
-class BlockA(_Module):
-    def __init__(self, cin, pool_features):
-        super().__init__()
-        self.branch1x1 = Basic(cin, 64, kernel_size=1)
-        self.branch5x5_1 = Basic(cin, 48, kernel_size=1)
-        self.branch5x5_2 = Basic(48, 64, kernel_size=5, padding=2)
-        self.branch3x3dbl_1 = Basic(cin, 64, kernel_size=1)
-        self.branch3x3dbl_2 = Basic(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = Basic(96, 96, kernel_size=3, padding=1)
-        self.branch_pool = Basic(cin, pool_features, kernel_size=1)
-
-    def forward(self, x):
-        return torch.cat([self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
-                          self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                          self.branch_pool(_pool3(x))], 1)
-
-
-class BlockB(_Module):
-    def __init__(self, cin):
-        super().__init__()
-        self.branch3x3 = Basic(cin, 384, kernel_size=3, stride=2)
-        self.branch3x3dbl_1 = Basic(cin, 64, kernel_size=1)
-        self.branch3x3dbl_2 = Basic(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = Basic(96, 96, kernel_size=3, stride=2)
-
-    def forward(self, x):
-        return torch.cat([self.branch3x3(x),
-                          self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                          F.max_pool2d(x, 3, stride=2)], 1)
-
-
-class BlockC(_Module):
-    def __init__(self, cin, c7):
-        super().__init__()
-        self.branch1x1 = Basic(cin, 192, kernel_size=1)
-        self.branch7x7_1 = Basic(cin, c7, kernel_size=1)
-        self.branch7x7_2 = Basic(c7, c7, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7_3 = Basic(c7, 192, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = Basic(cin, c7, kernel_size=1)
-        self.branch7x7dbl_2 = Basic(c7, c7, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = Basic(c7, c7, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = Basic(c7, c7, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = Basic(c7, 192, kernel_size=(1, 7), padding=(0, 3))
-        self.branch_pool = Basic(cin, 192, kernel_size=1)
-
-    def forward(self, x):
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        bd = self.branch7x7dbl_1(x)
-        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
-            bd = layer(bd)
-        return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_pool3(x))], 1)
-
-
-class BlockD(_Module):
-    def __init__(self, cin):
-        super().__init__()
-        self.branch3x3_1 = Basic(cin, 192, kernel_size=1)
-        self.branch3x3_2 = Basic(192, 320, kernel_size=3, stride=2)
-        self.branch7x7x3_1 = Basic(cin, 192, kernel_size=1)
-        self.branch7x7x3_2 = Basic(192, 192, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = Basic(192, 192, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = Basic(192, 192, kernel_size=3, stride=2)
-
-    def forward(self, x):
-        b7 = self.branch7x7x3_1(x)
-        for layer in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
-            b7 = layer(b7)
-        return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b7, F.max_pool2d(x, 3, stride=2)], 1)
-
-
-class BlockE(_Module):
-    def __init__(self, cin):
-        super().__init__()
-        self.branch1x1 = Basic(cin, 320, kernel_size=1)
-        self.branch3x3_1 = Basic(cin, 384, kernel_size=1)
-        self.branch3x3_2a = Basic(384, 384, kernel_size=(1, 3), padding=(0, 1))
-        self.branch3x3_2b = Basic(384, 384, kernel_size=(3, 1), padding=(1, 0))
-        self.branch3x3dbl_1 = Basic(cin, 448, kernel_size=1)
-        self.branch3x3dbl_2 = Basic(448, 384, kernel_size=3, padding=1)
-        self.branch3x3dbl_3a = Basic(384, 384, kernel_size=(1, 3), padding=(0, 1))
-        self.branch3x3dbl_3b = Basic(384, 384, kernel_size=(3, 1), padding=(1, 0))
-        self.branch_pool = Basic(cin, 192, kernel_size=1)
-
-    def forward(self, x):
-        b3 = self.branch3x3_1(x)
-        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        return torch.cat([self.branch1x1(x), self.branch3x3_2a(b3), self.branch3x3_2b(b3),
-                          self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd),
-                          self.branch_pool(_pool3(x))], 1)
-
-
-class TorchInception3(_Module):
-    """torchvision's Inception3 trunk as the authors' FID calls it (no transform_input)."""
-
-    def __init__(self):
-        super().__init__()
-        self.Conv2d_1a_3x3 = Basic(3, 32, kernel_size=3, stride=2)
-        self.Conv2d_2a_3x3 = Basic(32, 32, kernel_size=3)
-        self.Conv2d_2b_3x3 = Basic(32, 64, kernel_size=3, padding=1)
-        self.Conv2d_3b_1x1 = Basic(64, 80, kernel_size=1)
-        self.Conv2d_4a_3x3 = Basic(80, 192, kernel_size=3)
-        self.Mixed_5b, self.Mixed_5c, self.Mixed_5d = BlockA(192, 32), BlockA(256, 64), BlockA(288, 64)
-        self.Mixed_6a = BlockB(288)
-        self.Mixed_6b, self.Mixed_6c = BlockC(768, 128), BlockC(768, 160)
-        self.Mixed_6d, self.Mixed_6e = BlockC(768, 160), BlockC(768, 192)
-        self.Mixed_7a, self.Mixed_7b, self.Mixed_7c = BlockD(768), BlockE(1280), BlockE(2048)
-        self.fc = nn.Linear(2048, 10)  # unused by the features, present in torchvision's files
-
-    def forward(self, x):
-        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, stride=2)))
-        x = F.max_pool2d(x, 3, stride=2)
-        for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
-            x = getattr(self, f"Mixed_{name}")(x)
-        return x.mean(dim=(2, 3))
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="PyTorch (the [torch] extra) is not installed")
 
 
 @pytest.fixture(scope="module")
 def torch_inception(tmp_path_factory):
     """A randomly initialised reference, with BatchNorm statistics that are not identities,
     saved as a torchvision-style state dict file."""
+    import torch
+    from torch import nn
+
+    from tests.references.torch_metrics import TorchInception3
+
     torch.manual_seed(0)
     model = TorchInception3().eval()
     with torch.no_grad():
@@ -337,8 +223,11 @@ def torch_inception(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 @needs_torch
 def test_torchvision_port_matches_torch(torch_inception, tmp_path):
+    import torch
+
     reference, path = torch_inception
     images = np.random.default_rng(8).uniform(-1, 1, (2, 299, 299, 3)).astype(np.float32)
     extractor = FidFeatureExtractor("torchvision", weights=path)

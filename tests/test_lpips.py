@@ -1,66 +1,19 @@
-"""LPIPS against a hand-written PyTorch reference (AlexNet trunk + the upstream LPIPS head)."""
-
-import os
-from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+"""LPIPS against a hand-written PyTorch reference (AlexNet trunk + the upstream LPIPS head,
+`tests/references/torch_metrics.py`)."""
 
 import keras
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-nn = torch.nn
 
-from stargan_keras.metrics import convert_weights
-from stargan_keras.metrics.convert_weights import StateDictError
-from stargan_keras.metrics.lpips import LPIPS, mean_pairwise_lpips
+from stargan_keras.metrics import convert_weights  # noqa: E402
+from stargan_keras.metrics.lpips import LPIPS, mean_pairwise_lpips  # noqa: E402
+from stargan_keras.torch_io import StateDictError  # noqa: E402
+from tests.conftest import SHARED_DIR  # noqa: E402
+from tests.references.torch_metrics import LPIPS_CHANNELS, TorchLPIPS  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-LINEAR_FILE = SHARED / "data" / "lpips_weights.ckpt"
-CHANNELS = (64, 192, 384, 256, 256)
-
-
-class TorchAlexNetFeatures(nn.Module):
-    """torchvision's alexnet().features, written out; returns the five ReLU outputs."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
-
-    def forward(self, x):
-        maps = []
-        for layer in self.features:
-            x = layer(x)
-            if isinstance(layer, nn.ReLU):
-                maps.append(x)
-        return maps
-
-
-class TorchLPIPS(nn.Module):
-    """The StarGAN v2 metric: per-image LPIPS on NCHW [-1, 1] images."""
-
-    def __init__(self, linear_state_dict):
-        super().__init__()
-        self.alexnet = TorchAlexNetFeatures()
-        self.linear = [nn.Conv2d(c, 1, 1, bias=False) for c in CHANNELS]
-        for i, conv in enumerate(self.linear):
-            conv.weight.data.copy_(linear_state_dict[f"lpips_weights.{i}.main.1.weight"])
-        self.mu = torch.tensor([-0.03, -0.088, -0.188]).view(1, 3, 1, 1)
-        self.sigma = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
-
-    def forward(self, x, y):
-        def unit(t):
-            return t * torch.rsqrt(torch.sum(t ** 2, dim=1, keepdim=True) + 1e-10)
-        x_maps = self.alexnet((x - self.mu) / self.sigma)
-        y_maps = self.alexnet((y - self.mu) / self.sigma)
-        return sum(conv((unit(a) - unit(b)) ** 2).mean(dim=(1, 2, 3))
-                   for a, b, conv in zip(x_maps, y_maps, self.linear))
+LINEAR_FILE = SHARED_DIR / "data" / "lpips_weights.ckpt"
 
 
 def _linear_state_dict(generator):
@@ -68,7 +21,7 @@ def _linear_state_dict(generator):
     if LINEAR_FILE.is_file():
         return torch.load(LINEAR_FILE, map_location="cpu", weights_only=True)
     return {f"lpips_weights.{i}.main.1.weight": torch.rand(1, c, 1, 1, generator=generator) / c
-            for i, c in enumerate(CHANNELS)}
+            for i, c in enumerate(LPIPS_CHANNELS)}
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from stargan_keras.config import ModelConfig
 from stargan_keras.layers import torch_named_variables
 from stargan_keras.networks import Discriminator, Generator, MappingNetwork, StyleEncoder, build_networks
 
-# REFERENCE.md, "Parameter counts at 256 px" (counted on the authors' PyTorch modules).
+# Counted on the authors' PyTorch modules at 256 px (clovaai/stargan-v2 `core/model.py` `build_model`).
 PUBLISHED_COUNTS = {
     (3, 0.0): dict(generator=33_892_995, mapping_network=3_259_072, style_encoder=20_949_760,
                    discriminator=20_852_803),
@@ -34,6 +33,7 @@ def afhq_networks():
     return _full_size_networks(3, 0.0)
 
 
+@pytest.mark.slow
 def test_parameter_counts_at_256_match_the_paper(afhq_networks):
     counts = {name: net.count_params() for name, net in afhq_networks.items()}
     assert counts == PUBLISHED_COUNTS[(3, 0.0)]
@@ -61,9 +61,11 @@ def test_initialisation_is_untruncated_he_normal_with_zero_biases(afhq_networks)
                 assert np.all(value == 1.0), f"{name}.{key} (instance-norm gamma) should start at one"
 
 
-def _narrow(img_size, w_hpf, num_domains=2):
-    return ModelConfig(img_size=img_size, num_domains=num_domains, w_hpf=w_hpf, base_dim=4, max_conv_dim=8,
-                       style_dim=8, latent_dim=4, mapping_hidden_dim=8)
+@pytest.fixture(scope="module")
+def narrow_model(tiny_config):
+    """The tiny config's 32 px networks with w_hpf 1, two domains and every width narrower still."""
+    return tiny_config(num_domains=2, w_hpf=1.0, base_dim=4, max_conv_dim=8, style_dim=8, latent_dim=4,
+                       mapping_hidden_dim=8).model
 
 
 @pytest.mark.parametrize("img_size", [16, 32, 64, 128, 256, 512])
@@ -91,7 +93,7 @@ def test_mapping_network_picks_the_head_of_each_domain():
 
 
 def test_generator_depth_follows_w_hpf():
-    """w_hpf > 0 adds one down/up level (REFERENCE.md: log2(img) - 4, +1 with w_hpf)."""
+    """w_hpf > 0 adds one down/up level (the authors' `core/model.py` `Generator`: log2(img) - 4, +1 with w_hpf)."""
     for w_hpf, levels in ((0.0, 2), (1.0, 3)):
         g = Generator(64, 8, 8, w_hpf, base_dim=4)
         assert sum(block.downsample for block in g.encode) == levels
@@ -99,9 +101,9 @@ def test_generator_depth_follows_w_hpf():
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
-def test_dtype_policies_give_finite_outputs_and_float32_styles_and_logits(policy):
+def test_dtype_policies_give_finite_outputs_and_float32_styles_and_logits(narrow_model, policy):
     keras.config.set_dtype_policy(policy)
-    nets = build_networks(_narrow(32, 1.0))
+    nets = build_networks(narrow_model)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     y = np.array([0, 1], "int32")
@@ -122,8 +124,8 @@ def _outputs(nets, x, y, s):
                                     nets["style_encoder"](x, y), nets["discriminator"](x, y))]
 
 
-def test_keras_and_weights_files_round_trip(tmp_path):
-    nets = dict(build_networks(_narrow(32, 1.0)).items())
+def test_keras_and_weights_files_round_trip(tmp_path, narrow_model):
+    nets = dict(build_networks(narrow_model).items())
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     y = np.array([1, 0], "int32")

@@ -6,23 +6,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stargan_keras import figures
 from stargan_keras import sample as sm
 from stargan_keras.checkpoint import save_networks
-from stargan_keras.config import Config, ModelConfig
 from stargan_keras.data.folders import image_files
+from stargan_keras.inference import SAMPLE_PSIS, Translator
 from stargan_keras.networks import build_networks
+from tests.conftest import TINY_DOMAINS
 
 IMG = 32
 PAD = 2  # imaging.make_grid's default padding
-NAMES = ["cat", "dog", "wild"]
+NAMES = list(TINY_DOMAINS)
 FILES = ["reference.jpg", "latent_psi_0.5.jpg", "latent_psi_0.7.jpg", "latent_psi_1.0.jpg", "cycle.jpg"]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    model = ModelConfig(img_size=IMG, num_domains=3, domain_names=NAMES, w_hpf=0, base_dim=8, max_conv_dim=32,
-                        mapping_hidden_dim=32)
-    return save_networks(tmp_path_factory.mktemp("models") / "tiny", Config(model=model), build_networks(model))
+def model_dir(tmp_path_factory, tiny_config):
+    config = tiny_config(img_size=IMG)
+    return save_networks(tmp_path_factory.mktemp("models") / "tiny", config, build_networks(config.model))
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def _count(folder):
     return sum(len(image_files(folder / name)) for name in NAMES if (folder / name).is_dir())
 
 
+@pytest.mark.slow
 def test_sample_writes_every_figure_and_video(model_dir, afhq, tmp_path, capsys):
     out = tmp_path / "out"
     code = sm.main(["--checkpoint", str(model_dir), "--src", str(afhq / "src"), "--ref", str(afhq / "ref"),
@@ -47,7 +49,7 @@ def test_sample_writes_every_figure_and_video(model_dir, afhq, tmp_path, capsys)
     n_src, n_ref = _count(afhq / "src"), _count(afhq / "ref")
     expected = {"reference.jpg": _grid_shape(n_src + 1, n_ref + 1),
                 "cycle.jpg": _grid_shape(4, n_src),
-                **{f"latent_psi_{psi}.jpg": _grid_shape(1 + len(NAMES) * 2, n_src) for psi in sm.PSIS}}
+                **{f"latent_psi_{psi}.jpg": _grid_shape(1 + len(NAMES) * 2, n_src) for psi in SAMPLE_PSIS}}
     for name in FILES:
         with Image.open(out / name) as image:
             assert image.size == expected[name], name
@@ -56,7 +58,7 @@ def test_sample_writes_every_figure_and_video(model_dir, afhq, tmp_path, capsys)
         with Image.open(out / name) as video:
             assert video.n_frames > 1
             frames[name] = video.size
-    margin = sm.SLIDE_MARGIN * IMG // 256
+    margin = figures.SLIDE_MARGIN * IMG // 256
     assert frames["video_latent.gif"] == (IMG, 2 * IMG)  # sources above translations
     assert frames["video_ref.gif"] == (2 * IMG + margin, 2 * IMG)  # plus the sliding reference column
 
@@ -73,14 +75,13 @@ def small_folders(afhq, tmp_path):
     return tmp_path / "src", tmp_path / "ref"
 
 
+@pytest.mark.slow
 def test_same_seed_same_files_other_seed_other_latents(model_dir, small_folders, tmp_path):
-    from stargan_keras.checkpoint import load
-
-    translator = sm.as_translator(load(model_dir))  # compiled once for the three runs
+    translator = Translator.from_directory(model_dir)  # compiled once for the three runs
     src, ref = small_folders
 
     def latent_grid(seed, name):
-        written = sm.sample(translator, src, ref, tmp_path / name, seed=seed, num_latent=2, video_sources=1,
+        written = figures.sample(translator, src, ref, tmp_path / name, seed=seed, num_latent=2, video_sources=1,
                             video_format="gif", progress=False)
         with Image.open(written["latent_psi_1.0"]) as image:
             return np.asarray(image)
@@ -100,16 +101,16 @@ def test_folder_names_must_be_the_model_domains(model_dir, small_folders, tmp_pa
 
 
 def test_alphas_are_sigmoid_spaced_and_held():
-    alphas = sm.interpolation_alphas()
+    alphas = figures.interpolation_alphas()
     ramp = 1.0 / (1.0 + np.exp(-np.arange(-5.0, 5.0, 0.5)))
-    np.testing.assert_allclose(alphas, np.concatenate([[0.0], ramp, np.ones(sm.TAIL_FRAMES)]), rtol=1e-6)
+    np.testing.assert_allclose(alphas, np.concatenate([[0.0], ramp, np.ones(figures.TAIL_FRAMES)]), rtol=1e-6)
     assert np.all(np.diff(alphas) >= 0)
 
 
 def test_reference_column_slides_up():
     previous = np.full((4, 4, 3), 100, np.uint8)
     following = np.full((4, 4, 3), 200, np.uint8)
-    start, end = sm._slide(previous, following, 0.0, 2), sm._slide(previous, following, 1.0, 2)
+    start, end = figures._slide(previous, following, 0.0, 2), figures._slide(previous, following, 1.0, 2)
     assert start.shape == end.shape == (8, 6, 3)
     assert (start[:4] == 0).all() and (start[4:, :4] == 100).all()  # previous beside the translations
     assert (end[:4, :4] == 100).all() and (end[4:, :4] == 200).all()  # previous beside the sources, next below
@@ -118,12 +119,12 @@ def test_reference_column_slides_up():
 
 def test_cycle_pairs_each_source_with_another_domain():
     y_src, y_ref = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2])
-    picks = sm.pair_references(y_src, y_ref)
+    picks = figures.pair_references(y_src, y_ref)
     assert all(y_ref[p] != y for p, y in zip(picks, y_src))
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not on PATH")
 def test_mp4_through_ffmpeg(tmp_path):
     frames = [np.full((33, 47, 3), value, np.uint8) for value in (0, 128, 255)]
-    path = sm.write_video(tmp_path / "clip", iter(frames), video_format="mp4")
+    path = figures.write_video(tmp_path / "clip", iter(frames), video_format="mp4")
     assert path.suffix == ".mp4" and path.stat().st_size > 0

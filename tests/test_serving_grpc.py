@@ -23,26 +23,29 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from net_helpers import free_ports
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras import client as client_cli
-from stargan_keras.checkpoint import load, save_networks
-from stargan_keras.client import ServingError, StarGANClient
-from stargan_keras.config import load_config
-from stargan_keras.export import SavedModelSession, export_saved_model
+from stargan_keras.checkpoint import save_networks
 from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras.inference import load
 from stargan_keras.networks import build_networks
+from stargan_keras.serving.client import ServingError, StarGANClient
+from stargan_keras.serving.export import export_saved_model
+from tests.net_helpers import free_ports
+
+pytestmark = pytest.mark.slow  # in-process gRPC and HTTP servers (and tensorflow_model_server when installed)
 
 MODEL_NAME = "stargan"
 STATUS = {code.value[0]: code for code in grpc.StatusCode}  # TF error codes are gRPC's canonical codes
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tiny_config):
     keras.utils.set_random_seed(99)
-    cfg = load_config("afhq").replace(img_size=32, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32)
+    cfg = tiny_config()
     root = tmp_path_factory.mktemp("serving")
     model = load(save_networks(root / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
     path = export_saved_model(model, root / "models" / MODEL_NAME, mean_style_samples=16)

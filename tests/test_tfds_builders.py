@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from data_helpers import coded_image, write_image
 from stargan_keras.config import Config
 from stargan_keras.data import DatasetError, load_dataset
 from stargan_keras.data import tfds_builders
 from stargan_keras.data.tfds_builders import AUTHORS_ZIPS, DatasetDownloadError, prepare_authors_dataset
+from tests.data_helpers import coded_image, write_image
 
 
 def make_split_tree(root: Path, domains, val_name="val", train_per_domain=2, ext="jpg") -> Path:

@@ -9,23 +9,27 @@ import keras
 import numpy as np
 import pytest
 
-from stargan_keras.checkpoint import load, save_networks
-from stargan_keras.config import load_config
-from stargan_keras.export import TENSOR_SIGNATURES, export_saved_model
+from stargan_keras import tflite as tflite_cli
+from stargan_keras.checkpoint import save_networks
 from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras.inference import load
 from stargan_keras.networks import build_networks
-from stargan_keras import tflite
+from stargan_keras.serving import tflite
+from stargan_keras.serving.export import export_saved_model
+from stargan_keras.serving.signatures import TFLITE_NAMES
+
+pytestmark = pytest.mark.slow  # three conversions; test_serving_contract checks the functions they convert, fast
 
 MIN_PSNR = {"none": 40.0, "float16": 35.0, "dynamic": 28.0}
 IMG_SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, tiny_config):
     """A tiny model wide enough that weights dominate the files (so size ratios mean something), exported and
     converted three ways: (Keras model, export path, {quantize: tflite path})."""
     keras.utils.set_random_seed(7)
-    cfg = load_config("afhq").replace(img_size=IMG_SIZE, base_dim=32, max_conv_dim=128, mapping_hidden_dim=128)
+    cfg = tiny_config(img_size=IMG_SIZE, base_dim=32, max_conv_dim=128, mapping_hidden_dim=128)
     root = tmp_path_factory.mktemp("tflite")
     model = load(save_networks(root / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
     export = export_saved_model(model, root / "models" / "stargan", mean_style_samples=64)
@@ -52,7 +56,7 @@ def test_only_builtin_ops_and_the_five_tensor_signatures(converted):
     for path in files.values():
         interpreter = tflite.make_interpreter(path, threads=1)  # fails on custom or Flex (select TF) ops
         signatures = interpreter.get_signature_list()
-        assert sorted(signatures) == sorted(TENSOR_SIGNATURES)
+        assert sorted(signatures) == sorted(TFLITE_NAMES)
         assert sorted(signatures["latent_guided"]["inputs"]) == ["image", "psi", "target_domain", "z"]
         assert signatures["reference_guided"]["outputs"] == ["image"]
 
@@ -61,7 +65,7 @@ def test_only_builtin_ops_and_the_five_tensor_signatures(converted):
 def test_matches_the_saved_model(converted, test_images, quantize):
     _, export, files = converted
     results = tflite.verify(files[quantize], export, *test_images, runs=1, threads=1)
-    assert [r["signature"] for r in results] == list(TENSOR_SIGNATURES)
+    assert [r["signature"] for r in results] == list(TFLITE_NAMES)
     for result in results:
         assert result["psnr_db"] >= MIN_PSNR[quantize], result
     if quantize == "none":
@@ -94,10 +98,11 @@ def test_sizes_are_about_one_half_and_one_quarter(converted):
 
 def test_check_reverifies_an_existing_file_and_errors_name_the_input(converted, capsys, tmp_path):
     _, export, files = converted
-    assert tflite.main(["--saved-model", str(export), "--output", str(files["dynamic"]), "--check", "--runs", "1"]) == 0
+    assert tflite_cli.main(["--saved-model", str(export), "--output", str(files["dynamic"]), "--check",
+                            "--runs", "1"]) == 0
     printed = capsys.readouterr().out
-    assert all(name in printed for name in TENSOR_SIGNATURES) and "PSNR" in printed
-    assert tflite.main(["--saved-model", str(tmp_path), "--output", str(tmp_path / "x.tflite")]) == 1
+    assert all(name in printed for name in TFLITE_NAMES) and "PSNR" in printed
+    assert tflite_cli.main(["--saved-model", str(tmp_path), "--output", str(tmp_path / "x.tflite")]) == 1
     assert f"--saved-model {tmp_path}: no saved_model.pb" in capsys.readouterr().err
-    assert tflite.main(["--saved-model", str(export), "--output", str(tmp_path / "x.tflite"), "--check"]) == 1
+    assert tflite_cli.main(["--saved-model", str(export), "--output", str(tmp_path / "x.tflite"), "--check"]) == 1
     assert "does not exist" in capsys.readouterr().err

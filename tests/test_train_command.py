@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from net_helpers import free_ports
 from PIL import Image
 
 import stargan_keras
 from stargan_keras import train
 from stargan_keras.layers import torch_named_variables
 from stargan_keras.trainer import LOG_KEYS
+from tests.net_helpers import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--img-size", "16", "--base-dim", "4", "--max-conv-dim", "16", "--mapping-hidden-dim", "16",
@@ -106,6 +106,7 @@ def _assert_ok(result):
     assert result["rc"] == 0, result["err"][-3000:]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(lifecycle):
     result = lifecycle["sigterm"]
     assert result["rc"] in (0, 130), result["err"][-3000:]
@@ -115,6 +116,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(lifecycle):
     assert result["steps"] == [1]
 
 
+@pytest.mark.slow
 def test_exact_resume_after_sigkill(lifecycle):
     assert lifecycle["sigkill"]["rc"] == -9
     assert lifecycle["sigkill"]["steps"] == [1, 3]  # killed after step 4, before its checkpoint
@@ -132,6 +134,7 @@ def test_exact_resume_after_sigkill(lifecycle):
     assert not differing, differing[:10]
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(lifecycle):
     result = lifecycle["nan"]
     assert result["rc"] == 1, result["err"][-3000:]
@@ -142,6 +145,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(lifecycle):
     assert "ckpt-2" in message
 
 
+@pytest.mark.slow
 def test_run_directory_contents(lifecycle):
     _assert_ok(lifecycle["a"])
     run = lifecycle["a_dir"]
@@ -168,6 +172,7 @@ def test_run_directory_contents(lifecycle):
     assert tags["D/latent_real"] == {1, 2, 3, 4, 5, 6} and tags["samples/reference"] == {3, 6}
 
 
+@pytest.mark.slow
 def test_load_opens_the_finished_run(lifecycle):
     _assert_ok(lifecycle["a"])
     model = stargan_keras.load(lifecycle["a_dir"])
@@ -180,6 +185,7 @@ def test_load_opens_the_finished_run(lifecycle):
     assert model.generator(x, model.mapping_network(np.zeros((1, 16), np.float32), np.array([1]))).shape == x.shape
 
 
+@pytest.mark.slow
 def test_refuses_to_resume_with_other_networks(lifecycle, capsys):
     _assert_ok(lifecycle["a"])
     before = (lifecycle["a_dir"] / "config.yaml").read_text()
@@ -227,6 +233,7 @@ def test_presets_from_the_command_line():
     assert config.model.w_hpf == 1 and config.train.lambda_ds == 0.5
 
 
+@pytest.mark.slow
 def test_two_workers_through_the_command(tmp_path):
     """--strategy multi_worker from TF_CONFIG on 127.0.0.1: both workers finish, only the chief writes a run,
     and the non-chief's scratch checkpoints are gone at the end."""
@@ -251,6 +258,7 @@ def test_two_workers_through_the_command(tmp_path):
     assert not list(scratch.glob("stargan_keras_worker_*")), "the non-chief's scratch directory was left behind"
 
 
+@pytest.mark.slow
 def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, tmp_path):
     """fit under MirroredStrategy (StarGANv2's own train function) trains on the default run's batches and weights."""
     run = tmp_path / "mirrored"
@@ -266,6 +274,7 @@ def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, t
                                    err_msg=name)
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_through_the_command(tmp_path):
     run = tmp_path / "bf16"
     result = _finish(_start([*TINY, "--total-iters", "2", "--save-every", "2", "--sample-every", "2",

@@ -1,8 +1,7 @@
 """The training iteration against an independent PyTorch reference, across replicas and precisions.
 
-Run as a script (`python tests/test_trainer.py WORKER ...`) this file is also the
-worker the replica tests start in subprocesses: logical CPU devices and
-TF_CONFIG must be set before TensorFlow initialises, i.e. in a fresh process.
+The replica test starts `tests.replica_worker` processes: logical CPU devices and TF_CONFIG must
+be set before TensorFlow initialises, i.e. in a fresh process.
 """
 
 from __future__ import annotations
@@ -15,68 +14,27 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import pytest
+import tensorflow as tf
 
-TESTS_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS_DIR))
-sys.path.insert(1, str(TESTS_DIR.parent))
+torch = pytest.importorskip("torch")
 
-# Tiny networks (32 px, 3 domains, w_hpf 0: the AFHQ setting), a global batch of 4.
-OVERRIDES = dict(img_size=32, num_domains=3, w_hpf=0, base_dim=8, max_conv_dim=32, mapping_hidden_dim=32,
-                 batch_size=4, lambda_ds=2.0, ds_iter=10)
+from stargan_keras.losses import lambda_ds_at  # noqa: E402
+from stargan_keras.trainer import LOG_KEYS, TorchAdam  # noqa: E402
+from tests.net_helpers import free_ports  # noqa: E402
+from tests.references import torch_training as ref  # noqa: E402
+from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
+from tests.trainer_helpers import build_model, keras_weights, make_batches  # noqa: E402
 
-
-def make_batches(count, size=4, img_size=32, num_domains=3, latent_dim=16, seed=0):
-    rng = np.random.default_rng(seed)
-
-    def images():
-        return rng.uniform(-1, 1, (size, img_size, img_size, 3)).astype("float32")
-
-    return [dict(x_src=images(), y_src=rng.integers(0, num_domains, size).astype("int32"), x_ref=images(),
-                 x_ref2=images(), y_trg=rng.integers(0, num_domains, size).astype("int32"),
-                 z_trg=rng.normal(size=(size, latent_dim)).astype("float32"),
-                 z_trg2=rng.normal(size=(size, latent_dim)).astype("float32")) for _ in range(count)]
+REPO = Path(__file__).resolve().parents[1]
 
 
-def reference_networks(seed=0):
-    import torch_reference
-
-    return torch_reference.build_reference_networks(img_size=32, num_domains=3, w_hpf=0, base_dim=8,
-                                                    max_conv_dim=32, hidden_dim=32, seed=seed)
-
-
-def write_upstream_checkpoints(directory, seed=0):
-    import torch_reference
-
-    return torch_reference.save_upstream_checkpoints(reference_networks(seed), directory)
-
-
-def build_model(nets_ckpt=None, nets_ema_ckpt=None, run_eagerly=False, **overrides):
-    """The trainer on the tiny config, compiled, with the upstream-format weights when given."""
-    from stargan_keras.config import Config
-    from stargan_keras.trainer import StarGANv2
-
-    model = StarGANv2(Config().replace(**{**OVERRIDES, **overrides}))
-    model.compile(run_eagerly=run_eagerly)
-    if nets_ckpt is not None:
-        model.load_upstream_weights(nets_ckpt, nets_ema_ckpt)
-    return model
-
-
-def keras_weights(model) -> dict:
-    """{network/torch key: array in PyTorch layout} of the trained and EMA networks."""
-    from stargan_keras.convert import torch_shape
-    from stargan_keras.layers import torch_named_variables
-
-    out = {}
-    for prefix, networks in (("", model.nets), ("ema_", model.nets_ema)):
-        for name, network in networks.items():
-            for key, variable in torch_named_variables(network).items():
-                value = np.asarray(variable)
-                value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T if value.ndim == 2 else value
-                assert value.shape == torch_shape(variable.shape)
-                out[f"{prefix}{name}/{key}"] = value
-    return out
+@pytest.fixture(scope="module")
+def config(tiny_config):
+    """The tiny networks (32 px, 3 domains, w_hpf 0: the AFHQ setting), a global batch of 4."""
+    return tiny_config(batch_size=4, lambda_ds=2.0, ds_iter=10)
 
 
 def assert_close_logs(actual: dict, expected: dict, rtol: float):
@@ -85,74 +43,29 @@ def assert_close_logs(actual: dict, expected: dict, rtol: float):
         assert abs(float(actual[key]) - value) <= rtol * abs(value), f"{key}: {float(actual[key])} vs {value}"
 
 
-# ---------------------------------------------------------------------------------------------- worker processes
-
-
-def two_iterations(model) -> dict:
-    """Logs and weights after two iterations on the fixed batches (global batch 4)."""
-    logs = [model.distributed_train_step(batch) for batch in make_batches(2)]
-    result = {f"log/{i}/{key}": float(value) for i, step_logs in enumerate(logs) for key, value in step_logs.items()}
-    result.update(keras_weights(model))
-    result["step"] = int(model.step.numpy())
-    return result
-
-
-def worker_main(mode: str, initial_checkpoint: str, output: str) -> None:
-    """Two iterations under `mode` (default | mirrored | multi_worker) from a training checkpoint -> `output` (.npz)."""
-    import tensorflow as tf
-
-    if mode == "mirrored":
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from stargan_keras.distribute import make_strategy
-
-    strategy = make_strategy(mode)
-    assert strategy.num_replicas_in_sync == (1 if mode == "default" else 2)
-    with strategy.scope():
-        model = build_model(run_eagerly=True)
-        model.checkpoint().read(initial_checkpoint).assert_consumed()
-    result = two_iterations(model)
-    if mode != "multi_worker" or json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
-        np.savez(output, **result)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    worker_main(*sys.argv[1:])
-    sys.exit(0)
-
-# ---------------------------------------------------------------------------------------------------------- tests
-
-import keras  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-torch = pytest.importorskip("torch")
-
-import torch_training_reference as ref  # noqa: E402
-from net_helpers import free_ports  # noqa: E402
-
-from stargan_keras.losses import lambda_ds_at  # noqa: E402
-from stargan_keras.trainer import LOG_KEYS, StarGANv2, TorchAdam  # noqa: E402
-
-
 @pytest.fixture(scope="module")
-def upstream_checkpoints(tmp_path_factory):
+def upstream_checkpoints(tmp_path_factory, config):
     directory = tmp_path_factory.mktemp("upstream")
-    write_upstream_checkpoints(directory)
+    save_upstream_checkpoints(build_networks_like(config.model), directory)
     return directory
 
 
-def _reference_run(batches, dtype):
-    """The PyTorch reference on one thread: several threads make these tiny networks ten times slower here."""
+def _trained_model(config, upstream_checkpoints, run_eagerly=False):
+    """The trainer starting from the reference networks' weights (the fixture's upstream checkpoints)."""
+    return build_model(config, upstream_checkpoints / "100000_nets.ckpt",
+                       upstream_checkpoints / "100000_nets_ema.ckpt", run_eagerly=run_eagerly)
+
+
+def _reference_run(config, batches, dtype):
+    """The PyTorch reference on one thread: beside TensorFlow's pool, more threads make these tiny networks slower."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        nets = {name: net.to(dtype) for name, net in reference_networks().items()}
+        nets = {name: net.to(dtype) for name, net in build_networks_like(config.model).items()}
         nets_ema = ref.ema_copies(nets)
         snapshots = []
-        logs = ref.train(nets, nets_ema, ref.make_optimizers(nets), batches, lambda_ds0=2.0, ds_iter=10,
-                         snapshots=snapshots)
+        logs = ref.train(nets, nets_ema, ref.make_optimizers(nets), batches, lambda_ds0=config.train.lambda_ds,
+                         ds_iter=config.train.ds_iter, snapshots=snapshots)
     finally:
         torch.set_num_threads(threads)
     return logs, snapshots
@@ -179,12 +92,13 @@ def _sign_agreement(ours, ref32, ref64, network, start, stop, margin):
     return float(np.mean(np.sign(mine[resolvable]) == np.sign(theirs[resolvable]))), float(resolvable.mean())
 
 
-def test_three_iterations_match_the_pytorch_reference(upstream_checkpoints):
+@pytest.mark.slow
+def test_three_iterations_match_the_pytorch_reference(config, upstream_checkpoints):
     """Compiled steps vs the plain PyTorch algorithm: every loss term, and the sign of every weight update."""
     batches = make_batches(3)
-    expected, ref64 = _reference_run(batches, torch.float64)
-    _, ref32 = _reference_run(batches, torch.float32)
-    model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt")
+    expected, ref64 = _reference_run(config, batches, torch.float64)
+    _, ref32 = _reference_run(config, batches, torch.float32)
+    model = _trained_model(config, upstream_checkpoints)
     ours = [keras_weights(model)]
     for key, value in ours[0].items():
         np.testing.assert_array_equal(value, ref32[0][key].astype(np.float32), err_msg=key)
@@ -226,13 +140,15 @@ def test_torch_adam_matches_pytorch_adam_with_coupled_weight_decay():
     np.testing.assert_allclose(np.asarray(variable), param.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
-def _worker(mode, initial_checkpoint, output, tf_config=None):
+def _worker(mode, config_path, initial_checkpoint, output, tf_config=None):
+    """`python -m tests.replica_worker ...` from the repository root, in a fresh environment for TensorFlow."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    command = [sys.executable, str(Path(__file__).resolve()), mode, str(initial_checkpoint), str(output)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = [sys.executable, "-m", "tests.replica_worker", mode, str(config_path), str(initial_checkpoint),
+               str(output)]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _wait(processes, timeout=300):
@@ -283,18 +199,20 @@ def _assert_same_run(result, reference, rtol=1e-5):
             assert difference.max() <= NEAR_ZERO_BOUND_LR * lr, (key, float(difference.max()))
 
 
-def test_mirrored_and_multi_worker_replicas_match_one_device(upstream_checkpoints, tmp_path):
+@pytest.mark.slow
+def test_mirrored_and_multi_worker_replicas_match_one_device(config, upstream_checkpoints, tmp_path):
     """Global batch 4 on two replicas (two logical CPUs; two worker processes) == one device at batch 4.
 
     All runs are fresh processes with the same environment (so the same TensorFlow
     kernels: TF_ENABLE_ONEDNN_OPTS is read once, at import), from one checkpoint.
     """
-    model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
-                        run_eagerly=True)
+    model = _trained_model(config, upstream_checkpoints, run_eagerly=True)
     initial = model.checkpoint().write(str(tmp_path / "initial"))
+    config_path = tmp_path / "config.yaml"
+    config.save(config_path)
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes = [_worker(mode, initial, tmp_path / f"{mode}.npz") for mode in ("default", "mirrored")] + [
-        _worker("multi_worker", initial, tmp_path / "multi_worker.npz",
+    processes = [_worker(mode, config_path, initial, tmp_path / f"{mode}.npz") for mode in ("default", "mirrored")] + [
+        _worker("multi_worker", config_path, initial, tmp_path / "multi_worker.npz",
                 {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(2)]
     _wait(processes)
     results = {}
@@ -305,15 +223,14 @@ def test_mirrored_and_multi_worker_replicas_match_one_device(upstream_checkpoint
     _assert_same_run(results["multi_worker"], results["default"])
 
 
-@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_one_iteration_is_finite_under_mixed_precision(precision):
-    from stargan_keras.config import Config
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])
+def test_one_iteration_is_finite_under_mixed_precision(tiny_config, precision):
     from stargan_keras.distribute import set_precision
 
     set_precision(precision)
     keras.utils.set_random_seed(0)
-    model = StarGANv2(Config().replace(**{**OVERRIDES, "w_hpf": 1.0, "num_domains": 2}))
-    model.compile(run_eagerly=True)
+    model = build_model(tiny_config(batch_size=4, lambda_ds=2.0, ds_iter=10, w_hpf=1.0, num_domains=2),
+                        run_eagerly=True)
     if precision == "mixed_float16":
         assert all(isinstance(opt, keras.optimizers.LossScaleOptimizer) for opt in model.optimizers.values())
     assert model.nets.generator.compute_dtype == precision.split("_")[1]
@@ -324,10 +241,10 @@ def test_one_iteration_is_finite_under_mixed_precision(precision):
     assert not np.array_equal(np.asarray(model.nets.generator.trainable_variables[0]), before)
 
 
-def test_fit_then_resume_from_checkpoint_continues_identically(upstream_checkpoints, tmp_path):
+@pytest.mark.slow
+def test_fit_then_resume_from_checkpoint_continues_identically(config, upstream_checkpoints, tmp_path):
     """fit() drives train_step; a restored checkpoint continues the run (and the lambda_ds decay) exactly."""
-    model = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
-                        run_eagerly=True)
+    model = _trained_model(config, upstream_checkpoints, run_eagerly=True)
     batches = make_batches(3)
     dataset = tf.data.Dataset.from_tensor_slices({k: np.concatenate([b[k] for b in batches[:2]]) for k in batches[0]})
     seen = []
@@ -338,8 +255,7 @@ def test_fit_then_resume_from_checkpoint_continues_identically(upstream_checkpoi
     assert seen[-1]["G/lambda_ds"] == pytest.approx(2.0 * (1 - 2 / 10))
     path = model.checkpoint().save(str(tmp_path / "ckpt"))
 
-    restored = build_model(upstream_checkpoints / "100000_nets.ckpt", upstream_checkpoints / "100000_nets_ema.ckpt",
-                           run_eagerly=True)
+    restored = _trained_model(config, upstream_checkpoints, run_eagerly=True)
     restored.checkpoint().restore(path).assert_consumed()
     assert int(restored.step.numpy()) == 2
     resumed = restored.distributed_train_step(batches[2])

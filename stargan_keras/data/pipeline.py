@@ -20,9 +20,10 @@ import tensorflow as tf
 from stargan_keras.data.domain_images import DatasetError, DomainImages, ImageSource
 from stargan_keras.data.folders import load_folder
 from stargan_keras.data.shapes import shapes_domain_images
+from stargan_keras.imaging import from_uint8_tensor
 
 AUTHORS_DATASETS = ("afhq", "afhq_v2", "celeba_hq")
-CROP_SCALE = (0.8, 1.0)  # random-resized-crop area fraction (REFERENCE.md, "Data augmentation")
+CROP_SCALE = (0.8, 1.0)  # random-resized-crop area fraction (the authors' `core/data_loader.py`, `get_train_loader`)
 CROP_RATIO = (0.9, 1.1)  # random-resized-crop aspect ratio (width / height)
 _DATA_STREAM = 0x5EEDDA7A  # keeps the data RNG apart from other users of train.seed
 _STREAMS = ("y_src", "y_trg", "index", "augment", "z_trg", "z_trg2")
@@ -82,10 +83,11 @@ class _ImageTable:
         return image
 
 
-def _to_model_range(image, img_size: int):
-    """uint8 or float [0, 255] HWC -> float32 [img_size, img_size, 3] in [-1, 1] (antialiased bilinear)."""
+def _resize_for_model(image, img_size: int):
+    """uint8 or float [0, 255] HWC -> float32 [img_size, img_size, 3] in [-1, 1]: resized (antialiased
+    bilinear), converted by `imaging.from_uint8_tensor`, clipped to [-1, 1]."""
     image = tf.image.resize(tf.cast(image, tf.float32), [img_size, img_size], antialias=True)
-    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+    return tf.clip_by_value(from_uint8_tensor(image), -1.0, 1.0)
 
 
 def _augment(image, draws, img_size: int, crop_prob: float):
@@ -106,7 +108,7 @@ def _augment(image, draws, img_size: int, crop_prob: float):
     crop = draws[0] < crop_prob
     top, left = tf.where(crop, top, 0), tf.where(crop, left, 0)
     crop_h, crop_w = tf.where(crop, crop_h, height), tf.where(crop, crop_w, width)
-    image = _to_model_range(image[top:top + crop_h, left:left + crop_w], img_size)
+    image = _resize_for_model(image[top:top + crop_h, left:left + crop_w], img_size)
     return tf.where(draws[5] < 0.5, tf.reverse(image, axis=[1]), image)
 
 
@@ -181,7 +183,7 @@ def _decode_pairs(domain_images: DomainImages, split: str, domains, indices, img
 
     @tf.autograph.experimental.do_not_convert
     def load(d, i):
-        return _to_model_range(table.read(d, i), img_size), tf.cast(d, tf.int32)
+        return _resize_for_model(table.read(d, i), img_size), tf.cast(d, tf.int32)
 
     return (tf.data.Dataset.from_tensor_slices((domains, indices))
             .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))

@@ -8,7 +8,7 @@ import importlib
 
 _EXPORTS = {
     "FidFeatureExtractor": "fid", "InceptionWeightsError": "fid", "feature_statistics": "fid",
-    "frechet_distance": "fid", "LPIPS": "lpips", "mean_pairwise_lpips": "lpips",
+    "frechet_distance": "fid", "fid_from_features": "fid", "LPIPS": "lpips", "mean_pairwise_lpips": "lpips",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,4 +1,4 @@
-r"""Torch state dicts to Keras weights: the shared helpers and a small command.
+r"""`python -m stargan_keras.metrics.convert_weights`: the metric networks' torch weights as Keras files.
 
 The metric networks (LPIPS' AlexNet and linear layers, torchvision's InceptionV3) are
 published as PyTorch state dicts. Torch is an optional extra, needed only to read them:
@@ -17,35 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import numpy as np
-
-from stargan_keras.torch_io import TorchFileError, is_tensor, load_torch_file, to_numpy
-
-
-class StateDictError(TorchFileError):
-    """A torch state dict that does not fit the network it is converted into."""
-
-
-def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a torch state dict file on the CPU as float32 numpy arrays, safely (weights only)."""
-    loaded = load_torch_file(path, error=StateDictError)
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict):
-        raise StateDictError(f"{path}: expected a torch state dict, found {type(loaded).__name__}.")
-    return {key: to_numpy(value) for key, value in loaded.items() if is_tensor(value) and value.is_floating_point()}
-
-
-def take(state_dict: dict[str, np.ndarray], key: str, shape: tuple, source: str) -> np.ndarray:
-    """`state_dict[key]`, checked against the shape the Keras layer expects."""
-    if key not in state_dict:
-        raise StateDictError(f"{source}: key '{key}' is missing; is this the right weights file?")
-    value = state_dict[key]
-    if tuple(value.shape) != tuple(shape):
-        raise StateDictError(f"{source}: '{key}' has shape {tuple(value.shape)}, "
-                             f"expected {tuple(shape)}.")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from stargan_keras.imaging import from_uint8_tensor, to_uint8_tensor
+
 WEIGHTS_FILE = "domain_classifier.weights.h5"
 INFO_FILE = "domain_classifier.json"
 MAX_INPUT_SIZE = 32  # images are downscaled to this: shapes stay distinct, training takes seconds
@@ -117,14 +119,9 @@ def _split_images(config, domain_images, split: str, input_size: int) -> tf.data
     from stargan_keras.data import make_eval_dataset
 
     def shrink(images, labels):
-        images = resize_for_classifier(images, input_size)
-        return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8), labels
+        return to_uint8_tensor(resize_for_classifier(images, input_size)), labels
 
     return make_eval_dataset(config, domain_images, split=split).map(shrink).unbatch().cache()
-
-
-def _to_model_range(images):
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
 def train_classifier(config, domain_images, steps: int = STEPS, seed: int = 0,
@@ -135,7 +132,7 @@ def train_classifier(config, domain_images, steps: int = STEPS, seed: int = 0,
     count = sum(info.train_counts)
 
     batches = (train.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().batch(BATCH_SIZE)
-               .map(lambda images, labels: (_to_model_range(images), labels)).prefetch(tf.data.AUTOTUNE))
+               .map(lambda images, labels: (from_uint8_tensor(images), labels)).prefetch(tf.data.AUTOTUNE))
     model = build_classifier(domain_images.num_domains, info.input_size, seed)
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import linalg
 
+from stargan_keras.imaging import from_uint8_tensor
 from stargan_keras.metrics import inception as tv_inception
 
 INCEPTION_SIZE = 299
@@ -66,6 +67,26 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
         covmean = covmean.real
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def fid_from_features(real, fake) -> float:
+    """FID of two feature sets [N, D], in float64.
+
+    The trace term tr((S1 S2)^½) equals the nuclear norm of A^T B / sqrt((n1-1)(n2-1)), A and B
+    the centred features: exact, and far cheaper than a D x D matrix square root when one
+    set has fewer images than dimensions (then both covariances are singular anyway).
+    With more images than dimensions in both sets, `frechet_distance` (scipy's sqrtm) is used.
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if min(len(real), len(fake)) < 2:
+        raise ValueError(f"FID needs at least 2 images per set; got {len(real)} real and {len(fake)} generated.")
+    if min(len(real), len(fake)) > real.shape[1]:
+        return frechet_distance(*feature_statistics(real), *feature_statistics(fake))
+    a, b = real - real.mean(axis=0), fake - fake.mean(axis=0)
+    scale1, scale2 = len(real) - 1, len(fake) - 1
+    trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt(scale1 * scale2)
+    diff = real.mean(axis=0) - fake.mean(axis=0)
+    return float(diff @ diff + np.sum(a * a) / scale1 + np.sum(b * b) / scale2 - 2.0 * trace_sqrt)
 
 
 def _keras_inception(weights) -> keras.Model:
@@ -121,9 +142,7 @@ class FidFeatureExtractor:
     def preprocess(self, images) -> tf.Tensor:
         """The network's input for `images`: [N, 299, 299, 3] float32 in its expected range."""
         x = tf.convert_to_tensor(images)
-        if x.dtype == tf.uint8:
-            x = tf.cast(x, tf.float32) / 127.5 - 1.0
-        x = tf.cast(x, tf.float32)
+        x = from_uint8_tensor(x) if x.dtype == tf.uint8 else tf.cast(x, tf.float32)
         if x.shape.rank != 4 or x.shape[-1] != 3:
             raise ValueError(f"FID expects RGB images [N, H, W, 3]; got shape {x.shape}.")
         x = tf.image.resize(x, (INCEPTION_SIZE, INCEPTION_SIZE), method="bilinear", antialias=True)

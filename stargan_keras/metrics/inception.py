@@ -15,8 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stargan_keras.metrics.convert_weights import StateDictError, load_torch_state_dict, take
-from stargan_keras.torch_io import to_keras_layout
+from stargan_keras.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
 
 TORCHVISION_INCEPTION_URL = "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"
 # torchvision ImageNet statistics, applied to [0, 1] images by the upstream eval loader.
@@ -150,9 +149,7 @@ def load_torchvision_state_dict(model: keras.Model, state_dict: dict[str, np.nda
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
             key = f"{layer.name}.weight"
-            kernel_shape = tuple(layer.kernel.shape)
-            torch_shape = (kernel_shape[3], kernel_shape[2], *kernel_shape[:2])
-            layer.set_weights([to_keras_layout(take(state_dict, key, torch_shape, source))])
+            layer.set_weights([to_keras_layout(take(state_dict, key, torch_shape(layer.kernel.shape), source))])
             used.add(key)
         elif isinstance(layer, keras.layers.BatchNormalization):
             keys = [f"{layer.name}.{n}" for n in ("weight", "bias", "running_mean", "running_var")]

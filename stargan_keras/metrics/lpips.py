@@ -14,8 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from stargan_keras.metrics.convert_weights import StateDictError, load_torch_state_dict, take
-from stargan_keras.torch_io import to_keras_layout
+from stargan_keras.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 # ImageNet mean/std expressed for [-1, 1] inputs (upstream metrics/lpips.py).
@@ -104,14 +103,13 @@ class LPIPS(keras.Model):
         or the original LPIPS package (`lin{i}.model.1.weight`).
         """
         model = cls()
-        for index, filters, kernel, *_ in ALEXNET_CONVS:
+        for index, filters, *_ in ALEXNET_CONVS:
             layer = model.alexnet.get_layer(f"features.{index}")
-            weight = take(alexnet, f"features.{index}.weight", (filters, layer.kernel.shape[2],
-                                                                  kernel, kernel), alexnet_source)
+            weight = take(alexnet, f"features.{index}.weight", torch_shape(layer.kernel.shape), alexnet_source)
             bias = take(alexnet, f"features.{index}.bias", (filters,), alexnet_source)
             layer.set_weights([to_keras_layout(weight), bias])
         for position, layer in enumerate(model.linear):
-            shape = (1, layer.kernel.shape[2], 1, 1)
+            shape = torch_shape(layer.kernel.shape)
             keys = (f"lpips_weights.{position}.main.1.weight", f"lin{position}.model.1.weight")
             key = next((key for key in keys if key in linear), None)
             if key is None:

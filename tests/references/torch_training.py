@@ -1,11 +1,11 @@
 """An independent PyTorch reference of StarGAN v2 training iterations (tests only).
 
-Written from REFERENCE.md ("Training algorithm") in the paper's plain order:
-every forward pass is computed where the algorithm states it, nothing is
-batched, hoisted or shared, and the optimizers are `torch.optim.Adam` with its
-own (coupled) weight decay. The networks come from `torch_reference`. Unlike
-the authors' release, the EMA networks start as copies of the trained ones
-(the authors deep-copy them before He initialisation).
+Written from the paper's training objectives (Choi et al., CVPR 2020, Section 2.2) with the
+four updates per iteration of the authors' `core/solver.py` `Solver.train`, in plain order:
+every forward pass is computed where the algorithm states it, nothing is batched, hoisted
+or shared, and the optimizers are `torch.optim.Adam` with its own (coupled) weight decay.
+The networks come from `torch_stargan_v2`. Unlike the authors' release, the EMA networks
+start as copies of the trained ones (the authors deep-copy them before He initialisation).
 """
 
 from __future__ import annotations

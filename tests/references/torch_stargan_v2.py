@@ -1,14 +1,14 @@
 """An independent PyTorch reference of StarGAN v2's four networks (tests only).
 
-Written from REFERENCE.md in NCHW with torch.nn; submodule names follow the
-authors' `core/model.py`, so `state_dict()` keys are those of the released
-checkpoints (`from_rgb.weight`, `encode.0.conv1.weight`, `decode.0.norm1.fc.bias`,
-`to_rgb.2.weight`, `hpf.filter`, `shared.0.weight`, `unshared.1.6.bias`,
-`main.7.weight`). Unlike upstream, every width is a parameter so tests can run
-narrow networks at 16-64 px.
+Written in NCHW with torch.nn from the paper's architecture tables (Choi et al., CVPR 2020,
+appendix); submodule names follow the authors' `core/model.py`, so `state_dict()` keys are
+those of the released checkpoints (`from_rgb.weight`, `encode.0.conv1.weight`,
+`decode.0.norm1.fc.bias`, `to_rgb.2.weight`, `hpf.filter`, `shared.0.weight`,
+`unshared.1.6.bias`, `main.7.weight`). Unlike upstream, every width is a parameter so tests
+can run narrow networks at 16-64 px.
 
 Speed tip for tests: call `torch.set_num_threads(1)` in the test module; beside
-TensorFlow's thread pool, torch's own makes these tiny networks ~50x slower.
+TensorFlow's thread pool, torch's own makes these tiny networks much slower.
 """
 
 from __future__ import annotations
@@ -223,6 +223,13 @@ def build_reference_networks(img_size, num_domains, w_hpf, base_dim, max_conv_di
         he_init(net)
         net.eval()
     return nets
+
+
+def build_networks_like(model, seed=0) -> dict:
+    """`build_reference_networks` at the sizes of a stargan_keras `ModelConfig`, read by attribute only."""
+    return build_reference_networks(model.img_size, model.num_domains, model.w_hpf, model.base_dim,
+                                    model.max_conv_dim, style_dim=model.style_dim, latent_dim=model.latent_dim,
+                                    hidden_dim=model.mapping_hidden_dim, seed=seed)
 
 
 def save_upstream_checkpoints(nets: dict, directory, step: int = 100000) -> tuple[Path, Path]:

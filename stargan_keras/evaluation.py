@@ -1,0 +1,314 @@
+"""The paper's evaluation protocol: tasks, translations batch by batch, their scores, and where results go.
+
+For every ordered pair of domains (source != target), every val image of the source
+domain is translated `num_outputs` times (10 in the paper): with random z
+(latent-guided) or with val images of the target domain as references
+(reference-guided), as in the authors' `metrics/eval.py` `calculate_metrics`. Per task:
+- FID between the translations and the TRAIN images of the target domain;
+- LPIPS: the mean pairwise distance among each source image's outputs, averaged;
+- accuracy: the share of translations a domain classifier, trained on the run's train
+  split, assigns to the target domain.
+Values are reported per task (`FID_latent/cat2dog`, the authors' key names) and as
+their mean over tasks (`FID_latent/mean`). Translations are scored batch by batch and
+written to disk only when asked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stargan_keras.config import ConfigError
+
+METRICS = ("fid", "lpips", "accuracy")
+MODES = ("latent", "reference")
+KEY_PREFIX = {"fid": "FID", "lpips": "LPIPS", "accuracy": "accuracy"}
+EVAL_DIR = "eval"
+
+
+class EvaluationError(ConfigError):
+    """Evaluation settings or data that cannot work together; the message names the flag or folder."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """Translate the val images of domain `source` into domain `target`."""
+
+    source: int
+    target: int
+    name: str
+
+
+def make_tasks(domain_names: list[str]) -> list[Task]:
+    """Every ordered pair of distinct domains, target-major like the authors' evaluation loop."""
+    return [Task(src, trg, f"{domain_names[src]}2{domain_names[trg]}")
+            for trg in range(len(domain_names)) for src in range(len(domain_names)) if src != trg]
+
+
+def metric_key(metric: str, mode: str, task: str) -> str:
+    return f"{KEY_PREFIX[metric]}_{mode}/{task}"
+
+
+@dataclass
+class MetricNetworks:
+    """The networks scoring the translations; None for metrics not asked for."""
+
+    fid: object | None = None  # metrics.FidFeatureExtractor
+    lpips: object | None = None  # metrics.LPIPS
+    classifier: object | None = None  # metrics.domain_classifier.DomainClassifier
+    fid_fingerprint: dict | None = None  # identifies the FID network for the real-feature cache
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, net in (("fid", self.fid), ("lpips", self.lpips), ("accuracy", self.classifier))
+                if net is not None]
+
+
+def _limited(dataset, limit: int | None, batch_size: int):
+    return dataset if limit is None else dataset.unbatch().take(limit).batch(batch_size)
+
+
+class EvalData:
+    """The val (sources, references) and train (FID reals) images of each domain, as tf.data batches."""
+
+    def __init__(self, config, domain_images, max_images_per_domain: int | None = None):
+        self.config, self.domain_images, self.limit = config, domain_images, max_images_per_domain
+        self.batch_size = config.data.eval_batch_size
+
+    def count(self, split: str, domain: int) -> int:
+        count = self.domain_images.counts(split)[domain]
+        return count if self.limit is None else min(count, self.limit)
+
+    def batches(self, split: str, domain: int):
+        from stargan_keras.data import make_eval_dataset
+
+        dataset = make_eval_dataset(self.config, self.domain_images, split=split, domain=domain,
+                                    batch_size=self.batch_size)
+        return _limited(dataset, self.limit, self.batch_size)
+
+
+class RealFeatures:
+    """FID features of the train images of each target domain: computed once, cached on disk when possible."""
+
+    def __init__(self, data: EvalData, extractor, cache_dir: Path | None, fingerprint: dict | None,
+                 progress: bool = True):
+        self.data, self.extractor, self.progress = data, extractor, progress
+        self.cache_dir, self.fingerprint = cache_dir, fingerprint
+        self._memory: dict[int, np.ndarray] = {}
+
+    def _identity(self, domain: int) -> dict:
+        data = self.data
+        return {**self.fingerprint, "dataset": f"{data.domain_images.name} ({data.config.data.dataset})",
+                "domain": data.domain_images.domain_names[domain], "img_size": data.config.model.img_size,
+                "count": data.count("train", domain)}
+
+    def __call__(self, domain: int) -> np.ndarray:
+        if domain in self._memory:
+            return self._memory[domain]
+        name = self.data.domain_images.domain_names[domain]
+        path = None
+        if self.cache_dir is not None and self.fingerprint is not None:
+            path = self.cache_dir / f"fid_real_{self.fingerprint['inception']}_{name}.npz"
+            identity = json.dumps(self._identity(domain), sort_keys=True)
+            if path.is_file():
+                with np.load(path) as cached:
+                    if str(cached["identity"]) == identity:
+                        self._memory[domain] = cached["features"]
+                        return self._memory[domain]
+        features = self._compute(domain, name)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, features=features, identity=np.array(identity))
+        self._memory[domain] = features
+        return features
+
+    def _compute(self, domain: int, name: str) -> np.ndarray:
+        import keras
+
+        count = self.data.count("train", domain)
+        bar = None
+        if self.progress:
+            print(f"FID features of the {count} train images of {name}", flush=True)
+            bar = keras.utils.Progbar(count, unit_name="image")
+        features, seen = [], 0
+        for images, _ in self.data.batches("train", domain):
+            features.append(self.extractor(images))
+            seen += len(images)
+            if bar is not None:
+                bar.update(seen)
+        return np.concatenate(features)
+
+
+@dataclass
+class TaskScores:
+    """What one task's translations add up to, batch after batch."""
+
+    generated: int = 0
+    lpips: list = field(default_factory=list)
+    features: list = field(default_factory=list)
+    correct: int = 0
+
+
+def choose_references(rng: np.random.Generator, num_sources: int, num_references: int,
+                      num_outputs: int) -> np.ndarray:
+    """[num_sources, num_outputs] reference indices: distinct for each source when there are enough."""
+    if num_references >= num_outputs:
+        order = rng.permuted(np.tile(np.arange(num_references), (num_sources, 1)), axis=1)
+        return order[:, :num_outputs]
+    return rng.integers(0, num_references, (num_sources, num_outputs))
+
+
+def evaluate(translator, domain_images, mode: str, networks: MetricNetworks, *, num_outputs: int = 10,
+             max_images_per_domain: int | None = None, seed: int = 0, real_features: RealFeatures | None = None,
+             image_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Score one mode ("latent" or "reference") of an `inference.Translator` on every task.
+
+    Latent-guided styles are F(z, y) without truncation, as in the paper's numbers.
+    Returns {"metrics": {key: value} with per-task and mean values, "tasks": [names],
+    "num_source_images": {task: n}, "num_generated": {task: n * num_outputs}}.
+    """
+    import keras
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise EvaluationError(f"--mode {mode!r}: choose latent, reference or both.")
+    if num_outputs < 2 and networks.lpips is not None:
+        raise EvaluationError(f"--num-outputs {num_outputs}: LPIPS compares outputs pairwise and needs at least 2.")
+    data = EvalData(translator.config, domain_images, max_images_per_domain)
+    if networks.fid is not None and real_features is None:
+        real_features = RealFeatures(data, networks.fid, None, None, progress)
+    reference_styles: dict[int, tf.Tensor] = {}
+    metrics, counts = {}, {}
+    tasks = make_tasks(domain_images.domain_names)
+    for task in tasks:
+        num_sources = data.count("val", task.source)
+        if num_sources == 0:
+            raise EvaluationError(f"domain {domain_images.domain_names[task.source]} of {domain_images.name} has "
+                                  "no val images to translate; add some to its val/ folder.")
+        rng = np.random.default_rng([seed, MODES.index(mode), task.source, task.target])
+        if mode == "latent":
+            latent_dim = translator.config.model.latent_dim
+            z = rng.standard_normal((num_sources, num_outputs, latent_dim)).astype(np.float32)
+        else:
+            if task.target not in reference_styles:
+                reference_styles[task.target] = _reference_styles(translator, data, task.target)
+            refs = reference_styles[task.target]
+            picks = choose_references(rng, num_sources, len(refs), num_outputs)
+        if progress:
+            print(f"[{mode}] {task.name}: {num_sources} source images x {num_outputs} outputs", flush=True)
+        bar = keras.utils.Progbar(num_sources, unit_name="image") if progress else None
+        scores = TaskScores()
+        for x_src, _ in data.batches("val", task.source):
+            start, size = scores.generated // num_outputs, len(x_src)
+            y_trg = tf.fill([size], task.target)
+            outputs = []
+            for j in range(num_outputs):
+                if mode == "latent":
+                    styles = translator.style_from_latent(z[start:start + size, j], y_trg)
+                else:
+                    styles = tf.gather(refs, picks[start:start + size, j])
+                outputs.append(translator.synthesize(x_src, styles))
+            outputs = tf.stack(outputs)  # [num_outputs, size, H, W, 3]
+            _score_batch(scores, outputs, task, networks)
+            if image_dir is not None:
+                _save_outputs(Path(image_dir) / mode / task.name, outputs, start)
+            if bar is not None:
+                bar.update(start + size)
+        counts[task.name] = {"sources": num_sources, "generated": scores.generated}
+        metrics.update(_task_metrics(scores, task, mode, networks, real_features))
+    for metric in networks.names:
+        values = [metrics[metric_key(metric, mode, task.name)] for task in tasks]
+        metrics[metric_key(metric, mode, "mean")] = float(np.mean(values))
+    return {"metrics": metrics, "tasks": [task.name for task in tasks],
+            "num_source_images": {name: c["sources"] for name, c in counts.items()},
+            "num_generated": {name: c["generated"] for name, c in counts.items()}}
+
+
+def _reference_styles(translator, data: EvalData, domain: int):
+    """E(x_ref, target) of every val image of the target domain: each reference is encoded once."""
+    import tensorflow as tf
+
+    styles = [translator.style_from_reference(images, tf.fill([len(images)], domain))
+              for images, _ in data.batches("val", domain)]
+    if not styles:
+        name = data.domain_images.domain_names[domain]
+        raise EvaluationError(f"domain {name} of {data.domain_images.name} has no val images to use as references.")
+    return tf.concat(styles, axis=0)
+
+
+def _score_batch(scores: TaskScores, outputs, task: Task, networks: MetricNetworks) -> None:
+    from stargan_keras.metrics import mean_pairwise_lpips
+
+    num_outputs, size = outputs.shape[:2]
+    flat = np.reshape(outputs.numpy(), (num_outputs * size, *outputs.shape[2:]))
+    if networks.lpips is not None:
+        scores.lpips.extend(mean_pairwise_lpips(networks.lpips, outputs).tolist())
+    if networks.fid is not None:
+        scores.features.append(networks.fid(flat))
+    if networks.classifier is not None:
+        scores.correct += int(np.sum(networks.classifier.predict(flat) == task.target))
+    scores.generated += num_outputs * size
+
+
+def _task_metrics(scores: TaskScores, task: Task, mode: str, networks: MetricNetworks, real_features) -> dict:
+    from stargan_keras.metrics.fid import fid_from_features
+
+    values = {}
+    if networks.fid is not None:
+        values[metric_key("fid", mode, task.name)] = fid_from_features(real_features(task.target),
+                                                                     np.concatenate(scores.features))
+    if networks.lpips is not None:
+        values[metric_key("lpips", mode, task.name)] = float(np.mean(scores.lpips))
+    if networks.classifier is not None:
+        values[metric_key("accuracy", mode, task.name)] = scores.correct / scores.generated
+    return values
+
+
+def _save_outputs(directory: Path, outputs, start: int) -> None:
+    """Every translation as PNG, with the authors' names <source number>_<output number>.png, both 1-based."""
+    from stargan_keras.imaging import save_image
+
+    for j, batch in enumerate(outputs.numpy()):
+        for k, image in enumerate(batch):
+            save_image(directory / f"{start + k + 1:04d}_{j + 1:02d}.png", image)
+
+
+def check_domains(model_domains: list[str], domain_images) -> None:
+    if list(model_domains) != list(domain_images.domain_names):
+        raise EvaluationError(
+            f"the model's domains ({', '.join(model_domains)}) differ from those of dataset {domain_images.name} "
+            f"({', '.join(domain_images.domain_names)}); pass the dataset the model was trained on with "
+            "--dataset / --data-dir.")
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The training step of a run directory's latest checkpoint; None for a model directory."""
+    from stargan_keras.checkpoint import RunDir, is_model_directory
+
+    return None if is_model_directory(path) else RunDir(path).step()
+
+
+def results_path(out_dir: str | Path, mode: str, step: int | None) -> Path:
+    return Path(out_dir) / (f"metrics_{mode}_{step}.json" if step is not None else f"metrics_{mode}.json")
+
+
+def write_results(out_dir: str | Path, mode: str, step: int | None, report: dict) -> Path:
+    """The report of one mode as JSON in `out_dir`, named by mode and (for a run) step."""
+    path = results_path(out_dir, mode, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    return path
+
+
+def write_tensorboard(log_dir: str | Path, metrics: dict, step: int) -> None:
+    """The values as scalars under their keys (`FID_latent/cat2dog`), beside the training logs."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default(step=step):
+        for key, value in metrics.items():
+            tf.summary.scalar(key, value)
+    writer.close()

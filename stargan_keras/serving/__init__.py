@@ -1,0 +1,11 @@
+"""Serving a trained model: the signature table, the exported SavedModel, warmup, TFLite and the client.
+
+- `signatures`: the contract (names, inputs, outputs, dtypes, shapes), the one table every
+  other module here reads.
+- `checks`: the in-graph input checks that turn a bad request into INVALID_ARGUMENT.
+- `module`: the exported `tf.Module`, built on the `Translator`.
+- `export`: writing TF Serving's versioned directories atomically.
+- `warmup`: TF Serving's warmup records.
+- `tflite`: TFLite files and their verification.
+- `client`: a gRPC / REST client of a served model.
+"""

@@ -1,0 +1,268 @@
+"""A client of a StarGAN v2 model served by TF Serving, over gRPC (default) or REST.
+
+gRPC sends uint8 tensors to the `latent_guided` / `reference_guided` signatures;
+REST sends the files themselves, base64 in JSON, to the `*_bytes` signatures.
+Domain names are resolved with the model's `metadata` signature. Signature, input and
+output names are those of `serving.signatures`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..imaging import open_rgb
+from .signatures import DOMAIN, DOMAIN_NAMES_OUT, NAMES, SERVING_DEFAULT, SIZE_OUTS, signature
+
+GRPC_PORT, REST_PORT = 8500, 8501
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+def only_output(signature_name: str) -> str:
+    """The name of a signature's one output, which TF Serving's REST API answers without its key
+    ("outputs" for a signature the table does not know)."""
+    if signature_name not in NAMES and signature_name != SERVING_DEFAULT:
+        return "outputs"
+    (output,) = signature(signature_name).outputs
+    return output.name
+
+
+class ServingError(RuntimeError):
+    """A request TF Serving could not answer; the message says why and what to do. `code`: gRPC status name."""
+
+    def __init__(self, message: str, code: str = "UNKNOWN"):
+        super().__init__(message)
+        self.code = code
+
+
+def _read_image(image) -> np.ndarray:
+    """A path, encoded bytes or an array -> uint8 [H, W, 3]."""
+    if isinstance(image, np.ndarray):
+        return image if image.dtype == np.uint8 else np.asarray(image, np.uint8)
+    if isinstance(image, bytes):
+        return np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
+    return np.asarray(open_rgb(image))
+
+
+def _encoded(image) -> bytes:
+    """A path, encoded bytes or an array -> the bytes of an image file (arrays are PNG-encoded)."""
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, np.ndarray):
+        buffer = io.BytesIO()
+        Image.fromarray(_read_image(image)).save(buffer, format="PNG")
+        return buffer.getvalue()
+    try:
+        return Path(image).read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read image {image}: {err.strerror}. Check the path.") from None
+
+
+def _batch(images, size: int) -> np.ndarray:
+    """Images as one uint8 [N, S, S, 3] batch at the model's size (Pillow's bilinear filter antialiases).
+
+    Resizing here, not on the server, keeps requests mergeable by TF Serving's batching.
+    """
+    arrays = [_read_image(image) for image in images]
+    return np.stack([a if a.shape[:2] == (size, size) else
+                     np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in arrays])
+
+
+class StarGANClient:
+    """A TF Serving client for the signatures `stargan_keras.export` writes."""
+
+    def __init__(self, server: str | None = None, model_name: str = "stargan", rest: bool = False,
+                 timeout: float = 60.0, retries: int = 2, version: int | None = None):
+        self.rest = rest
+        self.server = server or f"localhost:{REST_PORT if rest else GRPC_PORT}"
+        self.model_name, self.timeout, self.retries, self.version = model_name, timeout, retries, version
+        self._metadata = None
+        self._stub = self._channel = None
+
+    # -- transport ---------------------------------------------------------------------------------------------
+    def predict(self, signature: str, inputs: dict) -> dict:
+        """Run one signature: {input name: array} -> {output name: array}, retrying while the server is unreachable."""
+        call = self._predict_rest if self.rest else self._predict_grpc
+        for attempt in range(self.retries + 1):
+            try:
+                return call(signature, inputs)
+            except _Retryable as err:
+                if attempt == self.retries:
+                    transport = "REST" if self.rest else "gRPC"
+                    raise ServingError(
+                        f"TF Serving at {self.server} did not answer ({transport}: {err}) after {attempt + 1} "
+                        f"attempt(s) with a {self.timeout:g}s timeout. Is it running? Start it as serving/README.md "
+                        f"shows, or point --server at it (HOST:PORT; gRPC {GRPC_PORT}, REST {REST_PORT}).",
+                        err.code) from None
+                time.sleep(min(0.5 * 2**attempt, 5.0))
+        raise AssertionError("unreachable")
+
+    def _predict_one(self, signature_name: str, inputs: dict):
+        return self.predict(signature_name, inputs)[only_output(signature_name)]
+
+    def _explain(self, signature: str, code: str, details: str) -> ServingError:
+        model = f"model {self.model_name!r}" + (f" version {self.version}" if self.version is not None else "")
+        if code == "NOT_FOUND":
+            text = (f"{model} is not served at {self.server}: {details}. Check --model-name and --version against "
+                    "the server's models.config (serving/models.config).")
+        elif "signature" in details.lower() and code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
+            text = (f"{model} at {self.server} has no signature {signature!r}: {details}. Export it again with "
+                    "`python -m stargan_keras.export` to get every signature.")
+        elif code == "INVALID_ARGUMENT":
+            text = f"{model} rejected the {signature!r} request: {details}"
+        else:
+            text = f"{model} at {self.server} failed on {signature!r} ({code}): {details}"
+        return ServingError(text, code)
+
+    def _predict_grpc(self, signature, inputs):
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        if self._stub is None:
+            options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                       ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+            self._channel = grpc.insecure_channel(self.server, options=options)
+            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = signature
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        try:
+            response = self._stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            code, details = err.code(), err.details() or ""
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise _Retryable(f"{code.name}: {details}", code.name) from None
+            raise self._explain(signature, code.name, details) from None
+        return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+
+    def _predict_rest(self, signature, inputs):
+        version = f"/versions/{self.version}" if self.version is not None else ""
+        url = f"http://{self.server}/v1/models/{self.model_name}{version}:predict"
+        body = json.dumps({"signature_name": signature, "inputs": {k: _to_json(v) for k, v in inputs.items()}})
+        request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                outputs = json.loads(answer.read())["outputs"]
+        except urllib.error.HTTPError as err:
+            try:
+                details = json.loads(err.read()).get("error", "")
+            except ValueError:
+                details = err.reason
+            code = {404: "NOT_FOUND", 400: "INVALID_ARGUMENT"}.get(err.code, f"HTTP {err.code}")
+            if err.code in (502, 503, 504):
+                raise _Retryable(f"HTTP {err.code}: {details}", "UNAVAILABLE") from None
+            raise self._explain(signature, code, details) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+            reason = getattr(err, "reason", err)
+            code = "DEADLINE_EXCEEDED" if isinstance(reason, socket.timeout) else "UNAVAILABLE"
+            raise _Retryable(str(reason), code) from None
+        if not isinstance(outputs, dict):  # TF Serving unwraps a signature's only output
+            outputs = {only_output(signature): outputs}
+        return {key: _from_json(value) for key, value in outputs.items()}
+
+    def close(self):
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = self._stub = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the model's API ---------------------------------------------------------------------------------------
+    def metadata(self) -> dict:
+        """The `metadata` signature's answer: {"domain_names", "img_size", "num_domains", "latent_dim", "style_dim"}."""
+        if self._metadata is None:
+            out = self.predict("metadata", {DOMAIN.name: np.array([b""], dtype=object)})  # one row, no name to resolve
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(out[DOMAIN_NAMES_OUT.name])[0]]
+            self._metadata = {DOMAIN_NAMES_OUT.name: names,
+                              **{t.name: int(np.asarray(out[t.name]).ravel()[0]) for t in SIZE_OUTS}}
+        return self._metadata
+
+    def domain_index(self, domain) -> int:
+        """A domain name (or index, as int or digits) -> its index."""
+        names = self.metadata()["domain_names"]
+        if isinstance(domain, (int, np.integer)) or str(domain).isdigit():
+            index = int(domain)
+            if not 0 <= index < len(names):
+                raise ServingError(f"domain index {index} is out of range: the model's domains are "
+                                   f"{', '.join(f'{i}={n}' for i, n in enumerate(names))}.", "INVALID_ARGUMENT")
+            return index
+        if domain not in names:
+            raise ServingError(f"unknown domain {domain!r}: the model's domains are {', '.join(names)}.",
+                               "INVALID_ARGUMENT")
+        return names.index(domain)
+
+    def latent_code(self, seed: int) -> np.ndarray:
+        """The z that a seed stands for: float32 [latent_dim], N(0, I)."""
+        return np.random.default_rng(seed).standard_normal(self.metadata()["latent_dim"]).astype(np.float32)
+
+    def latent(self, images, domain, seed: int = 0, psi: float = 1.0, z=None) -> list[np.ndarray]:
+        """Latent-guided translation of several images into `domain` with one style (z, or the seed's z)."""
+        images = list(images)
+        z = self.latent_code(seed) if z is None else np.asarray(z, np.float32)
+        z = np.tile(z.reshape(1, -1), (len(images), 1)) if z.ndim == 1 or len(z) == 1 else z
+        target = np.full((len(images),), self.domain_index(domain), np.int32)
+        inputs = {"target_domain": target, "z": z, "psi": np.full((len(images),), psi, np.float32)}
+        if self.rest:
+            inputs["image_bytes"] = np.array([_encoded(im) for im in images], dtype=object)
+            return _decode_all(self._predict_one("latent_guided_bytes", inputs))
+        inputs["image"] = _batch(images, self.metadata()["img_size"])
+        return list(self._predict_one("latent_guided", inputs))
+
+    def reference(self, images, references, domain) -> list[np.ndarray]:
+        """Reference-guided translation: the style of each reference (one reference serves all images)."""
+        images, references = list(images), list(references)
+        if len(references) == 1:
+            references = references * len(images)
+        if len(references) != len(images):
+            raise ValueError(f"{len(images)} images but {len(references)} references: pass one reference, "
+                             "or one per image.")
+        domains = np.full((len(images),), self.domain_index(domain), np.int32)
+        if self.rest:
+            inputs = {"image_bytes": np.array([_encoded(im) for im in images], dtype=object),
+                      "reference_bytes": np.array([_encoded(im) for im in references], dtype=object),
+                      "reference_domain": domains}
+            return _decode_all(self._predict_one("reference_guided_bytes", inputs))
+        size = self.metadata()["img_size"]
+        inputs = {"image": _batch(images, size), "reference": _batch(references, size), "reference_domain": domains}
+        return list(self._predict_one("reference_guided", inputs))
+
+
+class _Retryable(Exception):
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+def _to_json(value):
+    array = np.asarray(value)
+    if array.dtype == object:
+        return [{"b64": base64.b64encode(v).decode()} for v in array.ravel()]
+    return array.tolist()
+
+
+def _from_json(value):
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "b64" in value[0]:
+        return np.array([base64.b64decode(v["b64"]) for v in value], dtype=object)
+    return np.asarray(value)
+
+
+def _decode_all(encoded) -> list[np.ndarray]:
+    return [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in np.asarray(encoded).ravel()]

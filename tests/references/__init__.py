@@ -1,0 +1,1 @@
+"""Independent PyTorch references the tests compare the TensorFlow code against."""

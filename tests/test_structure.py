@@ -1,0 +1,111 @@
+"""The package's shape: no import cycle, library modules never import command modules, code cites
+only what users have."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "stargan_keras"
+PACKAGE = PACKAGE_DIR.name
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE_DIR.rglob("*.py"))}
+
+
+def is_package(name: str) -> bool:
+    return MODULES[name].name == "__init__.py"
+
+
+def imported_modules(name: str) -> set[str]:
+    """Every package module that `name` imports, at module level or inside functions."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    package = name if is_package(name) else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            # `from pkg import sub` imports the submodule when there is one, else a name of pkg.
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in MODULES and t != name)
+    return found
+
+
+def is_command(name: str) -> bool:
+    """A `python -m stargan_keras.X` command: it runs `main()` when executed."""
+    source = MODULES[name].read_text(encoding="utf-8")
+    return 'if __name__ == "__main__":' in source
+
+
+GRAPH = {name: imported_modules(name) for name in MODULES}
+
+
+def test_the_walk_sees_real_edges():
+    """Guard against a walker that finds nothing: known imports are present."""
+    assert "stargan_keras.checkpoint" in GRAPH["stargan_keras.inference"]
+    assert "stargan_keras.training" in GRAPH["stargan_keras.train"]
+    assert "stargan_keras.config" in GRAPH["stargan_keras.networks"]
+    commands = {name for name in MODULES if is_command(name)}
+    assert {"stargan_keras.train", "stargan_keras.export", "stargan_keras.evaluate"} <= commands
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node):
+        state[node] = 1
+        path.append(node)
+        for successor in sorted(graph[node]):
+            if state.get(successor) == 1:
+                return path[path.index(successor):] + [successor]
+            if successor not in state:
+                cycle = visit(successor)
+                if cycle:
+                    return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_find_cycle_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle():
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("name", sorted(name for name in MODULES if not is_command(name)))
+def test_library_modules_import_no_command_module(name):
+    commands = sorted(m for m in GRAPH[name] if is_command(m))
+    assert not commands, f"library module {name} imports command module(s) {commands}"
+
+
+def test_code_does_not_cite_files_users_do_not_have():
+    citing = [str(path.relative_to(PACKAGE_DIR.parent)) for path in MODULES.values()
+              if "REFERENCE.md" in path.read_text(encoding="utf-8")]
+    assert not citing, f"{citing} cite REFERENCE.md, which users do not have: cite the paper or the authors' code"
