@@ -16,7 +16,8 @@ setup(
     packages=find_packages(include=["stargan_keras", "stargan_keras.*"]) + ["stargan_keras.configs"],
     # The YAML presets live in the top-level configs/ folder and install as stargan_keras/configs.
     package_dir={"stargan_keras.configs": "configs"},
-    package_data={"stargan_keras.configs": ["*.yaml"]},
+    # The in-browser demo's page (HTML, CSS, an ES module) is served by `python -m stargan_keras.demo`.
+    package_data={"stargan_keras.configs": ["*.yaml"], "stargan_keras": ["demo_page/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",

@@ -11,6 +11,7 @@ COMMANDS = {
     "export": "export a SavedModel for TF Serving",
     "client": "call a TF Serving model over gRPC or REST",
     "tflite": "convert a SavedModel to TFLite and verify it",
+    "demo": "translate images in the browser, on this machine (LiteRT.js)",
 }
 
 

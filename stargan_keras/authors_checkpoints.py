@@ -127,8 +127,15 @@ def _hints(facts: dict, model) -> list[str]:
     return hints
 
 
-def check_fit(states: dict, networks, model, sources: dict) -> None:
-    """Every tensor of `states` against `networks`; raise ConversionError listing the misfits and their likely flag."""
+V2_CHECKPOINT = "a StarGAN v2 checkpoint (core/model.py of clovaai/stargan-v2)"
+
+
+def check_fit(states: dict, networks, model, sources: dict, explain=None, expected: str = V2_CHECKPOINT) -> None:
+    """Every tensor of `states` against `networks`; raise ConversionError listing the misfits and their likely flag.
+
+    `explain(states)` lists the config values that probably differ (default: v2's, read off by
+    `describe_checkpoint`); `expected` names the kind of file the networks come from.
+    """
     from .layers import torch_named_variables
 
     problems, files = [], []
@@ -142,9 +149,8 @@ def check_fit(states: dict, networks, model, sources: dict) -> None:
     files = " and ".join(files)
     listed = "\n  ".join(problems[:MAX_LISTED])
     more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    hints = _hints(describe_checkpoint(states), model)
-    advice = ("Probably: " + "; ".join(hints) + ".") if hints else (
-        "No config value explains it: is this a StarGAN v2 checkpoint (core/model.py of clovaai/stargan-v2)?")
+    hints = explain(states) if explain is not None else _hints(describe_checkpoint(states), model)
+    advice = ("Probably: " + "; ".join(hints) + ".") if hints else f"No config value explains it: is this {expected}?"
     raise ConversionError(f"{files}: {len(problems)} tensors do not fit the config (nothing was written):\n"
                           f"  {listed}{more}\n{advice}")
 

@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from stargan_keras.checkpoint import remove_partial_save
+from stargan_keras.errors import UserError
 from stargan_keras.imaging import make_grid, save_image
 from stargan_keras.inference import SAMPLE_PSIS, Translator
 
@@ -36,6 +38,10 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, step: int, term: str, value: float):
         self.step, self.term, self.value = step, term, value
         super().__init__(f"step {step}: loss term {term} is {value}")
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written (a full disk, lost permissions); the message names it and the fix."""
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -96,7 +102,16 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
     def save(self) -> str:
         step = current_step(self.model)
         if step != self.saved_step:
-            self.manager.save(checkpoint_number=step)
+            try:
+                self.manager.save(checkpoint_number=step)
+            except (OSError, tf.errors.OpError) as err:
+                prefix = str(Path(self.manager.directory) / f"ckpt-{step}")
+                remove_partial_save(prefix)
+                reason = (getattr(err, "message", None) or str(err)).strip().splitlines()[0]
+                raise CheckpointWriteError(
+                    f"could not save checkpoint {prefix} ({reason[:200]}); its partial files were removed. Free "
+                    "some space (or fix the permissions) and re-run the same command: it resumes from "
+                    f"{self.manager.latest_checkpoint or 'the start'}.") from None
             self.saved_step = step
         return self.manager.latest_checkpoint
 

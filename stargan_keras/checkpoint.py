@@ -31,6 +31,9 @@ from .networks import Networks, build_networks
 CONFIG_FILE = "config.yaml"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # where the trainer's `step` variable sits in a checkpoint
 LOCK_FILE = ".lock"
+CHECKPOINT_ROOM = 1.1  # free space wanted before training, in checkpoints: the manager writes before it deletes
+# What reading a truncated or corrupt checkpoint raises (TensorFlow's reader is not consistent about it).
+DAMAGED_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError, EOFError, OSError, UnicodeDecodeError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +95,66 @@ class RunDir:
                     os.unlink(self.root / LOCK_FILE)
                     self.root.rmdir()
 
+    def check_room(self, checkpoint_bytes: int) -> None:
+        """Fail before training, not at the first save: checkpoints/ must be writable with room for one more."""
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.checkpoints):
+                pass
+        except OSError as err:
+            raise ConfigError(f"--run-dir {self.root}: cannot write checkpoints in {self.checkpoints} "
+                              f"({err.strerror}); make it writable or pass another --run-dir.") from None
+        free = shutil.disk_usage(self.checkpoints).free
+        if free < checkpoint_bytes * CHECKPOINT_ROOM:
+            raise ConfigError(f"--run-dir {self.root}: {free / 2**20:.1f} MiB free in {self.checkpoints}, but one "
+                              f"checkpoint of this model takes {checkpoint_bytes / 2**20:.1f} MiB; free some space "
+                              "or pass a --run-dir on a larger disk.")
+
+    def checkpoint_prefixes(self) -> list[str]:
+        """Every checkpoint that has an index file, newest first.
+
+        Read from the files themselves, not from TensorFlow's `checkpoint` index file: a
+        damaged index must not hide intact checkpoints. The trainer numbers checkpoints by
+        step, so the highest number is the newest.
+        """
+        found = []
+        for index in self.checkpoints.glob("ckpt-*.index"):
+            number = index.name[len("ckpt-"):-len(".index")]
+            if number.isdigit():
+                found.append((int(number), str(index.with_suffix(""))))
+        return [prefix for _, prefix in sorted(found, reverse=True)]
+
     def latest_checkpoint(self) -> str | None:
         """The prefix of the newest checkpoint (`.../checkpoints/ckpt-N`), or None."""
-        return tf.train.latest_checkpoint(str(self.checkpoints))
+        prefixes = self.checkpoint_prefixes()
+        return prefixes[0] if prefixes else None
+
+    def restore_latest(self, checkpoint: tf.train.Checkpoint, partial: bool = False, log=print) -> str | None:
+        """Restore the newest checkpoint that can be read, saying which ones could not; None if there is none.
+
+        A checkpoint whose files are truncated or corrupt is skipped for the one before it;
+        one that reads but does not fit `checkpoint` is an error (other networks), as is a
+        run whose checkpoints are all unreadable: it never silently starts over.
+        """
+        damaged = []
+        for prefix in self.checkpoint_prefixes():
+            try:
+                status = checkpoint.restore(prefix)
+                (status.expect_partial() if partial else status).assert_existing_objects_matched()
+            except DAMAGED_CHECKPOINT_ERRORS as err:
+                reason = (getattr(err, "message", None) or str(err) or type(err).__name__).strip().splitlines()[0]
+                damaged.append(f"{Path(prefix).name} ({reason[:160]})")
+                continue
+            except (AssertionError, ValueError) as err:
+                raise ConfigError(f"checkpoint {prefix} does not fit the requested model ({type(err).__name__}: "
+                                  f"{str(err)[:300]}). Pass --run-dir NEW_DIR to start a new run.") from None
+            if damaged:
+                log(f"warning: skipped damaged checkpoint(s) {'; '.join(damaged)}; using {Path(prefix).name}")
+            return prefix
+        if damaged:
+            raise ConfigError(f"no checkpoint in {self.checkpoints} can be read: {'; '.join(damaged)}. Restore them "
+                              "from a backup, or move them away to start the run over.")
+        return None
 
     def step(self) -> int | None:
         """The training step of the latest checkpoint (None without one)."""
@@ -105,6 +165,15 @@ class RunDir:
         if reader.has_tensor(STEP_KEY):
             return int(reader.get_tensor(STEP_KEY))
         return int(latest.rsplit("-", 1)[-1])
+
+
+def remove_partial_save(prefix: str) -> None:
+    """Delete what a failed save of checkpoint `prefix` left: TensorFlow's `<prefix>_temp` staging, ours."""
+    for leftover in Path(prefix).parent.glob(f"{Path(prefix).name}_temp*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def weights_file(name: str) -> str:
@@ -159,7 +228,7 @@ def check_model_target(directory: str | Path, overwrite: bool = False) -> None:
                           "replace it.")
 
 
-def training_checkpoint(networks: Networks, ema_networks: Networks, optimizers: dict | None = None,
+def training_checkpoint(networks: Networks, ema_networks: Networks | None, optimizers: dict | None = None,
                         **extra) -> tf.train.Checkpoint:
     """The object graph of a training checkpoint; the trainer adds optimizers, step and data state.
 
@@ -168,7 +237,9 @@ def training_checkpoint(networks: Networks, ema_networks: Networks, optimizers: 
     names (stable across processes, unlike Keras' generated layer names), and
     optimizer variables by position (fixed by the order they were built in).
     """
-    tracked = {"networks": _trackable(networks), "ema_networks": _trackable(ema_networks)}
+    tracked = {"networks": _trackable(networks)}
+    if ema_networks is not None:  # StarGAN v1 keeps no EMA copies
+        tracked["ema_networks"] = _trackable(ema_networks)
     if optimizers:
         tracked["optimizers"] = tf.train.Checkpoint(
             **{name: tf.train.Checkpoint(variables=list(opt.variables)) for name, opt in optimizers.items()})
@@ -195,15 +266,13 @@ def load_networks(path: str | Path) -> tuple[Config, Networks]:
             network.load_weights(path / weights_file(name))
         return config, networks
     run = RunDir(path)
-    latest = run.latest_checkpoint()
-    if latest is None:
-        raise ConfigError(f"{path} has a {CONFIG_FILE} but no network weights: neither "
-                          f"{weights_file('generator')} nor a checkpoint in {run.checkpoints}/. "
-                          "Train it first, or pass the run directory that holds the checkpoints.")
     ema = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
     ema.discriminator = build_networks(config.model, with_discriminator=True).discriminator
     restore_graph = tf.train.Checkpoint(
         networks=tf.train.Checkpoint(discriminator=torch_named_variables(ema.discriminator)),
         ema_networks=_trackable(dataclasses.replace(ema, discriminator=None)))
-    restore_graph.restore(latest).expect_partial().assert_existing_objects_matched()
+    if run.restore_latest(restore_graph, partial=True) is None:
+        raise ConfigError(f"{path} has a {CONFIG_FILE} but no network weights: neither "
+                          f"{weights_file('generator')} nor a checkpoint in {run.checkpoints}/. "
+                          "Train it first, or pass the run directory that holds the checkpoints.")
     return config, ema

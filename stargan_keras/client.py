@@ -8,7 +8,11 @@
 gRPC sends uint8 tensors to the `latent_guided` / `reference_guided` signatures;
 REST sends the files themselves, base64 in JSON, to the `*_bytes` signatures.
 Domain names are resolved with the model's `metadata` signature. A seed picks
-one style: every image of a request gets the same z.
+one style: every image of a request gets the same z. The image files and --out are
+checked before any request is sent.
+
+Exit status: 0 done; 2 a flag, file or request that cannot work, or a server that cannot
+answer it (one line, `--debug` for the traceback); 1 an internal error (with its traceback).
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import UserError, command
 from .imaging import save_image
 from .serving.client import GRPC_PORT, REST_PORT, ServingError, StarGANClient
+from .serving.outputs import check_writable_file
 
 __all__ = ["ServingError", "StarGANClient", "main", "output_paths"]
 
@@ -27,16 +33,21 @@ __all__ = ["ServingError", "StarGANClient", "main", "output_paths"]
 def output_paths(out: str, inputs: list[str]) -> list[Path]:
     """Where each result goes: --out itself for one input; for several, a directory or a {stem}/{index} pattern."""
     if "{" in out:
-        return [Path(out.format(stem=Path(str(p)).stem, index=i)) for i, p in enumerate(inputs)]
+        try:
+            return [Path(out.format(stem=Path(str(p)).stem, index=i)) for i, p in enumerate(inputs)]
+        except (KeyError, IndexError, ValueError) as err:
+            raise UserError(f"--out {out}: not a pattern of {{stem}} and {{index}} ({type(err).__name__}: {err}).") \
+                from None
     path = Path(out)
     if len(inputs) == 1 and path.suffix:
         return [path]
     if path.suffix and not path.is_dir():
-        raise ValueError(f"--out {out}: with {len(inputs)} images, --out must be a directory or a pattern "
-                         "such as 'out/{stem}_dog.png' ({stem}: input file name, {index}: position).")
+        raise UserError(f"--out {out}: with {len(inputs)} images, --out must be a directory or a pattern "
+                        "such as 'out/{stem}_dog.png' ({stem}: input file name, {index}: position).")
     return [path / f"{Path(str(p)).stem}.png" for p in inputs]
 
 
+@command
 def main(argv=None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     parser = argparse.ArgumentParser(prog="python -m stargan_keras.client", description=__doc__.split("\n")[0],
@@ -58,22 +69,23 @@ def main(argv=None) -> int:
     commands.add_parser("metadata", parents=[common], help="print the model's domains and sizes")
     args = parser.parse_args(argv)
     options = {name: getattr(args, name, default) for name, default in CONNECTION_DEFAULTS.items()}
-    try:
-        with StarGANClient(options["server"], options["model_name"], options["rest"], options["timeout"],
-                           options["retries"], options["version"]) as client:
-            if args.command == "metadata":
-                print(json.dumps(client.metadata(), indent=2))
-                return 0
-            paths = output_paths(args.out, args.image)
-            if args.command == "latent":
-                results = client.latent(args.image, args.domain, seed=args.seed, psi=args.psi)
-            else:
-                results = client.reference(args.image, args.reference, args.domain)
-    except (ServingError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    paths = [] if args.command == "metadata" else output_paths(args.out, args.image)
+    for path in paths:  # before the request: a result that cannot be written is lost
+        check_writable_file(path, "--out")
+    with StarGANClient(options["server"], options["model_name"], options["rest"], options["timeout"],
+                       options["retries"], options["version"]) as client:
+        if args.command == "metadata":
+            print(json.dumps(client.metadata(), indent=2))
+            return 0
+        if args.command == "latent":
+            results = client.latent(args.image, args.domain, seed=args.seed, psi=args.psi)
+        else:
+            results = client.reference(args.image, args.reference, args.domain)
     for path, result in zip(paths, results):
-        print(save_image(path, result))
+        try:
+            print(save_image(path, result))
+        except OSError as err:
+            raise UserError(f"--out {path}: cannot write it ({err.strerror or err}).") from None
     return 0
 
 

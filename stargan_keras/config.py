@@ -1,4 +1,5 @@
-"""The one typed configuration of a StarGAN v2 run.
+"""The one typed configuration of a run: StarGAN v2 (the `model` section) or, with
+`model_family: v1`, StarGAN v1 (the `v1` section); `data` and `train` serve both.
 
 Defaults are the paper's (and the authors' release); YAML presets in `configs/`
 override them, and command-line flags override the presets. Every field of every
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value, key or flag that cannot be used; the message says which."""
 
 
@@ -128,6 +131,60 @@ class TrainConfig:
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+MODEL_FAMILIES = ("v2", "v1")
+V1_LABEL_TYPES = ("attributes", "categorical")
+V1_LR_DECAYS = ("linear", "released", "none")
+CELEBA_DEFAULT_ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+
+
+@dataclass
+class V1Config:
+    """StarGAN v1 (Choi et al., CVPR 2018): its networks, loss weights and Adam settings.
+
+    Defaults are the paper's and the authors' `main.py` (yunjey/stargan), whose flag
+    names the fields keep. The shared `train` section still sets the batch, the
+    iterations, the seed, the strategy and the precision.
+    """
+
+    image_size: int = option(128, "v1: image height and width in pixels, divisible by 2**d_repeat_num")
+    c_dim: int = option(5, "v1: width of the label vector (attributes or classes)")
+    selected_attrs: list[str] = option(help="v1: the label vector's names, in order (CelebA attributes or "
+                                            "class names)", default_factory=lambda: list(CELEBA_DEFAULT_ATTRS))
+    label_type: str = option("attributes", "v1: attributes (independent binary, BCE as for CelebA) | "
+                                           "categorical (one-hot classes, softmax cross-entropy as for RaFD)")
+    g_conv_dim: int = option(64, "v1: channels of G's first conv")
+    d_conv_dim: int = option(64, "v1: channels of D's first conv")
+    g_repeat_num: int = option(6, "v1: residual blocks of G")
+    d_repeat_num: int = option(6, "v1: stride-2 convs of D")
+    lambda_cls: float = option(1.0, "v1: weight of the domain classification loss")
+    lambda_rec: float = option(10.0, "v1: weight of the reconstruction loss")
+    lambda_gp: float = option(10.0, "v1: weight of the gradient penalty")
+    n_critic: int = option(5, "v1: one G update every n_critic D updates")
+    g_lr: float = option(1e-4, "v1: learning rate of G")
+    d_lr: float = option(1e-4, "v1: learning rate of D")
+    beta1: float = option(0.5, "v1: Adam beta_1 of G and D")
+    beta2: float = option(0.999, "v1: Adam beta_2 of G and D")
+    lr_decay: str = option("linear", "v1: linear (the paper: to 0 over the last num_iters_decay iterations) | "
+                                     "released (the authors' code: lr0/num_iters_decay less every lr_update_step "
+                                     "iterations there, 0.1% in all by default) | none")
+    num_iters_decay: int = option(100_000, "v1: the last iterations, over which the learning rates decay")
+    lr_update_step: int = option(1000, "v1: with --lr-decay released, iterations between two decrements")
+
+    def validate(self) -> None:
+        for name in ("image_size", "c_dim", "g_conv_dim", "d_conv_dim", "g_repeat_num", "d_repeat_num",
+                     "n_critic", "num_iters_decay", "lr_update_step"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1.")
+        if self.image_size % 2 ** self.d_repeat_num:
+            raise ConfigError(f"--image-size {self.image_size}: must be divisible by 2**d_repeat_num = "
+                              f"{2 ** self.d_repeat_num} (D's classification head spans the last feature map).")
+        if self.selected_attrs and len(self.selected_attrs) != self.c_dim:
+            raise ConfigError(f"--selected-attrs has {len(self.selected_attrs)} names {self.selected_attrs} "
+                              f"but --c-dim is {self.c_dim}.")
+        if self.label_type not in V1_LABEL_TYPES:
+            raise ConfigError(f"--label-type {self.label_type!r}: choose one of {', '.join(V1_LABEL_TYPES)}.")
+        if self.lr_decay not in V1_LR_DECAYS:
+            raise ConfigError(f"--lr-decay {self.lr_decay!r}: choose one of {', '.join(V1_LR_DECAYS)}.")
 
 
 @dataclass
@@ -137,15 +194,22 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    v1: V1Config = field(default_factory=V1Config)
     run_dir: str = option("runs/shapes", "run directory: config, checkpoints, samples, logs; re-use it to resume")
+    model_family: str = option("v2", "v2 (StarGAN v2: the model section) | v1 (StarGAN, Choi et al. 2018: the "
+                                     "v1 section)")
 
     def validate(self) -> "Config":
-        self.model.validate()
+        if self.model_family not in MODEL_FAMILIES:
+            raise ConfigError(f"--model-family {self.model_family!r}: choose one of {', '.join(MODEL_FAMILIES)}.")
+        (self.v1 if self.model_family == "v1" else self.model).validate()
         self.train.validate()
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every section but the other family's networks (`model` for v1, `v1` for v2)."""
+        unused = "model" if self.model_family == "v1" else "v1"
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != unused}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -177,19 +241,20 @@ class Config:
         return apply_overrides(dataclasses.replace(self), overrides)
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "v1": V1Config}
+TOP_LEVEL = ("run_dir", "model_family")  # fields of Config itself, outside the sections
 
 
 def _merge(config: Config, data: dict, source: str) -> Config:
     """Copy a nested dict onto a config; unknown keys fail with the closest valid name."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections {list(SECTIONS)}, got {type(data).__name__}.")
-    top_keys = list(SECTIONS) + ["run_dir"]
+    top_keys = list(SECTIONS) + list(TOP_LEVEL)
     sections = {}
     for key, value in data.items():
         if key not in top_keys:
             raise ConfigError(f"{source}: unknown key {key!r}{_did_you_mean(key, top_keys)}")
-        if key == "run_dir":
+        if key in TOP_LEVEL:
             continue
         cls = SECTIONS[key]
         names = [f.name for f in dataclasses.fields(cls)]
@@ -200,8 +265,9 @@ def _merge(config: Config, data: dict, source: str) -> Config:
             current[sub_key] = _coerce(cls, sub_key, sub_value, f"{source}: {key}.{sub_key}")
         sections[key] = cls(**current)
     config = dataclasses.replace(config, **sections)
-    if "run_dir" in data:
-        config.run_dir = str(data["run_dir"])
+    for key in TOP_LEVEL:
+        if key in data:
+            setattr(config, key, _coerce(Config, key, data[key], f"{source}: {key}"))
     return config
 
 
@@ -248,8 +314,8 @@ def _coerce(cls, name: str, value, where: str):
 
 
 def flat_fields() -> dict[str, tuple[str | None, type]]:
-    """Map each flat field name to (section, dataclass); `run_dir` has no section."""
-    result: dict[str, tuple[str | None, type]] = {"run_dir": (None, Config)}
+    """Map each flat field name to (section, dataclass); `run_dir` and `model_family` have no section."""
+    result: dict[str, tuple[str | None, type]] = {name: (None, Config) for name in TOP_LEVEL}
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             assert f.name not in result, f"duplicate config field {f.name}"
@@ -261,17 +327,18 @@ def apply_overrides(config: Config, overrides: dict) -> Config:
     """Apply flat `name=value` overrides, each checked and coerced."""
     fields_by_name = flat_fields()
     sections = {name: dataclasses.replace(getattr(config, name)) for name in SECTIONS}
-    run_dir = config.run_dir
+    top = {name: getattr(config, name) for name in TOP_LEVEL}
     for name, value in overrides.items():
         if name not in fields_by_name:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"unknown option {flag}{_did_you_mean(name, list(fields_by_name))}")
         section, cls = fields_by_name[name]
+        coerced = _coerce(cls, name, value, "--" + name.replace("_", "-"))
         if section is None:
-            run_dir = str(value)
-            continue
-        setattr(sections[section], name, _coerce(cls, name, value, "--" + name.replace("_", "-")))
-    return Config(run_dir=run_dir, **sections)
+            top[name] = coerced
+        else:
+            setattr(sections[section], name, coerced)
+    return Config(**top, **sections)
 
 
 def presets_dir() -> Path:

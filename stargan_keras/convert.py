@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import sys
 
-from .authors_checkpoints import ConversionError, convert_checkpoint
-from .config import ConfigArgumentParser, ConfigError, add_config_flags, load_config, overrides_from_args
+from .authors_checkpoints import convert_checkpoint
+from .config import ConfigArgumentParser, add_config_flags, load_config, overrides_from_args
+from .errors import command
 
 MODEL_FLAGS = ("img_size", "num_domains", "w_hpf", "base_dim", "max_conv_dim", "style_dim", "latent_dim",
                "mapping_hidden_dim", "domain_names")
 
 
+@command
 def main(argv=None) -> int:
     parser = ConfigArgumentParser(prog="python -m stargan_keras.convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pytorch-checkpoint", required=True, metavar="FILE",
@@ -32,13 +34,9 @@ def main(argv=None) -> int:
                         help="replace --output even if it is a non-empty directory that is not a model directory")
     add_config_flags(parser, only=MODEL_FLAGS)
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config).replace(**overrides_from_args(args))
-        convert_checkpoint(args.pytorch_checkpoint, config, args.output, args.discriminator_checkpoint,
-                           overwrite=args.overwrite)
-    except (ConversionError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    config = load_config(args.config).replace(**overrides_from_args(args))
+    convert_checkpoint(args.pytorch_checkpoint, config, args.output, args.discriminator_checkpoint,
+                       overwrite=args.overwrite)
     return 0
 
 

@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 from stargan_keras import evaluation
-from stargan_keras.config import ConfigArgumentParser, ConfigError, add_config_flags, overrides_from_args
+from stargan_keras.config import ConfigArgumentParser, add_config_flags, overrides_from_args
+from stargan_keras.errors import command
 from stargan_keras.evaluation import EVAL_DIR, METRICS, MODES, EvaluationError, MetricNetworks
 
 DATA_FLAGS = ("dataset", "data_dir", "eval_batch_size")  # config fields the command may override
@@ -163,15 +164,13 @@ def print_summary(mode: str, results: dict, path: Path) -> None:
         print(f"  {key:<40} {value:.4f}")
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stargan_keras.metrics import InceptionWeightsError
-
     try:
         run(args)
-    except (ConfigError, InceptionWeightsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as err:
+        raise EvaluationError(str(err)) from None
     return 0
 
 

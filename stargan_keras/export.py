@@ -5,6 +5,9 @@
 dtypes and shapes (the contract for clients) are the table in serving/README.md,
 generated from `stargan_keras.serving.signatures`; `stargan_keras.serving.module`
 says how they check and resize their inputs.
+
+Exit status: 0 exported; 2 a flag, directory or model that cannot be used (one line,
+`--debug` for the traceback); 1 an internal error (with its traceback).
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import ConfigError
-from .inference import MEAN_STYLE_SAMPLES, load
-from .serving.export import export_saved_model
+from .errors import command
+from .imaging import MAX_IMAGE_PIXELS
+from .inference import MEAN_STYLE_SAMPLES
+from .serving.export import check_output, export_saved_model, load_model
 from .serving.signatures import DEFAULT_SIGNATURE, NAMES, SERVING_DEFAULT
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stargan_keras.export", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True,
@@ -25,19 +30,23 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default="models/stargan",
                         help="TF Serving model base path; the export goes to OUTPUT/<version>/")
     parser.add_argument("--version", type=int, default=None, help="default: one more than the latest version there")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an OUTPUT that holds other files than versions, or replace --version")
     parser.add_argument("--mean-style-samples", type=int, default=MEAN_STYLE_SAMPLES,
                         help="z samples per domain for the mean styles used by psi < 1")
+    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
+                        help="the most pixels (width x height) an input image may have, checked before decoding "
+                             f"encoded ones (default {MAX_IMAGE_PIXELS:,})")
     parser.add_argument("--model-name", default=None, help="model name in the warmup requests (default: OUTPUT's name)")
     args = parser.parse_args(argv)
     if args.mean_style_samples < 1:
         parser.error(f"--mean-style-samples {args.mean_style_samples}: must be at least 1")
-    try:
-        translator = load(args.checkpoint)
-        path = export_saved_model(translator, args.output, args.version, args.mean_style_samples, args.model_name,
-                                  progress=True)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    if args.max_image_pixels < 1:
+        parser.error(f"--max-image-pixels {args.max_image_pixels}: must be at least 1")
+    check_output(args.output, args.version, args.overwrite)  # before the work, which takes a while
+    translator = load_model(args.checkpoint)
+    path = export_saved_model(translator, args.output, args.version, args.mean_style_samples, args.model_name,
+                              progress=True, max_image_pixels=args.max_image_pixels, overwrite=args.overwrite)
     print(f"exported {path} with signatures {', '.join(NAMES)} ({SERVING_DEFAULT} = {DEFAULT_SIGNATURE})")
     return 0
 

@@ -3,14 +3,37 @@
 One rounding rule everywhere, the authors' `save_image`: round(clip((x + 1) / 2, 0, 1) * 255).
 The NumPy functions serve files and arrays; the `*_tensor` twins run inside graphs (serving,
 tf.data) and compute the same values.
+
+Image files are opened with a pixel limit checked from the header, before anything is
+decoded (`MAX_IMAGE_PIXELS`): a small file can declare a huge image (a decompression
+bomb), and decoding it would take gigabytes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .errors import UserError
+
+# The largest width x height of an image file that is decoded: 8192 x 8192, eight times a 4K UHD frame
+# (3840 x 2160). Set it here (or `export --max-image-pixels` for a served model) to change it.
+MAX_IMAGE_PIXELS = 64 * 2**20
+
+
+# Pillow warns as it opens an image over its own limit (PIL.Image.MAX_IMAGE_PIXELS); the checks here replace that
+# warning with an error naming the file. Filtered once, here: `warnings.catch_warnings` is not thread-safe.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class ImageError(UserError, ValueError):
+    """An image file that cannot be used (unreadable, or over the pixel limit); the message names it."""
 
 
 def to_uint8(x) -> np.ndarray:
@@ -39,18 +62,68 @@ def from_uint8_tensor(u8):
     return tf.cast(u8, tf.float32) / 127.5 - 1.0
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Any image file (grayscale, RGBA, palette, CMYK...) as RGB; errors name the file."""
-    try:
-        with Image.open(path) as image:
+def check_image_pixels(width: int, height: int, what, limit: int | None = None) -> None:
+    """Fail with an ImageError naming `what` when width x height is over `limit` (default MAX_IMAGE_PIXELS)."""
+    limit = MAX_IMAGE_PIXELS if limit is None else limit
+    if width * height > limit:
+        raise ImageError(f"{what} is {width} x {height} = {width * height:,} pixels, over the limit of {limit:,} "
+                         "pixels (stargan_keras.imaging.MAX_IMAGE_PIXELS, which guards against decompression "
+                         "bombs): scale it down.")
+
+
+def image_size_from_header(source, what=None, limit: int | None = None) -> tuple[int, int]:
+    """(width, height) of an image file (a path or its bytes) from its header, decoding nothing.
+
+    Raises ImageError for data that is not an image Pillow reads, and for an image over
+    Pillow's own bomb limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, which stops `Image.open`
+    before it gives the size); `what` names the file in messages.
+    """
+    with _opened(source, what, limit) as image:
+        return image.size
+
+
+def check_image_file(source, what=None, limit: int | None = None) -> tuple[int, int]:
+    """An image file's (width, height) from its header, after `check_image_pixels`: nothing is decoded."""
+    width, height = image_size_from_header(source, what, limit)
+    check_image_pixels(width, height, _name(source, what), limit)
+    return width, height
+
+
+def open_rgb(source, what=None, limit: int | None = None) -> Image.Image:
+    """Any image file or its bytes (grayscale, RGBA, palette, CMYK...) as RGB, if its header declares at most
+    `limit` pixels (default MAX_IMAGE_PIXELS); errors name the file (or `what`)."""
+    with _opened(source, what, limit) as image:
+        check_image_pixels(*image.size, _name(source, what), limit)
+        try:
             return image.convert("RGB")
+        except (OSError, ValueError) as err:
+            raise ImageError(f"cannot read image {_name(source, what)}: {err}. Replace or remove this file.") from None
+
+
+def _name(source, what) -> str:
+    return what or ("image data" if isinstance(source, bytes) else str(source))
+
+
+@contextlib.contextmanager
+def _opened(source, what, limit):
+    """`Image.open` (which reads the header only), its errors as ImageErrors naming the file."""
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Image.DecompressionBombError as err:  # over twice Pillow's own limit: the size is only in its message
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = f"{int(found.group(1)):,}" if found else "too many"
+        limit = min(MAX_IMAGE_PIXELS if limit is None else limit, 2 * Image.MAX_IMAGE_PIXELS)
+        raise ImageError(f"{_name(source, what)} declares {pixels} pixels, over the limit of {limit:,} pixels "
+                         "(decompression bomb protection): scale it down.") from None
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read image {path}: {err}. Replace or remove this file.") from None
+        raise ImageError(f"cannot read image {_name(source, what)}: {err}. Replace or remove this file.") from None
+    with image:
+        yield image
 
 
 def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
     """An image file as float32 [H, W, 3] in [-1, 1], resized (bilinear) to size x size if given."""
-    image = open_rgb(path)
+    image = open_rgb(path)  # checks the pixel limit before decoding
     if size is not None and image.size != (size, size):
         image = image.resize((size, size), Image.BILINEAR)
     return from_uint8(np.asarray(image))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def _per_example_mean(x):
+def per_example_mean(x):
     """Mean over every axis but the batch axis."""
     x = tf.cast(x, tf.float32)
     return tf.reduce_mean(tf.reshape(x, [tf.shape(x)[0], -1]), axis=1)
@@ -22,7 +22,7 @@ def adversarial_loss(logits, target: float):
     """Binary cross-entropy of the discriminator's logits against a constant label (1 real, 0 fake)."""
     logits = tf.cast(logits, tf.float32)
     labels = tf.fill(tf.shape(logits), tf.constant(float(target), tf.float32))
-    return _per_example_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+    return per_example_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
 def r1_penalty(discriminator, x_real, y_real):
@@ -47,18 +47,18 @@ def r1_penalty(discriminator, x_real, y_real):
 
 def style_reconstruction_loss(s_pred, s_trg):
     """|E(G(x, s), y) - s|, mean over the style dimensions."""
-    return _per_example_mean(tf.abs(tf.cast(s_pred, tf.float32) - tf.cast(s_trg, tf.float32)))
+    return per_example_mean(tf.abs(tf.cast(s_pred, tf.float32) - tf.cast(s_trg, tf.float32)))
 
 
 def diversity_sensitive_loss(x_fake, x_fake2):
     """|G(x, s1) - G(x, s2)|, mean over pixels; the second image is a constant (the authors detach it)."""
     x_fake2 = tf.stop_gradient(x_fake2)
-    return _per_example_mean(tf.abs(tf.cast(x_fake, tf.float32) - tf.cast(x_fake2, tf.float32)))
+    return per_example_mean(tf.abs(tf.cast(x_fake, tf.float32) - tf.cast(x_fake2, tf.float32)))
 
 
 def cycle_consistency_loss(x_rec, x_real):
     """|G(G(x, s), E(x, y)) - x|, mean over pixels."""
-    return _per_example_mean(tf.abs(tf.cast(x_rec, tf.float32) - tf.cast(x_real, tf.float32)))
+    return per_example_mean(tf.abs(tf.cast(x_rec, tf.float32) - tf.cast(x_real, tf.float32)))
 
 
 def lambda_ds_at(step, lambda_ds0: float, ds_iter: int):

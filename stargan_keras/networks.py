@@ -32,7 +32,7 @@ def _pick_domain(outputs, y):
     return ops.take_along_axis(outputs, ops.reshape(ops.cast(y, "int32"), (-1, 1, 1)), axis=1)[:, 0]
 
 
-class _SymbolicBuild:
+class SymbolicBuild:
     """`load_model` rebuilds a model from its recorded input shapes, which neither builds sub-layers
     kept in lists nor knows that y is an integer: build these networks by one symbolic call instead."""
 
@@ -45,7 +45,7 @@ def _image_and_label(img_size):
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
-class Generator(_SymbolicBuild, keras.Model):
+class Generator(SymbolicBuild, keras.Model):
     """G(x, s): encoder of downsampling ResBlks, decoder of AdaIN ResBlks driven by the style s."""
 
     TORCH_MODULES = ("from_rgb", "encode", "decode", "to_rgb")
@@ -115,7 +115,7 @@ class Generator(_SymbolicBuild, keras.Model):
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
-class MappingNetwork(_SymbolicBuild, keras.Model):
+class MappingNetwork(SymbolicBuild, keras.Model):
     """F(z, y): an MLP shared by all domains, then one MLP head per domain."""
 
     TORCH_MODULES = ("shared", "unshared")
@@ -174,7 +174,7 @@ def _run(layer_list, x):
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
-class StyleEncoder(_SymbolicBuild, keras.Model):
+class StyleEncoder(SymbolicBuild, keras.Model):
     """E(x, y): a downsampling trunk to a 1x1 feature, then one linear style head per domain."""
 
     TORCH_MODULES = ("shared", "unshared")
@@ -199,7 +199,7 @@ class StyleEncoder(_SymbolicBuild, keras.Model):
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
-class Discriminator(_SymbolicBuild, keras.Model):
+class Discriminator(SymbolicBuild, keras.Model):
     """D(x, y): the same trunk as E, then a 1x1 conv with one real/fake logit per domain."""
 
     TORCH_MODULES = ("main",)

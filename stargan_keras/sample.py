@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from stargan_keras.config import ConfigError
-from stargan_keras.figures import VIDEO_FORMATS, sample
+from stargan_keras.errors import UserError, command
+from stargan_keras.figures import VIDEO_FORMATS, SampleError, sample
 
 COMMAND = "python -m stargan_keras.sample"
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from stargan_keras.inference import Translator
@@ -50,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         written = sample(translator, args.src, args.ref, args.out, seed=args.seed, num_latent=args.num_latent,
                          video_sources=args.video_sources, video_format=args.video_format,
                          progress=not args.quiet)
-    except (ConfigError, OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError) as err:  # unreadable image files and folders
+        if isinstance(err, UserError):
+            raise
+        raise SampleError(str(err)) from None
     print("\n".join(f"{name:<14}{path}" for name, path in written.items()))
     return 0
 

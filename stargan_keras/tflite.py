@@ -23,7 +23,9 @@ import argparse
 import sys
 import time
 
-from .serving.tflite import QUANTIZATIONS, TFLiteError, convert, verify
+from .errors import command
+from .imaging import check_image_file
+from .serving.tflite import QUANTIZATIONS, convert, verify
 
 
 def format_results(results) -> str:
@@ -34,6 +36,7 @@ def format_results(results) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stargan_keras.tflite", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -47,16 +50,15 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per signature (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (default: all cores)")
     args = parser.parse_args(argv)
-    try:
-        if not args.check:
-            start = time.perf_counter()
-            path = convert(args.saved_model, args.output, args.quantize)
-            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, --quantize {args.quantize}) "
-                  f"in {time.perf_counter() - start:.0f}s; verifying against {args.saved_model}")
-        results = verify(args.output, args.saved_model, args.image, args.reference, args.runs, args.threads)
-    except (TFLiteError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    for flag, image in (("--image", args.image), ("--reference", args.reference)):
+        if image is not None:  # before the conversion, which takes a while
+            check_image_file(image, f"{flag} {image}")
+    if not args.check:
+        start = time.perf_counter()
+        path = convert(args.saved_model, args.output, args.quantize)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, --quantize {args.quantize}) "
+              f"in {time.perf_counter() - start:.0f}s; verifying against {args.saved_model}")
+    results = verify(args.output, args.saved_model, args.image, args.reference, args.runs, args.threads)
     print(format_results(results))
     return 0
 

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 INSTALL_HINT = "pip install 'stargan-keras[torch]'"
 
 
-class TorchFileError(ValueError):
+class TorchFileError(UserError, ValueError):
     """A PyTorch file that cannot be read; the message names it and says what to do."""
 
 

@@ -8,7 +8,8 @@ network, EMA copy, optimizer state and the step, and the input pipeline is a pur
 function of (seed, step). Ctrl-C or SIGTERM finishes the current step, saves and exits;
 a non-finite loss stops the run before its weights are saved.
 
-Exit status: 0 done, 1 non-finite loss, 2 bad configuration or data, 130 interrupted (resumable).
+Exit status: 0 done, 2 bad configuration or data (one line; --debug shows the traceback), 3 non-finite
+loss, 130 interrupted (resumable), 1 an internal error (with its traceback).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from stargan_keras.config import (Config, ConfigArgumentParser, ConfigError, add_config_flags, load_config,
-                                  overrides_from_args, preset_names)
 from stargan_keras.checkpoint import RunDir
+from stargan_keras.config import (Config, ConfigArgumentParser, add_config_flags, load_config, overrides_from_args,
+                                  preset_names)
+from stargan_keras.errors import EXIT_INTERRUPTED, EXIT_NON_FINITE, command
 from stargan_keras.training import NonFiniteLoss, Outcome, train
 
-EXIT_NON_FINITE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 DATASET_PRESETS = {"afhq_v2": "afhq"}  # datasets without a preset of their own name
 COMMAND = "python -m stargan_keras.train"
 
@@ -72,14 +73,12 @@ def print_summary(config: Config, outcome: Outcome, domain_images) -> None:
     print(domain_images.bad_file_summary() or "bad image files skipped: none")
 
 
+@command
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The train command; exit codes as `stargan_keras.errors` says (3: a non-finite loss stopped the run)."""
     try:
         config, explicit = config_from_args(argv)
         outcome, domain_images = train(config, explicit)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
     except NonFiniteLoss as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_NON_FINITE

@@ -21,6 +21,8 @@ Exactly the authors' arithmetic, less of it:
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -73,29 +75,28 @@ class TorchAdam(keras.optimizers.Adam):
         return {**super().get_config(), "l2": self.l2}
 
 
-class StarGANv2(keras.Model):
-    """G, F, E, D, their EMA copies, the four optimizers and one training iteration per `train_step`.
+class TrainerBase(keras.Model):
+    """What the StarGAN v2 and v1 trainers share: optimizers built in the strategy scope, loss-scaled updates,
+    global-batch logs and compiled distributed steps.
 
-    Create it inside `strategy.scope()`. `train_step(batch)` runs on one replica
-    (as `fit` calls it); `distributed_train_step(batch)` runs a compiled
-    iteration on a global batch under the model's strategy.
+    A subclass sets `config`, `nets` (with `items()`), `step` and `loss_trackers`, and
+    provides `_make_optimizer(name)` and `train_step`. A trainer whose iterations are not
+    all alike (v1 updates G every n-th one) returns the kind of the next iteration from
+    `_step_kind()` and maps it to a step function in `_train_step_for(kind)`; each kind is
+    compiled once.
     """
 
-    def __init__(self, config: Config, **kwargs):
-        kwargs.setdefault("name", "stargan_v2")
+    def __init__(self, config: Config, log_keys, **kwargs):
+        """The state every trainer has: its validated config, the step counter and a tracker per logged term;
+        the subclass builds its networks (and sets `built`)."""
         super().__init__(**kwargs)
         config.validate()
         self.config = config
-        self.nets: Networks = build_networks(config.model)
-        self.nets_ema: Networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
-        for name in EMA_NETWORKS:
-            getattr(self.nets_ema, name).set_weights(getattr(self.nets, name).get_weights())
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.loss_trackers = {key: keras.metrics.Mean(name=key) for key in LOG_KEYS}
+        self.loss_trackers = {key: keras.metrics.Mean(name=key) for key in log_keys}
         self.optimizers: dict = {}
-        self._step_function = None
-        self.built = True
+        self._step_functions: dict = {}
 
     @property
     def metrics(self):
@@ -103,7 +104,7 @@ class StarGANv2(keras.Model):
         return list(self.loss_trackers.values())
 
     def compile(self, jit_compile: bool | None = None, **kwargs):
-        """Build the four optimizers from `config.train` (inside the strategy scope) and compile.
+        """Build one optimizer per network (inside the strategy scope) and compile.
 
         `jit_compile` defaults to `config.train.jit_compile`; it is turned off where
         XLA cannot run the strategy (see `distribute.resolve_jit_compile`).
@@ -116,18 +117,15 @@ class StarGANv2(keras.Model):
         with strategy.scope():
             self.optimizers = {}
             for name, network in self.nets.items():
-                optimizer = TorchAdam(train.f_lr if name == "mapping_network" else train.lr, train.beta_1,
-                                      train.beta_2, train.epsilon, l2=train.weight_decay, name=f"{name}_adam")
+                optimizer = self._make_optimizer(name)
                 if loss_scaling:
                     optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
                 optimizer.build(network.trainable_variables)
                 self.optimizers[name] = optimizer
-        self._step_function = None
+        self._step_functions = {}
 
-    def call(self, inputs, training=False):
-        """Latent-guided translation with the EMA networks: {x_src, y_trg, z_trg} -> images."""
-        styles = self.nets_ema.mapping_network(inputs["z_trg"], inputs["y_trg"])
-        return self.nets_ema.generator(inputs["x_src"], styles)
+    def _make_optimizer(self, name: str) -> keras.optimizers.Optimizer:
+        raise NotImplementedError
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Nothing to build: every variable exists once `compile()` has run.
@@ -137,11 +135,117 @@ class StarGANv2(keras.Model):
         under MultiWorkerMirroredStrategy.
         """
 
+    def _check_compiled(self):
+        if not self.optimizers:
+            raise RuntimeError(f"{type(self).__name__}.train_step: call compile() first; it builds the optimizers.")
+
+    def _update(self, tape, loss, names):
+        """Differentiate `loss` once and step the optimizers of the networks `names`.
+
+        Under mixed_float16 the loss is scaled by the first optimizer's loss scale;
+        the other networks' gradients are rescaled to their own optimizer's scale.
+        """
+        optimizers = [self.optimizers[name] for name in names]
+        variables = [getattr(self.nets, name).trainable_variables for name in names]
+        scales = [_loss_scale(opt) for opt in optimizers]
+        seed = None if scales[0] is None else tf.cast(scales[0], loss.dtype)
+        grads = tape.gradient(loss, [v for vs in variables for v in vs], output_gradients=seed)
+        start = 0
+        for index, (optimizer, vs) in enumerate(zip(optimizers, variables)):
+            pairs = [(g, v) for g, v in zip(grads[start:start + len(vs)], vs) if g is not None]
+            start += len(vs)
+            if index > 0 and scales[index] is not None:
+                pairs = [(g * (scales[index] / scales[0]), v) for g, v in pairs]
+            optimizer.apply_gradients(pairs)
+
+    @staticmethod
+    def _global_logs(logs: dict, keys) -> dict:
+        """The terms `keys` (those present) summed over replicas: per-replica sums / global batch -> global."""
+        keys = [key for key in keys if key in logs]
+        values = tf.stack([logs[key] for key in keys])
+        context = tf.distribute.get_replica_context()
+        if context is not None:
+            values = context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+        return dict(zip(keys, tf.unstack(values)))
+
+    def _step_kind(self):
+        """The kind of the next iteration (see the class docstring); one kind by default."""
+        return None
+
+    def _train_step_for(self, kind):
+        return self.train_step
+
+    def distributed_train_step(self, batch: dict) -> dict:
+        """One iteration on a global batch dict (split in order across replicas), compiled unless `run_eagerly`."""
+        kind = self._step_kind()
+        if kind not in self._step_functions:
+            self._step_functions[kind] = self._compile(functools.partial(self._replica_step, kind=kind))
+        if not isinstance(next(iter(batch.values())), tf.distribute.DistributedValues):
+            batch = distribute_batch(self.distribute_strategy, batch)
+        return self._step_functions[kind](batch)
+
+    def make_train_function(self, force=False):
+        """`fit`'s step: one iteration on the next batch of its distributed iterator.
+
+        Keras' own averages the logs over replicas with `strategy.reduce(..., axis=0)`,
+        which fails on scalars under MultiWorkerMirroredStrategy; these logs are already
+        global-batch values on every replica, so replica 0's are returned.
+        """
+        if self.train_function is None or force:
+            compiled = {}
+
+            def train_function(iterator):
+                kind = self._step_kind()
+                if kind not in compiled:
+                    compiled[kind] = self._compile(lambda it: self._replica_step(next(it), kind))
+                return compiled[kind](iterator)
+
+            self.train_function = train_function
+        return self.train_function
+
+    def _replica_step(self, batch, kind=None):
+        strategy = self.distribute_strategy
+        logs = strategy.run(self._train_step_for(kind), args=(batch,))
+        return {key: strategy.experimental_local_results(value)[0] for key, value in logs.items()}
+
+    def _compile(self, function):
+        if self.run_eagerly:
+            return function
+        return tf.function(function, jit_compile=bool(self.jit_compile), reduce_retracing=True, autograph=False)
+
+
+class StarGANv2(TrainerBase):
+    """G, F, E, D, their EMA copies, the four optimizers and one training iteration per `train_step`.
+
+    Create it inside `strategy.scope()`. `train_step(batch)` runs on one replica
+    (as `fit` calls it); `distributed_train_step(batch)` runs a compiled
+    iteration on a global batch under the model's strategy.
+    """
+
+    def __init__(self, config: Config, **kwargs):
+        kwargs.setdefault("name", "stargan_v2")
+        super().__init__(config, LOG_KEYS, **kwargs)
+        self.nets: Networks = build_networks(config.model)
+        self.nets_ema: Networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
+        for name in EMA_NETWORKS:
+            getattr(self.nets_ema, name).set_weights(getattr(self.nets, name).get_weights())
+        self.built = True
+
+    def _make_optimizer(self, name: str) -> TorchAdam:
+        """The four optimizers of `config.train` (F's with its own learning rate)."""
+        train = self.config.train
+        return TorchAdam(train.f_lr if name == "mapping_network" else train.lr, train.beta_1, train.beta_2,
+                         train.epsilon, l2=train.weight_decay, name=f"{name}_adam")
+
+    def call(self, inputs, training=False):
+        """Latent-guided translation with the EMA networks: {x_src, y_trg, z_trg} -> images."""
+        styles = self.nets_ema.mapping_network(inputs["z_trg"], inputs["y_trg"])
+        return self.nets_ema.generator(inputs["x_src"], styles)
+
     def train_step(self, data):
         """One training iteration on this replica's slice of the global batch; returns every loss term."""
-        if not self.optimizers:
-            raise RuntimeError("StarGANv2.train_step: call compile() first; it builds the optimizers.")
-        batch = _as_batch(data)
+        self._check_compiled()
+        batch = as_batch(data, BATCH_KEYS, type(self).__name__)
         x_src, x_ref, x_ref2 = batch["x_src"], batch["x_ref"], batch["x_ref2"]
         y_src, y_trg = batch["y_src"], batch["y_trg"]
         z_trg, z_trg2 = batch["z_trg"], batch["z_trg2"]
@@ -189,41 +293,22 @@ class StarGANv2(keras.Model):
         D = self.nets.discriminator
         with tf.GradientTape() as tape:
             logits_real, r1 = r1_penalty(D, x_real, y_real)
-            terms = {"real": _average(adversarial_loss(logits_real, 1)),
-                     "fake": _average(adversarial_loss(D(x_fake, y_fake), 0)),
-                     "reg": _average(r1)}
+            terms = {"real": average_over_global_batch(adversarial_loss(logits_real, 1)),
+                     "fake": average_over_global_batch(adversarial_loss(D(x_fake, y_fake), 0)),
+                     "reg": average_over_global_batch(r1)}
             loss = terms["real"] + terms["fake"] + self.config.train.lambda_reg * terms["reg"]
         self._update(tape, loss, ("discriminator",))
         return {f"D/{mode}_{key}": value for key, value in terms.items()}
 
     def _generator_loss(self, mode, x_real, x_fake, x_fake2, s_trg, s_pred, x_rec, logits_fake, lambda_ds):
         train = self.config.train
-        terms = {"adv": _average(adversarial_loss(logits_fake, 1)),
-                 "sty": _average(style_reconstruction_loss(s_pred, s_trg)),
-                 "ds": _average(diversity_sensitive_loss(x_fake, x_fake2)),
-                 "cyc": _average(cycle_consistency_loss(x_rec, x_real))}
+        terms = {"adv": average_over_global_batch(adversarial_loss(logits_fake, 1)),
+                 "sty": average_over_global_batch(style_reconstruction_loss(s_pred, s_trg)),
+                 "ds": average_over_global_batch(diversity_sensitive_loss(x_fake, x_fake2)),
+                 "cyc": average_over_global_batch(cycle_consistency_loss(x_rec, x_real))}
         loss = (terms["adv"] + train.lambda_sty * terms["sty"] - lambda_ds * terms["ds"]
                 + train.lambda_cyc * terms["cyc"])
         return loss, {f"G/{mode}_{key}": value for key, value in terms.items()}
-
-    def _update(self, tape, loss, names):
-        """Differentiate `loss` once and step the optimizers of the networks `names`.
-
-        Under mixed_float16 the loss is scaled by the first optimizer's loss scale;
-        the other networks' gradients are rescaled to their own optimizer's scale.
-        """
-        optimizers = [self.optimizers[name] for name in names]
-        variables = [getattr(self.nets, name).trainable_variables for name in names]
-        scales = [_loss_scale(opt) for opt in optimizers]
-        seed = None if scales[0] is None else tf.cast(scales[0], loss.dtype)
-        grads = tape.gradient(loss, [v for vs in variables for v in vs], output_gradients=seed)
-        start = 0
-        for index, (optimizer, vs) in enumerate(zip(optimizers, variables)):
-            pairs = [(g, v) for g, v in zip(grads[start:start + len(vs)], vs) if g is not None]
-            start += len(vs)
-            if index > 0 and scales[index] is not None:
-                pairs = [(g * (scales[index] / scales[0]), v) for g, v in pairs]
-            optimizer.apply_gradients(pairs)
 
     def _update_ema(self):
         """w_ema <- lerp(w, w_ema, beta) for G, F, E, on every replica's own copy."""
@@ -246,46 +331,12 @@ class StarGANv2(keras.Model):
 
     def _finish_logs(self, logs):
         """Global-batch values of every term (summed over replicas), the trackers updated."""
-        keys = [key for key in LOG_KEYS if key in logs]
-        values = tf.stack([logs[key] for key in keys])
-        context = tf.distribute.get_replica_context()
-        if context is not None:
-            values = context.all_reduce(tf.distribute.ReduceOp.SUM, values)
-        result = dict(zip(keys, tf.unstack(values)))
+        result = self._global_logs(logs, LOG_KEYS)
         # What the authors log: the weight after this iteration's decay.
         result["G/lambda_ds"] = lambda_ds_at(self.step, self.config.train.lambda_ds, self.config.train.ds_iter)
         for key, value in result.items():
             self.loss_trackers[key].update_state(value)
         return result
-
-    def distributed_train_step(self, batch: dict) -> dict:
-        """One iteration on a global batch dict (split in order across replicas), compiled unless `run_eagerly`."""
-        if self._step_function is None:
-            self._step_function = self._compile(self._replica_step)
-        if not isinstance(next(iter(batch.values())), tf.distribute.DistributedValues):
-            batch = distribute_batch(self.distribute_strategy, batch)
-        return self._step_function(batch)
-
-    def make_train_function(self, force=False):
-        """`fit`'s step: one iteration on the next batch of its distributed iterator.
-
-        Keras' own averages the logs over replicas with `strategy.reduce(..., axis=0)`,
-        which fails on scalars under MultiWorkerMirroredStrategy; these logs are already
-        global-batch values on every replica, so replica 0's are returned.
-        """
-        if self.train_function is None or force:
-            self.train_function = self._compile(lambda iterator: self._replica_step(next(iterator)))
-        return self.train_function
-
-    def _replica_step(self, batch):
-        strategy = self.distribute_strategy
-        logs = strategy.run(self.train_step, args=(batch,))
-        return {key: strategy.experimental_local_results(value)[0] for key, value in logs.items()}
-
-    def _compile(self, function):
-        if self.run_eagerly:
-            return function
-        return tf.function(function, jit_compile=bool(self.jit_compile), reduce_retracing=True, autograph=False)
 
     def checkpoint(self, **extra) -> tf.train.Checkpoint:
         """The training state: networks, EMA networks, optimizers, step, plus `extra` trackables."""
@@ -311,17 +362,17 @@ class StarGANv2(keras.Model):
                 assign_state_dict(torch_named_variables(network), states[name])
 
 
-def _as_batch(data) -> dict:
+def as_batch(data, keys, trainer: str) -> dict:
     """`fit` hands over the dataset element (a dict, or a 1-tuple holding it)."""
     if isinstance(data, (tuple, list)) and len(data) == 1:
         data = data[0]
-    missing = [key for key in BATCH_KEYS if key not in data]
+    missing = [key for key in keys if key not in data]
     if missing:
-        raise ValueError(f"StarGANv2.train_step: the batch lacks {missing}; it needs all of {list(BATCH_KEYS)}.")
-    return {key: data[key] for key in BATCH_KEYS}
+        raise ValueError(f"{trainer}.train_step: the batch lacks {missing}; it needs all of {list(keys)}.")
+    return {key: data[key] for key in keys}
 
 
-def _average(per_example):
+def average_over_global_batch(per_example):
     """Sum over this replica's examples / global batch: replicas' gradients then add up to the global mean."""
     return tf.nn.compute_average_loss(per_example)
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from stargan_keras import callbacks as cb
@@ -108,8 +109,9 @@ def load_data(config: Config):
         raise ConfigError(f"--dataset {config.data.dataset}: {err}") from None
 
 
-def build_model(config: Config, strategy, checkpoint_dir: Path, latest: str | None):
-    """StarGANv2 in the strategy's scope, its checkpoint manager, and the latest checkpoint restored."""
+def build_model(config: Config, strategy, checkpoint_dir: Path, run: RunDir):
+    """StarGANv2 in the strategy's scope, its checkpoint manager, and the run's newest readable checkpoint
+    restored (its prefix, or None for a new run)."""
     from stargan_keras.distribute import set_precision
     from stargan_keras.trainer import StarGANv2
 
@@ -119,14 +121,16 @@ def build_model(config: Config, strategy, checkpoint_dir: Path, latest: str | No
         model = StarGANv2(config)
         model.compile()
     checkpoint = model.checkpoint()
+    restored = run.restore_latest(checkpoint)
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=config.train.keep_checkpoints)
-    if latest:
-        try:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise ConfigError(f"checkpoint {latest} does not fit the requested model ({type(err).__name__}: "
-                              f"{str(err)[:300]}). Pass --run-dir NEW_DIR to start a new run.") from None
-    return model, manager
+    return model, manager, restored
+
+
+def checkpoint_bytes(model) -> int:
+    """The size of one training checkpoint: every network, EMA copy and optimizer variable."""
+    variables = [v for networks in (model.nets, model.nets_ema) for _, net in networks.items() for v in net.weights]
+    variables += [v for optimizer in model.optimizers.values() for v in optimizer.variables]
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def make_callbacks(config: Config, run: RunDir, model, manager, val_batch, start: int, chief: bool) -> list:
@@ -174,10 +178,11 @@ def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: 
     domain_images = load_data(config)
     config = adopt_dataset_domains(config, domain_images, explicit).validate()
     check_resumable(run, config)
-    latest = run.latest_checkpoint()
     if chief:
         config.save(run.config)
-    model, manager = build_model(config, strategy, checkpoint_dir, latest)
+    model, manager, latest = build_model(config, strategy, checkpoint_dir, run)
+    if chief:
+        run.check_room(checkpoint_bytes(model))
     start, total = int(model.step.numpy()), config.train.total_iters
     print_start(config, run, domain_images, strategy, start, latest)
     if start >= total:

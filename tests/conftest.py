@@ -1,4 +1,4 @@
-"""Shared test setup: quiet TensorFlow, a float32 policy per test, the tiny model config, the optional ../shared data."""
+"""Shared test setup: quiet TensorFlow, a float32 policy per test, the tiny model config, the ../shared data."""
 
 import os
 from pathlib import Path

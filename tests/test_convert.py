@@ -107,7 +107,7 @@ def test_command_line_converts_and_load_returns_the_networks(tmp_path, narrow_co
     assert model.style_encoder(np.zeros((2, 32, 32, 3), "float32"), np.array([0, 2], "int32")).shape == (2, 16)
 
     assert main(["--pytorch-checkpoint", str(ema_path), "--config", str(yaml_path), "--output",
-                 str(tmp_path / "bad")]) == 1
+                 str(tmp_path / "bad")]) == 2  # a user error (stargan_keras.errors)
     assert "--num-domains 1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 

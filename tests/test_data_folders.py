@@ -127,3 +127,43 @@ def test_image_modes_decode_to_the_rgb_pil_sees(tmp_path, name, mode, fmt):
     got = (images[0].numpy() + 1.0) * 127.5
     tolerance = 6.0 if fmt == "JPEG" else 0.01  # TF and PIL use different JPEG IDCT/upsampling
     np.testing.assert_allclose(got, expected, atol=tolerance)
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_named_and_counted(tmp_path, caplog):
+    import os
+
+    root = make_coded_folder(tmp_path / "ds", {"a": 2, "b": 2})
+    odd = os.path.join(os.fsencode(root / "train" / "a"), b"caf\xe9.png")  # Latin-1 bytes in the name
+    Image.fromarray(solid([10, 20, 30])).save(os.fsdecode(odd), format="PNG")
+    with caplog.at_level(logging.WARNING):
+        data = load_folder(root)
+    assert data.counts("train") == [2, 2]
+    assert [bad.path.endswith("caf\\xe9.png") for bad in data.bad_files] == [True]
+    assert "not valid UTF-8" in data.bad_files[0].reason
+    summary = data.bad_file_summary()
+    summary.encode("utf-8")  # printable
+    assert "1 image file(s)" in summary and "caf\\xe9.png" in summary
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A few hundred bytes of PNG whose header declares width x height RGB pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\0" * (1 + 3 * width) * 16)  # the first rows only: nothing past the header is read
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_skipped_from_its_header_without_decoding(tmp_path):
+    root = make_coded_folder(tmp_path / "ds", {"a": 2, "b": 2})
+    bomb = root / "train" / "b" / "bomb.png"
+    bomb.write_bytes(png_declaring(12000, 12000))
+    assert bomb.stat().st_size < 100_000
+    data = load_folder(root)
+    assert data.counts("train") == [2, 2]
+    (bad,) = data.bad_files
+    assert bad.path.endswith("bomb.png") and "12000 x 12000 = 144,000,000 pixels, over the limit" in bad.reason

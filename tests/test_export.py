@@ -15,12 +15,13 @@ from PIL import Image
 
 from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras.checkpoint import save_networks
-from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras.imaging import MAX_IMAGE_PIXELS, from_uint8, to_uint8
 from stargan_keras.inference import load
 from stargan_keras.networks import build_networks
 from stargan_keras.serving.export import existing_versions, export_saved_model, resolve_version
 from stargan_keras.serving.signatures import NAMES
 from stargan_keras.serving.warmup import WARMUP_FILE
+from tests.serving_helpers import bmp_declaring, encoded, gif_frame_bomb, jpeg_declaring, png_bomb
 
 MEAN_SAMPLES = 64
 DOMAINS = ["cat", "dog", "wild"]
@@ -226,3 +227,106 @@ def test_versions_count_up_and_the_export_is_staged_atomically(exported, tmp_pat
     assert resolve_version(base, 3) == 3
     with pytest.raises(ValueError, match="already exists"):
         resolve_version(base, 7)
+
+
+def test_non_finite_codes_and_empty_batches_fail_naming_the_input(exported):
+    """In every signature that takes them, tensor and bytes variants: NaN or inf in z, psi or a style code is
+    an error naming the input and the rows, not an arbitrary image; a batch of 0 is an error naming the input,
+    not a shape error inside the generator."""
+    _, _, loaded = exported
+    image = smooth_images(2, 32)
+    z, psi, y = np.zeros((2, 16), np.float32), np.ones((2,), np.float32), np.array([0, 1], np.int32)
+    nan_z, inf_psi = z.copy(), psi.copy()
+    nan_z[1, 3], inf_psi[0] = np.nan, -np.inf
+    bytes_ = np.array([png(im) for im in image], dtype=object)
+    latent = {"image": image, "target_domain": y, "z": z, "psi": psi}
+    latent_bytes = {"image_bytes": bytes_, "target_domain": y, "z": z, "psi": psi}
+    codes = {"target_domain": y, "z": z, "psi": psi}
+    style = np.zeros((2, 64), np.float32)
+    style[0, 0] = np.inf
+    cases = [
+        ("latent_guided", {**latent, "z": nan_z}, "z must be finite (no NaN or inf); latent codes that are not, "
+                                                  "by index:] [1]"),
+        ("latent_guided", {**latent, "psi": inf_psi}, "psi must be finite"),
+        ("latent_guided", {**latent, "psi": np.float32(np.nan)}, "psi must be finite"),
+        ("serving_default", {**latent, "z": nan_z}, "z must be finite"),
+        ("latent_guided_bytes", {**latent_bytes, "z": nan_z}, "z must be finite"),
+        ("latent_guided_bytes", {**latent_bytes, "psi": inf_psi}, "psi must be finite"),
+        ("style_from_latent", {**codes, "z": nan_z}, "z must be finite"),
+        ("style_from_latent", {**codes, "psi": inf_psi}, "psi must be finite"),
+        ("synthesize", {"image": image, "style": style}, "style must be finite (no NaN or inf); style codes that "
+                                                         "are not, by index:] [0]"),
+    ]
+    empty_image, empty_y = np.zeros((0, 32, 32, 3), np.uint8), np.zeros((0,), np.int32)
+    empty_z, empty_bytes = np.zeros((0, 16), np.float32), np.array([], dtype=object)
+    cases += [
+        ("latent_guided", {"image": empty_image, "target_domain": empty_y, "z": empty_z, "psi": np.float32(1)},
+         "image must be uint8 [N, H, W, 3] RGB images with N, H, W >= 1"),
+        ("reference_guided", {"image": empty_image, "reference": empty_image, "reference_domain": empty_y},
+         "image must be uint8 [N, H, W, 3] RGB images with N, H, W >= 1"),
+        ("style_from_reference", {"reference": empty_image, "reference_domain": empty_y},
+         "reference must be uint8 [N, H, W, 3] RGB images with N, H, W >= 1"),
+        ("synthesize", {"image": empty_image, "style": np.zeros((0, 64), np.float32)}, "with N, H, W >= 1"),
+        ("style_from_latent", {"target_domain": empty_y, "z": empty_z, "psi": np.float32(1)},
+         "target_domain must be int32 [N] with N >= 1"),
+        ("latent_guided_bytes", {"image_bytes": empty_bytes, "target_domain": empty_y, "z": empty_z,
+                                 "psi": np.float32(1)}, "image_bytes must be a string [N] of encoded JPEG/PNG "
+                                                        "images with N >= 1"),
+        ("reference_guided_bytes", {"image_bytes": empty_bytes, "reference_bytes": empty_bytes,
+                                    "reference_domain": empty_y}, "image_bytes must be a string [N]"),
+    ]
+    for signature, inputs, expected in cases:
+        assert expected in error_message(loaded, signature, **inputs), (signature, expected)
+    assert run(loaded, "latent_guided", **latent)["image"].shape == (2, 32, 32, 3)  # still answering
+
+
+def test_encoded_images_over_the_pixel_limit_fail_before_decoding(exported):
+    """Decompression bombs in every format the bytes signatures take: refused from their headers (a PNG
+    declaring 20000 x 20000 would take 1.2 GB to decode), naming the input, the index and the limit."""
+    _, _, loaded = exported
+    good = png(smooth_images(1, 32)[0])
+    y, z = np.array([0, 1], np.int32), np.zeros((2, 16), np.float32)
+    limit = f"images over the limit of {MAX_IMAGE_PIXELS} pixels (width x height; export --max-image-pixels)"
+    for bomb, pixels in [(png_bomb(20000, 20000), 400_000_000), (jpeg_declaring(60000, 60000), 3_600_000_000),
+                         (gif_frame_bomb(9000), 81_000_000), (bmp_declaring(20000, 20000), 400_000_000)]:
+        message = error_message(loaded, "latent_guided_bytes", image_bytes=np.array([good, bomb], dtype=object),
+                                target_domain=y, z=z, psi=np.float32(1))
+        assert f"image_bytes: {limit}, by index:] [1] [pixels their headers declare:] [{pixels}]" in message
+        message = error_message(loaded, "reference_guided_bytes", image_bytes=np.array([good, good], dtype=object),
+                                reference_bytes=np.array([bomb, good], dtype=object), reference_domain=y)
+        assert f"reference_bytes: {limit}, by index:] [0]" in message
+    huge_gif = np.array([good, b"GIF89a" + bytes(MAX_IMAGE_PIXELS // 4)], dtype=object)  # its walk would cost GBs
+    message = error_message(loaded, "latent_guided_bytes", image_bytes=huge_gif, target_domain=y, z=z,
+                            psi=np.float32(1))
+    assert f"image_bytes: GIF files over {MAX_IMAGE_PIXELS // 4} bytes (a quarter of the pixel limit" in message
+    formats = [encoded(smooth_images(1, 40)[0], fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP")]  # decoded
+    out = run(loaded, "latent_guided_bytes", image_bytes=np.array(formats, dtype=object),
+              target_domain=np.zeros((4,), np.int32), z=np.zeros((4, 16), np.float32), psi=np.float32(1))
+    assert out["image_bytes"].shape == (4,)
+
+
+def test_the_version_directory_is_readable_by_other_users(exported):
+    """TF Serving may run as another user: directories 0755 and files 0644, not mkdtemp's 0700."""
+    _, path, _ = exported
+    modes = {p: p.stat().st_mode & 0o777 for p in [path, *path.rglob("*")]}
+    assert {oct(m) for p, m in modes.items() if p.is_dir()} == {"0o755"}
+    assert {oct(m) for p, m in modes.items() if not p.is_dir()} == {"0o644"}
+
+
+def test_an_output_that_is_not_a_serving_base_directory_is_refused(tmp_path):
+    from stargan_keras.serving.export import ExportError, check_output
+
+    base = tmp_path / "models"
+    (base / "3").mkdir(parents=True)
+    (base / ".4.tmp-x1y2").mkdir()  # what an interrupted export leaves
+    assert check_output(base) == 4 and check_output(tmp_path / "new") == 1
+    (base / "thesis.txt").write_text("years of work")
+    (base / "sub").mkdir()
+    with pytest.raises(ExportError, match=r"--output .*models is not a TF Serving model base directory: it holds "
+                                          r"sub/, thesis.txt.*--overwrite"):
+        check_output(base)
+    assert check_output(base, overwrite=True) == 4
+    assert check_output(base, 3, overwrite=True) == 3  # replaced, atomically
+    with pytest.raises(ExportError, match=r"--output .*thesis.txt is a file"):
+        check_output(base / "thesis.txt", overwrite=True)
+    assert (base / "thesis.txt").read_text() == "years of work"

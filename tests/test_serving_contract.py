@@ -6,7 +6,6 @@ import io
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,12 +13,10 @@ from PIL import Image
 
 from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras.imaging import from_uint8, to_uint8
-from stargan_keras.inference import Translator
-from stargan_keras.networks import build_networks
 from stargan_keras.serving import signatures as table
 from stargan_keras.serving.client import StarGANClient
-from stargan_keras.serving.export import export_saved_model
 from stargan_keras.serving.warmup import WARMUP_FILE
+from tests.serving_helpers import export_random_model
 
 MEAN_SAMPLES = 32
 BOUNDARY = 1e-3  # uint8 levels: a float this close to k + 0.5 may round either way once optimized
@@ -30,13 +27,7 @@ SERVING_README = Path(__file__).resolve().parents[1] / "serving" / "README.md"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_config):
     """(Translator, export path, the export loaded by the session-based loader), one fixed-seed tiny model."""
-    keras.utils.set_random_seed(4321)
-    cfg = tiny_config()
-    translator = Translator(cfg, build_networks(cfg.model, with_discriminator=False),
-                            mean_style_samples=MEAN_SAMPLES)
-    path = export_saved_model(translator, tmp_path_factory.mktemp("models") / "stargan",
-                              mean_style_samples=MEAN_SAMPLES)
-    translator.mean_styles()  # computed as the export computed its own
+    translator, path = export_random_model(tiny_config(), tmp_path_factory.mktemp("models"), 4321, MEAN_SAMPLES)
     session = SavedModelSession(path)
     yield translator, path, session
     session.close()

@@ -8,23 +8,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import base64
-import json
-import re
 import shutil
 import subprocess
 import threading
 import time
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-import grpc
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras import client as client_cli
@@ -35,11 +28,9 @@ from stargan_keras.networks import build_networks
 from stargan_keras.serving.client import ServingError, StarGANClient
 from stargan_keras.serving.export import export_saved_model
 from tests.net_helpers import free_ports
+from tests.serving_helpers import MODEL_NAME, ExportPredictor, rest_handler, start_grpc_server
 
 pytestmark = pytest.mark.slow  # in-process gRPC and HTTP servers (and tensorflow_model_server when installed)
-
-MODEL_NAME = "stargan"
-STATUS = {code.value[0]: code for code in grpc.StatusCode}  # TF error codes are gRPC's canonical codes
 
 
 @pytest.fixture(scope="module")
@@ -54,118 +45,13 @@ def exported(tmp_path_factory, tiny_config):
     session.close()
 
 
-def serving_message(error: tf.errors.OpError) -> str:
-    """The status message TF Serving would return (the Python session adds a prefix)."""
-    return error.message.replace("Graph execution error:", "").strip()
-
-
-class ExportPredictor:
-    """TF Serving's Predict over a session-loaded export: the checks of predict_util.cc, then Session::Run."""
-
-    def __init__(self, session: SavedModelSession, version: int):
-        self.session, self.version = session, version
-
-    def predict(self, model_name, version, signature_name, inputs):
-        """-> (outputs, None) or (None, (grpc.StatusCode, message))."""
-        if model_name != MODEL_NAME or version not in (None, self.version):
-            which = f"Latest({model_name})" if version is None else f"Specific({model_name}, {version})"
-            return None, (grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {which}")
-        name = signature_name or "serving_default"
-        signature = self.session.signatures.get(name)
-        if signature is None or name.startswith("__"):
-            return None, (grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
-        if set(inputs) != set(signature.inputs):
-            return None, (grpc.StatusCode.INVALID_ARGUMENT,
-                          f"input size does not match signature: {len(inputs)}!={len(signature.inputs)} "
-                          f"len({{{','.join(sorted(inputs))}}}) != len({{{','.join(sorted(signature.inputs))}}}).")
-        try:
-            return self.session.run(name, inputs), None
-        except tf.errors.OpError as error:
-            return None, (STATUS[error.error_code], serving_message(error))
-
-
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, predictor: ExportPredictor):
-        self.predictor = predictor
-
-    def Predict(self, request, context):
-        spec = request.model_spec
-        inputs = {}
-        for key, proto in request.inputs.items():
-            signature = self.predictor.session.signatures.get(spec.signature_name or "serving_default")
-            if signature is not None and key in signature.inputs and proto.dtype != signature.inputs[key].dtype:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"Expects arg {key} to be {tf.as_dtype(signature.inputs[key].dtype).name} but "
-                              f"{tf.as_dtype(proto.dtype).name} is provided")
-            inputs[key] = tf.make_ndarray(proto)
-        version = spec.version.value if spec.HasField("version") else None
-        outputs, error = self.predictor.predict(spec.name, version, spec.signature_name, inputs)
-        if error is not None:
-            context.abort(*error)
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = spec.name
-        response.model_spec.signature_name = spec.signature_name or "serving_default"
-        response.model_spec.version.value = self.predictor.version
-        for key, value in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-        return response
-
-
-def rest_handler(predictor: ExportPredictor):
-    """TF Serving's REST predict API, columnar ("inputs") format: b64 strings in, `*_bytes` outputs b64 out."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self):  # noqa: N802 (http.server's naming)
-            match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
-            if match is None:
-                return self.reply(404, {"error": "Malformed request: POST " + self.path})
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            name = body.get("signature_name") or "serving_default"
-            signature = predictor.session.signatures.get(name)
-            inputs = {}
-            for key, value in body["inputs"].items():
-                if signature is not None and key in signature.inputs and \
-                        signature.inputs[key].dtype == tf.string.as_datatype_enum:
-                    inputs[key] = np.array([base64.b64decode(v["b64"]) if isinstance(v, dict) else v.encode()
-                                            for v in value], dtype=object)
-                elif signature is not None and key in signature.inputs:
-                    inputs[key] = np.array(value, dtype=tf.as_dtype(signature.inputs[key].dtype).as_numpy_dtype)
-            version = int(match.group(2)) if match.group(2) else None
-            outputs, error = predictor.predict(match.group(1), version, name, inputs)
-            if error is not None:
-                status = 404 if error[0] == grpc.StatusCode.NOT_FOUND else 400
-                return self.reply(status, {"error": error[1]})
-            encoded = {key: [{"b64": base64.b64encode(v).decode()} for v in value] if key.endswith("_bytes")
-                       else np.vectorize(bytes.decode, otypes=[object])(value).tolist() if value.dtype == object
-                       else value.tolist()
-                       for key, value in outputs.items()}
-            self.reply(200, {"outputs": encoded if len(encoded) > 1 else next(iter(encoded.values()))})
-
-    return Handler
-
-
 @pytest.fixture(scope="module", params=["in_test", "tensorflow_model_server"])
 def grpc_server(request, exported):
     """The address of a PredictionService serving the export."""
     _, path, session = exported
     if request.param == "in_test":
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(ExportPredictor(session, int(path.name))), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        yield f"127.0.0.1:{port}"
+        server, address = start_grpc_server(session, int(path.name))
+        yield address
         server.stop(grace=None)
         return
     binary = shutil.which("tensorflow_model_server")
@@ -268,6 +154,22 @@ def test_bad_requests_come_back_readable_and_the_server_keeps_answering(exported
     assert client.latent([image[0]], "cat")[0].shape == (32, 32, 3)  # still answering
 
 
+def test_a_request_missing_an_input_is_reported_as_such(grpc_server):
+    """Not as a missing signature ("Export it again"): the inputs the request lacks, or has too many, by name."""
+    client = StarGANClient(grpc_server, timeout=30, retries=0)
+    ok = {"image": smooth_images(1, 32, seed=4), "target_domain": np.array([0], np.int32),
+          "z": np.zeros((1, 16), np.float32), "psi": np.float32(1.0)}
+    without_z = {key: value for key, value in ok.items() if key != "z"}
+    message = expect_error(lambda: client.predict("latent_guided", without_z), "INVALID_ARGUMENT",
+                           "rejected the 'latent_guided' request: missing input(s) z (it takes image, "
+                           "target_domain, z, psi)")
+    assert "has no signature" not in message and "Export it again" not in message
+    renamed = {**without_z, "latent": ok["z"]}
+    message = expect_error(lambda: client.predict("latent_guided", renamed), "INVALID_ARGUMENT",
+                           "missing input(s) z; unknown input(s) latent")
+    assert "has no signature" not in message
+
+
 def test_a_server_that_is_down_gives_a_clear_error_after_the_retries():
     start = time.perf_counter()
     message = expect_error(lambda: StarGANClient(f"127.0.0.1:{free_ports(1)[0]}", timeout=2, retries=1).metadata(),
@@ -292,7 +194,7 @@ def test_cli_writes_one_png_per_image(exported, grpc_server, tmp_path, capsys):
     assert_images_match(np.asarray(Image.open(tmp_path / "ref.png"))[None],
                         keras_reference(model, images[:1], images[1:], 1))
     assert client_cli.main(["--server", grpc_server, "latent", "--image", str(paths[0]), "--domain", "fox",
-                            "--out", str(tmp_path / "x.png")]) == 1
+                            "--out", str(tmp_path / "x.png")]) == 2  # a user error: exit 2, one line
     assert "unknown domain 'fox'" in capsys.readouterr().err
 
 

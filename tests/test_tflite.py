@@ -5,6 +5,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -102,7 +104,33 @@ def test_check_reverifies_an_existing_file_and_errors_name_the_input(converted, 
                             "--runs", "1"]) == 0
     printed = capsys.readouterr().out
     assert all(name in printed for name in TFLITE_NAMES) and "PSNR" in printed
-    assert tflite_cli.main(["--saved-model", str(tmp_path), "--output", str(tmp_path / "x.tflite")]) == 1
+    assert tflite_cli.main(["--saved-model", str(tmp_path), "--output", str(tmp_path / "x.tflite")]) == 2
     assert f"--saved-model {tmp_path}: no saved_model.pb" in capsys.readouterr().err
-    assert tflite_cli.main(["--saved-model", str(export), "--output", str(tmp_path / "x.tflite"), "--check"]) == 1
+    assert tflite_cli.main(["--saved-model", str(export), "--output", str(tmp_path / "x.tflite"), "--check"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"not a flatbuffer at all")
+    assert tflite_cli.main(["--saved-model", str(export), "--output", str(garbage), "--check"]) == 2
+    assert f"{garbage} is not a TFLite file" in capsys.readouterr().err
+
+
+def test_signature_runner_checks_inputs_against_the_model_and_names_them(converted):
+    """The runtime itself resizes a signature's inputs to what it is given: a 20 x 20 image would come back
+    20 x 20, and a z of the wrong length fail inside XNNPack naming a node number, not the input."""
+    _, _, files = converted
+    run = tflite.signature_runner(tflite.make_interpreter(files["none"], threads=1), "latent_guided")
+    good = tflite.sample_inputs(IMG_SIZE, 16, 64, 3)["latent_guided"]
+    assert run(**good)["image"].shape == (1, IMG_SIZE, IMG_SIZE, 3)
+    cases = [({"image": np.zeros((1, 20, 20, 3), np.uint8)}, "input 'image' must be uint8 [1, 32, 32, 3], got uint8 "
+                                                             "[1, 20, 20, 3] (TFLite signatures take one image at "
+                                                             "the model's size: resize it first)"),
+             ({"z": np.zeros((1, 15), np.float32)}, "input 'z' must be float32 [1, 16], got float32 [1, 15]"),
+             ({"psi": 0.7}, "input 'psi' must be float32 [], got float64 []"),
+             ({"target_domain": np.array([1], np.int64)}, "input 'target_domain' must be int32 [1], got int64")]
+    for change, expected in cases:
+        with pytest.raises(tflite.TFLiteError, match=re.escape(expected)):
+            run(**{**good, **change})
+    with pytest.raises(tflite.TFLiteError, match=re.escape("'latent_guided' takes inputs image, psi, target_domain, "
+                                                           "z; missing: z")):
+        run(**{k: v for k, v in good.items() if k != "z"})
+

@@ -137,7 +137,7 @@ def test_exact_resume_after_sigkill(lifecycle):
 @pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(lifecycle):
     result = lifecycle["nan"]
-    assert result["rc"] == 1, result["err"][-3000:]
+    assert result["rc"] == 3, result["err"][-3000:]  # EXIT_NON_FINITE
     assert "Traceback" not in result["err"]
     message = result["err"].split("error:", 1)[1]
     assert "step 3:" in message and any(f"loss term {key} " in message for key in LOG_KEYS)

@@ -39,8 +39,9 @@ def keras_weights(model) -> dict:
     from stargan_keras.torch_io import torch_shape
 
     out = {}
-    for prefix, networks in (("", model.nets), ("ema_", model.nets_ema)):
-        for name, network in networks.items():
+    groups = (("", model.nets), ("ema_", getattr(model, "nets_ema", None)))  # StarGAN v1 has no EMA networks
+    for prefix, networks in groups:
+        for name, network in networks.items() if networks is not None else ():
             for key, variable in torch_named_variables(network).items():
                 value = np.asarray(variable)
                 value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T if value.ndim == 2 else value

@@ -80,7 +80,7 @@ class DomainImages:
         """The end-of-run summary of skipped files (empty when there were none)."""
         if not self.bad_files:
             return ""
-        lines = [f"{len(self.bad_files)} image file(s) of {self.name} could not be decoded and were skipped:"]
+        lines = [f"{len(self.bad_files)} image file(s) of {self.name} could not be used and were skipped:"]
         lines += [f"  {bad.path}: {bad.reason}" for bad in self.bad_files[:limit]]
         if len(self.bad_files) > limit:
             lines.append(f"  ... and {len(self.bad_files) - limit} more")

@@ -2,7 +2,8 @@
 
 The layout is checked before anything else (so a typo fails in a second, naming the
 folder), then every file is decoded once, with the decoders training will use: a file
-that cannot be decoded is skipped with a warning naming it and listed in the dataset's
+that cannot be used (not decodable, over `imaging.MAX_IMAGE_PIXELS` by its header, a
+name that is not UTF-8) is skipped with a warning naming it and listed in the dataset's
 bad-file summary, so one bad file never kills a run hours later. Grayscale, RGBA and
 palette files are read as RGB by TensorFlow's decoders at training time; CMYK JPEGs and
 other formats hiding behind an image extension are converted with PIL here and kept in
@@ -23,6 +24,7 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_keras.data.domain_images import BadFile, DatasetError, DomainImages, ImageSource
+from stargan_keras.imaging import check_image_pixels
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +124,20 @@ def _domain_files(domains: list[Path]) -> list[list[Path]]:
     return result
 
 
+def display_path(path: str | Path) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 appear as \\x escapes."""
+    return os.fsencode(str(path)).decode("utf-8", errors="backslashreplace")
+
+
 def check_image(path: str | Path) -> CheckedImage:
     """Decode one file the way training will, to find bad files before training does."""
     try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return CheckedImage("bad", reason="its name is not valid UTF-8, which TensorFlow cannot open; rename it")
+    try:
         with Image.open(path) as image:
+            check_image_pixels(image.width, image.height, display_path(path))  # before any decoding
             if image.format == "PNG" or (image.format == "JPEG" and image.mode in ("L", "RGB")):
                 data = Path(path).read_bytes()
                 if image.format == "JPEG":
@@ -136,7 +148,7 @@ def check_image(path: str | Path) -> CheckedImage:
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="PNG", compress_level=1)
             return CheckedImage("inline", inline=buffer.getvalue())
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, tf.errors.OpError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, tf.errors.OpError) as err:  # ImageError too
         message = getattr(err, "message", None) or str(err) or type(err).__name__
         return CheckedImage("bad", reason=message.strip().splitlines()[-1])
 
@@ -176,8 +188,8 @@ def load_folder(root: str | Path, name: str | None = None, progress: bool = True
             for path in files:
                 verdict = next(checked)
                 if verdict.kind == "bad":
-                    log.warning("skipping %s: cannot be decoded (%s)", path, verdict.reason)
-                    bad_files.append(BadFile(str(path), verdict.reason))
+                    log.warning("skipping %s: cannot be used (%s)", display_path(path), verdict.reason)
+                    bad_files.append(BadFile(display_path(path), verdict.reason))
                     continue
                 if verdict.kind == "inline":
                     inline[len(good)] = verdict.inline
@@ -194,5 +206,5 @@ def load_folder(root: str | Path, name: str | None = None, progress: bool = True
     result = DomainImages(name=name or str(layout.root), domain_names=layout.domain_names, splits=splits,
                           bad_files=bad_files, converted=converted)
     if bad_files:
-        log.warning("%d image file(s) of %s cannot be decoded and are skipped.", len(bad_files), result.name)
+        log.warning("%d image file(s) of %s cannot be used and are skipped.", len(bad_files), result.name)
     return result

@@ -18,7 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from stargan_keras.errors import command
 
+
+@command
 def main(argv: list[str] | None = None) -> int:
     """Convert the LPIPS or the torchvision InceptionV3 weights into one `.weights.h5` file."""
     parser = argparse.ArgumentParser(

@@ -18,6 +18,7 @@ import tensorflow as tf
 from scipy import linalg
 
 from stargan_keras.imaging import from_uint8_tensor
+from stargan_keras.errors import UserError
 from stargan_keras.metrics import inception as tv_inception
 
 INCEPTION_SIZE = 299
@@ -29,7 +30,7 @@ KERAS_INCEPTION_HASH = "bcbd6486424b2319ff4ef7d526e38f63"
 INCEPTION_CHOICES = ("keras", "torchvision")
 
 
-class InceptionWeightsError(RuntimeError):
+class InceptionWeightsError(UserError, RuntimeError):
     """Inception weights that are neither cached nor downloadable; the message says what to provide."""
 
 

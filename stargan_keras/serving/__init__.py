@@ -8,4 +8,5 @@
 - `warmup`: TF Serving's warmup records.
 - `tflite`: TFLite files and their verification.
 - `client`: a gRPC / REST client of a served model.
+- `outputs`: the files the serving commands write, checked before the work.
 """

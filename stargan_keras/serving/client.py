@@ -3,12 +3,14 @@
 gRPC sends uint8 tensors to the `latent_guided` / `reference_guided` signatures;
 REST sends the files themselves, base64 in JSON, to the `*_bytes` signatures.
 Domain names are resolved with the model's `metadata` signature. Signature, input and
-output names are those of `serving.signatures`.
+output names are those of `serving.signatures`. Image files are checked against the pixel
+limit (`imaging.MAX_IMAGE_PIXELS`, from their headers) before anything is sent.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import socket
@@ -20,11 +22,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..imaging import open_rgb
+from ..errors import UserError
+from ..imaging import check_image_file, open_rgb
 from .signatures import DOMAIN, DOMAIN_NAMES_OUT, NAMES, SERVING_DEFAULT, SIZE_OUTS, signature
 
 GRPC_PORT, REST_PORT = 8500, 8501
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# TF Serving's words (predict_util.cc) for a request whose input names are not its signature's
+INPUT_MISMATCH = ("does not match signature", "not found in signature")
 
 
 def only_output(signature_name: str) -> str:
@@ -36,7 +41,7 @@ def only_output(signature_name: str) -> str:
     return output.name
 
 
-class ServingError(RuntimeError):
+class ServingError(UserError, RuntimeError):
     """A request TF Serving could not answer; the message says why and what to do. `code`: gRPC status name."""
 
     def __init__(self, message: str, code: str = "UNKNOWN"):
@@ -45,11 +50,9 @@ class ServingError(RuntimeError):
 
 
 def _read_image(image) -> np.ndarray:
-    """A path, encoded bytes or an array -> uint8 [H, W, 3]."""
+    """A path, encoded bytes or an array -> uint8 [H, W, 3] (files within the pixel limit)."""
     if isinstance(image, np.ndarray):
         return image if image.dtype == np.uint8 else np.asarray(image, np.uint8)
-    if isinstance(image, bytes):
-        return np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
     return np.asarray(open_rgb(image))
 
 
@@ -64,7 +67,15 @@ def _encoded(image) -> bytes:
     try:
         return Path(image).read_bytes()
     except OSError as err:
-        raise ValueError(f"cannot read image {image}: {err.strerror}. Check the path.") from None
+        raise ServingError(f"cannot read image {image}: {err.strerror}. Check the path.", "INVALID_ARGUMENT") from None
+
+
+def check_images(images) -> None:
+    """Fail before any request on an image file (a path or its bytes) that cannot be read or is over the pixel
+    limit, from its header (`imaging.check_image_file`)."""
+    for image in images:
+        if not isinstance(image, np.ndarray):
+            check_image_file(image)
 
 
 def _batch(images, size: int) -> np.ndarray:
@@ -109,14 +120,18 @@ class StarGANClient:
     def _predict_one(self, signature_name: str, inputs: dict):
         return self.predict(signature_name, inputs)[only_output(signature_name)]
 
-    def _explain(self, signature: str, code: str, details: str) -> ServingError:
+    def _explain(self, signature: str, code: str, details: str, sent=()) -> ServingError:
+        """A ServingError for TF Serving's answer (`sent`: the request's input names)."""
         model = f"model {self.model_name!r}" + (f" version {self.version}" if self.version is not None else "")
+        lowered = details.lower()
         if code == "NOT_FOUND":
             text = (f"{model} is not served at {self.server}: {details}. Check --model-name and --version against "
                     "the server's models.config (serving/models.config).")
-        elif "signature" in details.lower() and code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
+        elif "serving signature" in lowered and code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
             text = (f"{model} at {self.server} has no signature {signature!r}: {details}. Export it again with "
                     "`python -m stargan_keras.export` to get every signature.")
+        elif code == "INVALID_ARGUMENT" and any(m in lowered for m in INPUT_MISMATCH):
+            text = f"{model} rejected the {signature!r} request: {_input_mismatch(signature, sent)}{details}"
         elif code == "INVALID_ARGUMENT":
             text = f"{model} rejected the {signature!r} request: {details}"
         else:
@@ -144,9 +159,13 @@ class StarGANClient:
             response = self._stub.Predict(request, timeout=self.timeout)
         except grpc.RpcError as err:
             code, details = err.code(), err.details() or ""
+            if code == grpc.StatusCode.UNAVAILABLE and ("parsing HTTP/2" in details or "http1.x" in details):
+                raise ServingError(f"{self.server} did not answer in HTTP/2 (gRPC): it is probably TF Serving's REST "
+                                   f"port ({REST_PORT}); pass --rest, or point --server at the gRPC port "
+                                   f"({GRPC_PORT}).", code.name) from None
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise _Retryable(f"{code.name}: {details}", code.name) from None
-            raise self._explain(signature, code.name, details) from None
+            raise self._explain(signature, code.name, details, inputs) from None
         return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
 
     def _predict_rest(self, signature, inputs):
@@ -165,7 +184,13 @@ class StarGANClient:
             code = {404: "NOT_FOUND", 400: "INVALID_ARGUMENT"}.get(err.code, f"HTTP {err.code}")
             if err.code in (502, 503, 504):
                 raise _Retryable(f"HTTP {err.code}: {details}", "UNAVAILABLE") from None
-            raise self._explain(signature, code, details) from None
+            raise self._explain(signature, code, details, inputs) from None
+        except http.client.BadStatusLine as err:  # before ConnectionError: RemoteDisconnected is both
+            if isinstance(err, http.client.RemoteDisconnected):
+                raise _Retryable(str(err), "UNAVAILABLE") from None
+            raise ServingError(f"{self.server} did not answer in HTTP/1.1 (REST): it is probably TF Serving's gRPC "
+                               f"port ({GRPC_PORT}); drop --rest, or point --server at the REST port ({REST_PORT}).",
+                               "UNAVAILABLE") from None
         except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
             reason = getattr(err, "reason", err)
             code = "DEADLINE_EXCEEDED" if isinstance(reason, socket.timeout) else "UNAVAILABLE"
@@ -216,6 +241,7 @@ class StarGANClient:
     def latent(self, images, domain, seed: int = 0, psi: float = 1.0, z=None) -> list[np.ndarray]:
         """Latent-guided translation of several images into `domain` with one style (z, or the seed's z)."""
         images = list(images)
+        check_images(images)
         z = self.latent_code(seed) if z is None else np.asarray(z, np.float32)
         z = np.tile(z.reshape(1, -1), (len(images), 1)) if z.ndim == 1 or len(z) == 1 else z
         target = np.full((len(images),), self.domain_index(domain), np.int32)
@@ -232,8 +258,9 @@ class StarGANClient:
         if len(references) == 1:
             references = references * len(images)
         if len(references) != len(images):
-            raise ValueError(f"{len(images)} images but {len(references)} references: pass one reference, "
-                             "or one per image.")
+            raise ServingError(f"{len(images)} images but {len(references)} references: pass one reference, "
+                               "or one per image.", "INVALID_ARGUMENT")
+        check_images(images + references)
         domains = np.full((len(images),), self.domain_index(domain), np.int32)
         if self.rest:
             inputs = {"image_bytes": np.array([_encoded(im) for im in images], dtype=object),
@@ -243,6 +270,17 @@ class StarGANClient:
         size = self.metadata()["img_size"]
         inputs = {"image": _batch(images, size), "reference": _batch(references, size), "reference_domain": domains}
         return list(self._predict_one("reference_guided", inputs))
+
+
+def _input_mismatch(signature_name: str, sent) -> str:
+    """What a request's input names lack or have too many, by the table (empty for unknown signatures)."""
+    if signature_name not in NAMES and signature_name != SERVING_DEFAULT:
+        return ""
+    expected = [t.name for t in signature(signature_name).inputs]
+    missing, unknown = [n for n in expected if n not in sent], sorted(set(sent) - set(expected))
+    parts = ([f"missing input(s) {', '.join(missing)}"] if missing else []) + \
+        ([f"unknown input(s) {', '.join(unknown)}"] if unknown else [])
+    return f"{'; '.join(parts)} (it takes {', '.join(expected)}). " if parts else ""
 
 
 class _Retryable(Exception):

@@ -4,8 +4,8 @@ The signatures, their tensor names, dtypes and shapes are those of `serving.sign
 (the table in serving/README.md). Their inputs are declared with unknown shapes, so
 that every shape check happens inside the graph (`serving.checks`): a bad input fails
 with INVALID_ARGUMENT and a message naming it, in TF Serving as in any other runtime.
-Images of any size are resized to the model's S x S (bilinear, antialiased); images
-already S x S are used as they are. (`metadata` has an input only because TF Serving's
+Images of any size up to the export's pixel limit are resized to the model's S x S
+(bilinear, antialiased); images already S x S are used as they are. (`metadata` has an input only because TF Serving's
 REST API rejects signatures without inputs, and answers one row per `domain` entry so
 that `--enable_batching` can split its outputs by row.)
 
@@ -27,12 +27,14 @@ import inspect
 
 import tensorflow as tf
 
+from .. import imaging
 from ..imaging import from_uint8_tensor, to_uint8_tensor
 from ..inference import Translator
 from ..layers import torch_named_variables
 from ..networks import EMA_NETWORKS
 from . import checks
-from .signatures import DEFAULT_SIGNATURE, NAMES, SERVING_DEFAULT, SIGNATURES, SIZE_OUTS, dimensions, signature
+from .signatures import (DEFAULT_SIGNATURE, MAX_IMAGE_PIXELS_OUT, NAMES, SERVING_DEFAULT, SIGNATURES, SIZE_OUTS,
+                         dimensions, signature)
 
 TFLITE_PREFIX = "tflite_"
 DOMAIN_NAMES_ASSET = "domain_names.txt"
@@ -80,12 +82,15 @@ class StarGANServing(tf.Module):
     """The exported object: the EMA networks' variables, the mean styles, and the serving functions.
 
     `translator` gives the config and networks; its mean styles are computed here, eagerly,
-    and saved as the `mean_styles` variable that the traced functions read.
+    and saved as the `mean_styles` variable that the traced functions read. Input images
+    (decoded or declared by an encoded file's header) may have up to `max_image_pixels`
+    pixels (default `imaging.MAX_IMAGE_PIXELS`).
     """
 
-    def __init__(self, translator: Translator, domain_names_file: str):
+    def __init__(self, translator: Translator, domain_names_file: str, max_image_pixels: int | None = None):
         super().__init__(name="stargan")
         self.model = translator.config.model
+        self.max_image_pixels = int(imaging.MAX_IMAGE_PIXELS if max_image_pixels is None else max_image_pixels)
         self.domain_names = tuple(self.model.resolved_domain_names)
         # The tf.Variables under the Keras variables: tracking the Keras wrappers instead would save copies
         # that the traced functions do not read (the session loader then finds them uninitialized).
@@ -136,18 +141,20 @@ class StarGANServing(tf.Module):
         return from_uint8_tensor(x)
 
     def _images(self, images, name, batch=None, batch_of=None):
-        return self._model_input(checks.images(images, name, batch, batch_of))
+        return self._model_input(checks.images(images, name, self.max_image_pixels, batch, batch_of))
 
     def _decode(self, encoded, name, batch=None, batch_of=None):
         """Encoded JPEG/PNG/GIF/BMP strings [N] -> float32 [N, S, S, 3] in [-1, 1]."""
-        encoded = checks.encoded_images(encoded, name, batch, batch_of)
+        encoded = checks.encoded_images(encoded, name, self.max_image_pixels, batch, batch_of)
 
         def decode_one(data):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
             return self._model_input(image[None])[0]
 
         size = self.model.img_size
-        return tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        # One image at a time: a request's memory is then bounded by one image at the pixel limit, whatever N is.
+        return tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+                         parallel_iterations=1)
 
     def _domains(self, domains, name, batch, batch_of):
         return checks.domains(domains, name, batch, batch_of, self.domain_names)
@@ -202,4 +209,5 @@ class StarGANServing(tf.Module):
         k = tf.shape(index)[0]
         rows = lambda value: tf.fill([k], tf.constant(value, tf.int32))  # noqa: E731
         return _outputs("metadata", index, tf.tile(tf.constant(self.domain_names)[None], [k, 1]),
-                        *(rows(getattr(self.model, t.name)) for t in SIZE_OUTS))
+                        *(rows(getattr(self.model, t.name)) for t in SIZE_OUTS),
+                        tf.fill([k], tf.constant(self.max_image_pixels, tf.as_dtype(MAX_IMAGE_PIXELS_OUT.dtype))))

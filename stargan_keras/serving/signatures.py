@@ -70,7 +70,8 @@ SIZE_OUTS = (  # named after the `ModelConfig` fields they report
     Tensor("latent_dim", "int32", ("K",), "size of z"),
     Tensor("style_dim", "int32", ("K",), "size of a style code"),
 )
-METADATA_OUT = (DOMAIN_INDEX_OUT, DOMAIN_NAMES_OUT, *SIZE_OUTS)
+MAX_IMAGE_PIXELS_OUT = Tensor("max_image_pixels", "int64", ("K",), "the most pixels (H x W) an input image may have")
+METADATA_OUT = (DOMAIN_INDEX_OUT, DOMAIN_NAMES_OUT, *SIZE_OUTS, MAX_IMAGE_PIXELS_OUT)
 
 SIGNATURES: tuple[Signature, ...] = (
     Signature("latent_guided", (IMAGE, TARGET_DOMAIN, Z, PSI), (IMAGE_OUT,), True,
@@ -87,7 +88,7 @@ SIGNATURES: tuple[Signature, ...] = (
     Signature("reference_guided_bytes", (IMAGE_BYTES, REFERENCE_BYTES, REFERENCE_DOMAIN), (IMAGE_BYTES_OUT,), False,
               "reference_guided on encoded images"),
     Signature("metadata", (DOMAIN,), METADATA_OUT, False,
-              "the model's domains and sizes; resolves domain names to indices"),
+              "the model's domains, sizes and pixel limit; resolves domain names to indices"),
 )
 DEFAULT_SIGNATURE = "latent_guided"  # also published as `serving_default`
 SERVING_DEFAULT = "serving_default"

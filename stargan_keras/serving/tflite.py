@@ -17,26 +17,34 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ..errors import UserError
 from ..imaging import load_image, to_uint8
 from .module import TFLITE_PREFIX
+from .outputs import check_writable_file
 from .signatures import (DOMAIN, IMAGE, PSI, REFERENCE, REFERENCE_DOMAIN, SIZE_OUTS, STYLE, TARGET_DOMAIN,
                          TFLITE_NAMES, Z, signature)
 
 QUANTIZATIONS = ("none", "float16", "dynamic")
 
 
-class TFLiteError(ValueError):
+class TFLiteError(UserError, ValueError):
     """A SavedModel that cannot be converted, or a file that cannot be verified; the message says why."""
 
 
-def _load_export(saved_model_dir):
+def _load_export(saved_model_dir, twins: bool = True):
+    """The export loaded with `tf.saved_model.load`, with (twins) its tflite_* functions; errors name it."""
     path = Path(saved_model_dir)
     if not (path / "saved_model.pb").exists():
         raise TFLiteError(f"--saved-model {path}: no saved_model.pb there. Pass a version directory written by "
                           "`python -m stargan_keras.export`, e.g. models/stargan/1.")
-    loaded = tf.saved_model.load(str(path))
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        reason = (getattr(err, "message", None) or str(err) or type(err).__name__).strip().splitlines()[0]
+        raise TFLiteError(f"--saved-model {path}: cannot load it ({reason[:200]}). Export it again with "
+                          "`python -m stargan_keras.export`.") from None
     missing = [n for n in TFLITE_NAMES if not hasattr(loaded, TFLITE_PREFIX + n)]
-    if missing:
+    if twins and missing:
         raise TFLiteError(f"--saved-model {path} has no {TFLITE_PREFIX}* functions ({', '.join(missing)} missing): "
                           "it was not written by this version of `stargan_keras.export`. Export it again.")
     return loaded
@@ -52,6 +60,8 @@ def convert_many(saved_model_dir, outputs: dict) -> dict:
     for quantize in outputs:
         if quantize not in QUANTIZATIONS:
             raise TFLiteError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZATIONS)}.")
+    for output in outputs.values():
+        check_writable_file(output, "--output", TFLiteError)
     loaded = _load_export(saved_model_dir)
     functions = {name: getattr(loaded, TFLITE_PREFIX + name).get_concrete_function() for name in TFLITE_NAMES}
     written = {}
@@ -105,7 +115,42 @@ def sample_inputs(img_size: int, latent_dim: int, style_dim: int, num_domains: i
 def make_interpreter(tflite_path, threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_path=str(tflite_path), num_threads=threads or os.cpu_count())
+    try:
+        return Interpreter(model_path=str(tflite_path), num_threads=threads or os.cpu_count())
+    except ValueError as err:
+        raise TFLiteError(f"{tflite_path} is not a TFLite file this runtime can load ({str(err).strip()[:200]}). "
+                          "Convert it again with `python -m stargan_keras.tflite`.") from None
+
+
+def signature_runner(interpreter, name: str):
+    """The interpreter's runner of signature `name`, as a function of its inputs (keywords) that checks them
+    first (`check_tflite_inputs`)."""
+    available = interpreter.get_signature_list()
+    if name not in available:
+        raise TFLiteError(f"the TFLite file has no signature {name!r} (it has {', '.join(available)}).")
+    runner = interpreter.get_signature_runner(name)
+    details = runner.get_input_details()
+    return lambda **inputs: runner(**check_tflite_inputs(details, inputs, name))
+
+
+def check_tflite_inputs(details: dict, inputs: dict, name: str) -> dict:
+    """inputs as arrays, each of the shape and dtype of the signature's input of its name (`details`: a
+    signature runner's input details), or a TFLiteError naming the input and what it must be."""
+    missing, unknown = sorted(set(details) - set(inputs)), sorted(set(inputs) - set(details))
+    if missing or unknown:
+        raise TFLiteError(f"signature {name!r} takes inputs {', '.join(sorted(details))}"
+                          + (f"; missing: {', '.join(missing)}" if missing else "")
+                          + (f"; unknown: {', '.join(unknown)}" if unknown else "") + ".")
+    checked = {}
+    for key, detail in details.items():
+        value, dtype, shape = np.asarray(inputs[key]), np.dtype(detail["dtype"]), [int(d) for d in detail["shape"]]
+        if value.dtype != dtype or list(value.shape) != shape:
+            hint = " (TFLite signatures take one image at the model's size: resize it first)" \
+                if len(shape) == 4 else ""
+            raise TFLiteError(f"signature {name!r}: input {key!r} must be {dtype.name} {shape}, got "
+                              f"{value.dtype.name} {list(value.shape)}{hint}.")
+        checked[key] = value
+    return checked
 
 
 def verify(tflite_path, saved_model_dir, image=None, reference=None, runs: int = 3, threads: int | None = None,
@@ -114,20 +159,17 @@ def verify(tflite_path, saved_model_dir, image=None, reference=None, runs: int =
     tflite_path = Path(tflite_path)
     if not tflite_path.exists():
         raise TFLiteError(f"{tflite_path} does not exist: convert it first (drop --check).")
-    saved = tf.saved_model.load(str(saved_model_dir))
+    saved = _load_export(saved_model_dir, twins=False)
     metadata = saved.signatures["metadata"](**{DOMAIN.name: tf.constant([""])})  # one row
     meta = {t.name: int(metadata[t.name][0]) for t in SIZE_OUTS}
     interpreter = make_interpreter(tflite_path, threads)
-    available = interpreter.get_signature_list()
     inputs = sample_inputs(meta["img_size"], meta["latent_dim"], meta["style_dim"], meta["num_domains"], image,
                            reference)
     size = tflite_path.stat().st_size
     results = []
     for name in signatures:
-        if name not in available:
-            raise TFLiteError(f"{tflite_path} has no signature {name!r} (it has {', '.join(available)}).")
+        runner = signature_runner(interpreter, name)
         expected = {k: v.numpy() for k, v in saved.signatures[name](**inputs[name]).items()}
-        runner = interpreter.get_signature_runner(name)
         actual = runner(**inputs[name])
         times = []
         for _ in range(runs):

@@ -1,0 +1,312 @@
+"""The in-browser demo's server side: a TFLite file and its metadata for the page, and a server that only
+serves files.
+
+Inference happens in the page (`demo_page/app.js`), which runs the TFLite file with LiteRT.js
+(npm `@litertjs/core`, https://ai.google.dev/edge/litert/web): this module turns what the user
+has (a `.tflite` file, an export version directory, a run or model directory) into a TFLite file
+and `model.json` (domain names and sizes), and serves them, the page and the LiteRT.js files
+from 127.0.0.1. The page's contract is the TFLite signatures of `serving.signatures` (static
+shapes: one S x S uint8 image, a scalar psi; see `serving.tflite`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError
+from .errors import UserError
+from .serving.signatures import IMAGE, STYLE, TARGET_DOMAIN, Z
+
+PAGE_DIR = Path(__file__).with_name("demo_page")
+MODEL_URL, METADATA_URL = "/model.tflite", "/model.json"
+LITERT_URL = "/litert/"          # LiteRT.js: /litert/core/{dist,wasm}/..., /litert/wasm-utils/dist/...
+LITERT_PACKAGES = ("core", "wasm-utils")  # @litertjs/core and the one package it imports
+HOST = "127.0.0.1"               # the demo is for the person at this machine: never another interface
+QUANTIZATIONS = ("none", "float16", "dynamic")  # as `python -m stargan_keras.tflite --quantize`
+
+
+class DemoError(UserError, ValueError):
+    """Something the user passed that the demo cannot use; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """The file the page runs and what the page needs to know about it (`model.json`)."""
+
+    tflite: Path
+    metadata: dict
+
+
+# -- the TFLite file and its metadata ------------------------------------------------------------------------------
+def tflite_metadata(path: Path, domain_names=None) -> dict:
+    """Sizes read from a TFLite file's signatures; the number of domains from its mean styles.
+
+    img_size, latent_dim and style_dim are static input shapes of the signatures. The domain
+    count is the first dimension of the per-domain mean styles [D, style_dim] that
+    `style_from_latent` gathers by `target_domain` (psi truncation, `inference.truncate`).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path))
+        runners = {name: interpreter.get_signature_runner(name).get_input_details()
+                   for name in ("latent_guided", "synthesize")}
+    except (ValueError, RuntimeError) as err:
+        raise DemoError(f"--model {path}: not a TFLite file of `python -m stargan_keras.tflite` ({_first_line(err)}). "
+                        "Convert an export with that command, or pass the export or run directory.") from None
+    image = runners["latent_guided"][IMAGE.name]["shape"]
+    meta = {"img_size": int(image[1]), "latent_dim": int(runners["latent_guided"][Z.name]["shape"][1]),
+            "style_dim": int(runners["synthesize"][STYLE.name]["shape"][1])}
+    num_domains = _mean_style_rows(path.read_bytes(), meta["style_dim"])
+    names = list(domain_names) if domain_names else [f"domain_{i}" for i in range(num_domains or 0)]
+    if num_domains is not None and len(names) != num_domains:
+        raise DemoError(f"--model {path}: the file has {num_domains} domains but {len(names)} domain names were "
+                        f"found ({', '.join(names)}); pass the export directory the file was converted from.")
+    if not names:
+        raise DemoError(f"--model {path}: cannot find the number of domains in the file; pass the export "
+                        "directory it was converted from instead.")
+    return {**meta, "num_domains": len(names), "domain_names": names}
+
+
+def _mean_style_rows(data: bytes, style_dim: int) -> int | None:
+    """D of the [D, style_dim] tensor that `style_from_latent`'s subgraph gathers with its target_domain input."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(data, 0)
+    gather = schema.BuiltinOperator.GATHER
+    for s in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(s)
+        if signature.SignatureKey() != b"style_from_latent":
+            continue
+        graph = model.Subgraphs(signature.SubgraphIndex())
+        domain_inputs = {signature.Inputs(i).TensorIndex() for i in range(signature.InputsLength())
+                         if signature.Inputs(i).Name() == TARGET_DOMAIN.name.encode()}
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != gather or op.InputsLength() < 2:
+                continue
+            params = graph.Tensors(op.Inputs(0)).ShapeAsNumpy()
+            if op.Inputs(1) in domain_inputs and len(params) == 2 and params[1] == style_dim:
+                return int(params[0])
+    return None
+
+
+def _first_line(err) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def prepare_model(path, workdir, quantize: str | None = None, mean_style_samples: int | None = None) -> DemoModel:
+    """A TFLite file and its metadata from a .tflite file, an export version directory or a run/model directory.
+
+    Conversions write into `workdir` and print one progress line per step.
+    """
+    from .serving.module import DOMAIN_NAMES_ASSET  # TensorFlow: imported only once there is a model to read
+
+    path, workdir = Path(path), Path(workdir)
+    if not path.exists():
+        raise DemoError(f"--model {path}: no such file or directory; pass a .tflite file, an export version "
+                        "directory (models/stargan/1) or a run directory (runs/shapes).")
+    if path.is_file():
+        if quantize is not None:
+            raise DemoError(f"--quantize {quantize}: the .tflite file {path} is served as it is; drop --quantize, or "
+                            "pass the export or run directory to convert it.")
+        names_file = path.with_name(DOMAIN_NAMES_ASSET)  # a copy of the export's assets file, if the user put one
+        names = _read_names(names_file) if names_file.exists() else None
+        return _with_metadata(path, tflite_metadata(path, names))
+    quantize = quantize or "none"
+    if (path / "saved_model.pb").exists():
+        export_dir = path
+    elif (path / "config.yaml").exists():
+        export_dir = _export(path, workdir / "export", mean_style_samples)
+    else:
+        raise DemoError(f"--model {path}: a directory with neither saved_model.pb (an export version directory) nor "
+                        "config.yaml (a run or model directory); pass one of those or a .tflite file.")
+    tflite = _convert(export_dir, workdir / f"model-{quantize}.tflite", quantize)
+    return _with_metadata(tflite, tflite_metadata(tflite, _read_names(export_dir / "assets" / DOMAIN_NAMES_ASSET)))
+
+
+def _with_metadata(tflite: Path, metadata: dict) -> DemoModel:
+    return DemoModel(tflite, {**metadata, "model_file": tflite.name, "model_bytes": tflite.stat().st_size})
+
+
+def _read_names(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _export(model_dir: Path, output: Path, mean_style_samples: int | None) -> Path:
+    from .inference import MEAN_STYLE_SAMPLES, load
+    from .serving.export import export_saved_model
+
+    samples = mean_style_samples or MEAN_STYLE_SAMPLES
+    with progress_line(f"loading {model_dir}"):
+        translator = load(model_dir)
+    try:
+        with progress_line(f"exporting a SavedModel ({samples} latent codes per domain for the mean styles)"):
+            return export_saved_model(translator, output, version=1, mean_style_samples=samples)
+    except ConfigError as err:
+        raise DemoError(str(err)) from None
+
+
+def _convert(export_dir: Path, output: Path, quantize: str) -> Path:
+    from .serving.tflite import TFLiteError, convert
+
+    try:
+        with progress_line(f"converting {export_dir} to TFLite (--quantize {quantize})"):
+            return convert(export_dir, output, quantize)
+    except TFLiteError as err:
+        raise DemoError(str(err)) from None
+
+
+@contextlib.contextmanager
+def progress_line(what: str, stream=None):
+    """One line that counts the seconds while a step runs (on a terminal), then says how long it took."""
+    stream = stream or sys.stdout
+    tty = stream.isatty()
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def tick():
+        while not done.wait(1.0):
+            stream.write(f"\r{what}... {time.perf_counter() - start:.0f}s")
+            stream.flush()
+
+    stream.write(f"{what}...{'' if tty else chr(10)}")
+    stream.flush()
+    ticker = threading.Thread(target=tick, daemon=True) if tty else None
+    if ticker:
+        ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if ticker:
+            ticker.join()
+        stream.write(f"{chr(13) if tty else ''}{what}: {time.perf_counter() - start:.1f}s\n")
+        stream.flush()
+
+
+# -- what the page computes, for Python users and the tests ---------------------------------------------------------
+def latent_from_seed(seed: int, latent_dim: int):
+    """The z the page draws for a seed (app.js `latentFromSeed`): mulberry32 uniforms, Box-Muller normals.
+
+    float32 [latent_dim]; equal to the page's up to the last bit of its float64 log/cos.
+    """
+    import numpy as np
+
+    state = seed & 0xFFFFFFFF
+
+    def uniform():
+        nonlocal state
+        state = (state + 0x6D2B79F5) & 0xFFFFFFFF
+        t = _imul(state ^ (state >> 15), state | 1)
+        t = ((t + _imul(t ^ (t >> 7), t | 61)) & 0xFFFFFFFF) ^ t
+        return ((t ^ (t >> 14)) & 0xFFFFFFFF) / 4294967296.0
+
+    values = []
+    while len(values) < latent_dim:
+        radius = math.sqrt(-2.0 * math.log(1.0 - uniform()))
+        angle = 2.0 * math.pi * uniform()
+        values += [radius * math.cos(angle), radius * math.sin(angle)]
+    return np.array(values[:latent_dim], np.float32)
+
+
+def _imul(a: int, b: int) -> int:
+    """JavaScript's Math.imul on uint32 bit patterns, as a uint32."""
+    return (a * b) & 0xFFFFFFFF
+
+
+# -- the server -----------------------------------------------------------------------------------------------------
+def find_litert(search=None) -> Path:
+    """node_modules/@litertjs, installed by `npm ci` from the repository's package.json.
+
+    Looked for in `search` (directories), else the current directory and the repository this
+    package sits in (an editable install).
+    """
+    roots = [Path(p) for p in search] if search else [Path.cwd(), Path(__file__).resolve().parents[1]]
+    roots = list(dict.fromkeys(root.resolve() for root in roots))
+    for root in roots:
+        candidate = root / "node_modules" / "@litertjs"
+        if all((candidate / name / "package.json").exists() for name in LITERT_PACKAGES):
+            return candidate
+    raise DemoError(f"LiteRT.js is not installed (no node_modules/@litertjs in {', '.join(map(str, roots))}): "
+                    "run `npm ci` in the repository root, where package.json is.")
+
+
+def routes(model: DemoModel, metadata_file: Path, litert: Path) -> dict:
+    """URL path -> file, and URL prefix (ending in /) -> directory: everything the server answers."""
+    table = {"/": PAGE_DIR / "index.html", MODEL_URL: model.tflite, METADATA_URL: metadata_file}
+    table.update({f"/{page.name}": page for page in PAGE_DIR.iterdir() if page.is_file()})
+    table[f"{LITERT_URL}core/dist/"] = litert / "core" / "dist"
+    table[f"{LITERT_URL}core/wasm/"] = litert / "core" / "wasm"
+    table[f"{LITERT_URL}wasm-utils/dist/"] = litert / "wasm-utils" / "dist"
+    return table
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """GET/HEAD of the route table's files; anything else is 404, directories are never listed."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
+                      ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
+                      ".tflite": "application/octet-stream", ".map": "application/json"}
+
+    def __init__(self, *args, table: dict, **kwargs):
+        self.table = table
+        super().__init__(*args, **kwargs)
+
+    def translate_path(self, path):
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        if path in self.table:
+            return str(self.table[path])
+        for prefix, directory in self.table.items():
+            if prefix.endswith("/") and path.startswith(prefix) and prefix != "/":
+                target = (directory / path[len(prefix):]).resolve()
+                if target.is_file() and target.is_relative_to(directory.resolve()):
+                    return str(target)
+        return str(PAGE_DIR / "does-not-exist")
+
+    def list_directory(self, path):
+        self.send_error(404)
+
+    def end_headers(self):
+        # Cross-origin isolation lets the page use LiteRT.js's threaded WebAssembly (SharedArrayBuffer);
+        # no-cache: a restarted demo with another --model is never shown a stale model.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        pass  # the page's own requests are not news; failures are logged by log_request
+
+    def log_request(self, code="-", size="-"):
+        if isinstance(code, int) and code >= 400:
+            sys.stderr.write(f"{self.command} {self.path}: {int(code)}\n")
+
+
+def make_server(model: DemoModel, workdir, port: int = 8000, litert: Path | None = None):
+    """A ThreadingHTTPServer on 127.0.0.1:port (0: any free port) serving the page, the model and LiteRT.js."""
+    litert = litert or find_litert()
+    metadata_file = Path(workdir) / "model.json"
+    metadata_file.write_text(json.dumps(model.metadata, indent=1), encoding="utf-8")
+    handler = functools.partial(_Handler, table=routes(model, metadata_file, litert))
+    try:
+        return http.server.ThreadingHTTPServer((HOST, port), handler)
+    except OSError as err:
+        raise DemoError(f"--port {port}: cannot listen on {HOST}:{port} ({err.strerror}); pass another --port.") \
+            from None
+
+
+def url(server) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/"
