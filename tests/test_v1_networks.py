@@ -131,3 +131,13 @@ def test_convert_writes_a_v1_model_directory(tmp_path):
     np.testing.assert_allclose(np.asarray(fresh.generator(x["x_real"], x["c_trg"])), want, atol=1e-4, rtol=0)
     with pytest.raises(ConversionError, match="needs a v1 config"):
         convert_checkpoint(g_path, config.replace(model_family="v2"), tmp_path / "other")
+
+
+def test_v1_classes_do_not_replace_the_v2_ones_in_keras_registry():
+    import keras
+
+    from stargan_keras import networks as v2
+    from stargan_keras.v1 import networks as v1
+
+    assert keras.saving.get_registered_object("stargan_keras>Generator") is v2.Generator
+    assert keras.saving.get_registered_object("stargan_keras.v1>Generator") is v1.Generator

@@ -58,7 +58,7 @@ def _run(layer_list, x):
     return x
 
 
-@keras.saving.register_keras_serializable("stargan_keras")
+@keras.saving.register_keras_serializable("stargan_keras.v1")
 class ResidualBlock(layers.Layer):
     """x + [conv3x3, IN, ReLU, conv3x3, IN](x), no biases (the authors' `ResidualBlock`)."""
 
@@ -83,7 +83,7 @@ class ResidualBlock(layers.Layer):
         return {**super().get_config(), "dim": self.dim}
 
 
-@keras.saving.register_keras_serializable("stargan_keras")
+@keras.saving.register_keras_serializable("stargan_keras.v1")
 class Generator(SymbolicBuild, keras.Model):
     """G(x, c): the label vector c tiled over the image and concatenated to it, then conv7x7, two stride-2
     convs, `repeat_num` residual blocks, two stride-2 transposed convs, conv7x7 to RGB and tanh."""
@@ -127,7 +127,7 @@ class Generator(SymbolicBuild, keras.Model):
                 "image_size": self.image_size, "name": self.name}
 
 
-@keras.saving.register_keras_serializable("stargan_keras")
+@keras.saving.register_keras_serializable("stargan_keras.v1")
 class Discriminator(SymbolicBuild, keras.Model):
     """D(x) -> (out_src, out_cls): `repeat_num` stride-2 convs with LeakyReLU(0.01), then a 3x3 conv to the
     PatchGAN real/fake map [N, H/2^r, W/2^r, 1] and a conv spanning the last map to class logits [N, c_dim]."""
