@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py --img-size 64 --base-dim 64 --max-conv-dim 512 \
         --batch 4 --domains 3 --precision float32 [--jit-compile] [--iters 5 --warmup 2]
+    python benchmarks/train_step.py --img-size 64 --base-dim 64 --domains 2 --w-hpf 1   # CelebA-HQ: with the FAN
 
 Prints seconds per iteration (median after warm-up), images per second and the
 achieved GFLOP/s, where the FLOPs are counted on the traced step's graph (every
@@ -10,6 +11,8 @@ profiler counts them), and ends with one JSON line for scripts. Issue 3's target
 case is the command above. With --upstream-dir (a checkout of the
 authors' code) their PyTorch iteration is timed in the same run, round by round
 beside ours, so that the ratio does not depend on how busy the machine is.
+With --w-hpf > 0 both sides run the face-landmark network (random weights: they do
+not change the time) on x_real and, for the cycle term, on x_fake, as training does.
 """
 
 from __future__ import annotations
@@ -71,20 +74,23 @@ def upstream_iteration(upstream_dir: Path, config, batch: dict):
 
     import torch
 
-    from upstream import Munch, model_module, solver_functions  # benchmarks/, the script's own folder
+    from upstream import Munch, model_module, solver_functions, wing_module  # benchmarks/, the script's folder
 
     cfg, train = config.model, config.train
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     model, solver = model_module(upstream_dir, base_dim=cfg.base_dim), solver_functions(upstream_dir)
+    fan = wing_module(upstream_dir).FAN(fname_pretrained=None).eval() if cfg.w_hpf > 0 else None
     nets = Munch(generator=model.Generator(cfg.img_size, cfg.style_dim, cfg.max_conv_dim, w_hpf=cfg.w_hpf),
                  mapping_network=model.MappingNetwork(cfg.latent_dim, cfg.style_dim, cfg.num_domains),
                  style_encoder=model.StyleEncoder(cfg.img_size, cfg.style_dim, cfg.num_domains, cfg.max_conv_dim),
                  discriminator=model.Discriminator(cfg.img_size, cfg.num_domains, cfg.max_conv_dim))
-    ema = {name: copy.deepcopy(nets[name]) for name in ("generator", "mapping_network", "style_encoder")}
     optims = {name: torch.optim.Adam(net.parameters(), lr=train.f_lr if name == "mapping_network" else train.lr,
                                      betas=(train.beta_1, train.beta_2), eps=train.epsilon,
                                      weight_decay=train.weight_decay) for name, net in nets.items()}
+    if fan is not None:
+        nets.fan = fan  # after the optimizers, as in their Solver: the FAN is not trained
+    ema = {name: copy.deepcopy(nets[name]) for name in ("generator", "mapping_network", "style_encoder")}
     hparams = Munch(lambda_reg=train.lambda_reg, lambda_sty=train.lambda_sty, lambda_ds=train.lambda_ds,
                     lambda_cyc=train.lambda_cyc, w_hpf=cfg.w_hpf)
     t = {key: torch.from_numpy(value.numpy()) for key, value in batch.items()}
@@ -102,12 +108,15 @@ def upstream_iteration(upstream_dir: Path, config, batch: dict):
 
     def iteration():
         x, y_org, y_trg = t["x_src"], t["y_src"], t["y_trg"]
-        update(solver.compute_d_loss(nets, hparams, x, y_org, y_trg, z_trg=t["z_trg"])[0], "discriminator")
-        update(solver.compute_d_loss(nets, hparams, x, y_org, y_trg, x_ref=t["x_ref"])[0], "discriminator")
-        update(solver.compute_g_loss(nets, hparams, x, y_org, y_trg, z_trgs=[t["z_trg"], t["z_trg2"]])[0],
-               "generator", "mapping_network", "style_encoder")
-        update(solver.compute_g_loss(nets, hparams, x, y_org, y_trg, x_refs=[t["x_ref"], t["x_ref2"]])[0],
-               "generator")
+        masks = fan.get_heatmap(x) if fan is not None else None  # their Solver.train, once per iteration
+        update(solver.compute_d_loss(nets, hparams, x, y_org, y_trg, z_trg=t["z_trg"], masks=masks)[0],
+               "discriminator")
+        update(solver.compute_d_loss(nets, hparams, x, y_org, y_trg, x_ref=t["x_ref"], masks=masks)[0],
+               "discriminator")
+        update(solver.compute_g_loss(nets, hparams, x, y_org, y_trg, z_trgs=[t["z_trg"], t["z_trg2"]],
+                                     masks=masks)[0], "generator", "mapping_network", "style_encoder")
+        update(solver.compute_g_loss(nets, hparams, x, y_org, y_trg, x_refs=[t["x_ref"], t["x_ref2"]],
+                                     masks=masks)[0], "generator")
         for name, net in ema.items():
             solver.moving_average(nets[name], net, beta=train.ema_beta)
 
@@ -136,6 +145,7 @@ def main(argv=None) -> dict:
 
     from stargan_keras.config import load_config
     from stargan_keras.distribute import make_strategy, set_precision
+    from stargan_keras.face.fan import build_fan
     from stargan_keras.trainer import StarGANv2
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
@@ -148,8 +158,9 @@ def main(argv=None) -> dict:
                                            w_hpf=args.w_hpf, batch_size=args.batch, precision=args.precision,
                                            jit_compile=args.jit_compile, domain_names=[])
     keras.utils.set_random_seed(0)
+    fan = build_fan() if args.w_hpf > 0 else None
     with strategy.scope():
-        model = StarGANv2(config)
+        model = StarGANv2(config, fan=fan)
         model.compile()
     batch = random_batch(config, args.batch)
     flops = graph_flops(model, batch)
@@ -180,7 +191,7 @@ def main(argv=None) -> dict:
               "cpu_s_per_iter": statistics.median(cpu_times), "times": times, "img_size": args.img_size,
               "base_dim": args.base_dim, "max_conv_dim": args.max_conv_dim, "batch": args.batch,
               "mapping_hidden_dim": args.mapping_hidden_dim,
-              "domains": args.domains,
+              "domains": args.domains, "w_hpf": args.w_hpf,
               "precision": args.precision, "jit_compile": bool(model.jit_compile),
               "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),

@@ -2,7 +2,9 @@
 
 Nothing of theirs is kept in this repository: the benchmarks take `--upstream-dir PATH` and run
 the code in place. Their `core/solver.py` imports torchvision, OpenCV and the FAN landmark network,
-none of which the timed work needs, so only the loss functions are taken from it.
+none of which the timed work needs, so only the loss functions are taken from it; their
+`core/wing.py` (the FAN) runs with stand-ins for OpenCV and scikit-image, which only its face
+alignment uses.
 """
 
 from __future__ import annotations
@@ -51,3 +53,15 @@ def solver_functions(upstream_dir: Path) -> types.SimpleNamespace:
     namespace = {"torch": torch, "F": F, "Munch": Munch}
     exec(compile(tree, str(path), "exec"), namespace)
     return types.SimpleNamespace(**{name: namespace[name] for name in SOLVER_FUNCTIONS})
+
+
+def wing_module(upstream_dir: Path) -> types.ModuleType:
+    """Their `core/wing.py`: the FAN and its `get_heatmap` (OpenCV and scikit-image only serve alignment)."""
+    sys.modules.setdefault("munch", types.SimpleNamespace(Munch=Munch))
+    sys.modules.setdefault("cv2", types.ModuleType("cv2"))
+    sys.modules.setdefault("skimage", types.ModuleType("skimage"))
+    sys.modules.setdefault("skimage.filters", types.SimpleNamespace(gaussian=None))
+    module = types.ModuleType("upstream_wing")
+    exec(compile(_source(upstream_dir, "core/wing.py"), str(Path(upstream_dir) / "core/wing.py"), "exec"),
+         module.__dict__)
+    return module

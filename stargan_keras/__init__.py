@@ -12,8 +12,8 @@ __all__ = ["__version__", "load"]
 
 
 def __getattr__(name):
-    """`stargan_keras.load` (a `Translator`) imports TensorFlow only when first used, keeping
-    `import stargan_keras` light."""
+    """`stargan_keras.load` (a `Translator`, or a `v1.inference.V1Translator` for a StarGAN v1 model) imports
+    TensorFlow only when first used, keeping `import stargan_keras` light."""
     if name == "load":
         from .inference import load
 

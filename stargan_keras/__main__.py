@@ -7,11 +7,13 @@ COMMANDS = {
     "train": "train a model (default: the embedded shapes dataset)",
     "sample": "sampling grids and interpolation videos",
     "evaluate": "FID / LPIPS / domain accuracy with the paper's protocol",
+    "fid": "FID between two image folders (like the authors' metrics.fid --paths)",
     "convert": "convert the authors' PyTorch checkpoints",
     "export": "export a SavedModel for TF Serving",
     "client": "call a TF Serving model over gRPC or REST",
     "tflite": "convert a SavedModel to TFLite and verify it",
     "demo": "translate images in the browser, on this machine (LiteRT.js)",
+    "align": "align face photos as CelebA-HQ is aligned (the authors' FAN)",
 }
 
 

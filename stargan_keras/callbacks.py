@@ -204,26 +204,24 @@ def sample_grids(translator: Translator, batch: dict, z) -> dict[str, np.ndarray
     return grids
 
 
-class SampleGrids(keras.callbacks.Callback):
+class PeriodicSamples(keras.callbacks.Callback):
     """Image grids every `every` steps and at the end: JPEGs in samples/ and images in TensorBoard.
 
-    `networks` are the EMA networks the trainer updates in place; the mean styles of the
-    truncation are recomputed at each sample step, since the weights have changed.
+    A subclass says what to draw: `grids()` -> {name: uint8 image}, from the networks as they are now.
     """
 
-    def __init__(self, config, networks, batch: dict, every: int, samples_dir, writer, seed: int = 0):
+    def __init__(self, every: int, samples_dir, writer):
         super().__init__()
-        self.translator = Translator(config, networks, mean_style_seed=seed)
-        self.batch, self.every = batch, every
-        self.samples_dir, self.writer = Path(samples_dir), writer
-        self.z = tf.random.stateless_normal((len(batch["x_src"]), config.model.latent_dim), seed=[seed, 1])
+        self.every, self.samples_dir, self.writer = every, Path(samples_dir), writer
         self.sampled_step: int | None = None
 
+    def grids(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
     def sample(self, step: int) -> list[Path]:
-        self.translator.update_mean_styles()
         paths = []
         with self.writer.as_default(step=step):
-            for name, grid in sample_grids(self.translator, self.batch, self.z).items():
+            for name, grid in self.grids().items():
                 paths.append(save_image(self.samples_dir / f"{step:06d}_{name}.jpg", grid))
                 tf.summary.image(f"samples/{name}", grid[None], max_outputs=1)
         self.writer.flush()
@@ -239,6 +237,24 @@ class SampleGrids(keras.callbacks.Callback):
         step = current_step(self.model)
         if step != self.sampled_step and not self.model.stop_training:  # an interrupted run exits fast
             self.sample(step)
+
+
+class SampleGrids(PeriodicSamples):
+    """StarGAN v2's `sample_grids` of a fixed val batch.
+
+    `networks` are the EMA networks the trainer updates in place; the mean styles of the
+    truncation are recomputed at each sample step, since the weights have changed.
+    """
+
+    def __init__(self, config, networks, batch: dict, every: int, samples_dir, writer, seed: int = 0):
+        super().__init__(every, samples_dir, writer)
+        self.translator = Translator(config, networks, mean_style_seed=seed)
+        self.batch = batch
+        self.z = tf.random.stateless_normal((len(batch["x_src"]), config.model.latent_dim), seed=[seed, 1])
+
+    def grids(self) -> dict[str, np.ndarray]:
+        self.translator.update_mean_styles()
+        return sample_grids(self.translator, self.batch, self.z)
 
 
 class ProfileWindow(keras.callbacks.Callback):

@@ -6,6 +6,10 @@
   checkpoints of the object graph made by `training_checkpoint`), `samples/`, `logs/`
   and `eval/`.
 
+Both hold `fan.weights.h5` when the generator has high-pass face skips (w_hpf > 0): the
+frozen face-landmark network that makes its masks travels with the model, so that a
+directory alone translates as the authors' code does.
+
 `load_networks` reads either one: a model directory's networks, or a run's latest
 EMA networks (and trained discriminator). `stargan_keras.load` wraps it in a
 `Translator`.
@@ -29,6 +33,7 @@ from .layers import torch_named_variables
 from .networks import Networks, build_networks
 
 CONFIG_FILE = "config.yaml"
+FAN_FILE = "fan.weights.h5"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # where the trainer's `step` variable sits in a checkpoint
 LOCK_FILE = ".lock"
 CHECKPOINT_ROOM = 1.1  # free space wanted before training, in checkpoints: the manager writes before it deletes
@@ -64,6 +69,10 @@ class RunDir:
     @property
     def eval(self) -> Path:
         return self.root / "eval"
+
+    @property
+    def fan(self) -> Path:
+        return self.root / FAN_FILE
 
     @contextlib.contextmanager
     def lock(self):
@@ -176,6 +185,38 @@ def remove_partial_save(prefix: str) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def missing_fan_error(config: Config, where: str) -> ConfigError:
+    from .face.fan import WING_URL
+
+    return ConfigError(
+        f"{where}: --w-hpf {config.model.w_hpf:g} needs the face-landmark network (FAN) behind the generator's face "
+        f"masks, and there is no {FAN_FILE}: pass --fan-checkpoint wing.ckpt (the authors publish it at "
+        f"{WING_URL}; `bash download.sh wing` in clovaai/stargan-v2), or --w-hpf 0 for a model "
+        "without face skips.")
+
+
+def face_network(config: Config, directory: str | Path, save: bool = False, log=print):
+    """The FAN of a w_hpf > 0 model (None when w_hpf is 0): `directory`'s own `fan.weights.h5`, else
+    `--fan-checkpoint` converted and, with `save`, written into `directory` (atomically) to travel with it."""
+    if config.model.w_hpf <= 0:
+        return None
+    from .face.fan import load_fan, load_fan_checkpoint, save_fan
+
+    own = Path(directory) / FAN_FILE
+    if own.exists():
+        if config.model.fan_checkpoint and save:
+            log(f"using {own}; --fan-checkpoint {config.model.fan_checkpoint} is not read")
+        return load_fan(own)
+    if not config.model.fan_checkpoint:
+        raise missing_fan_error(config, str(directory))
+    fan = load_fan_checkpoint(config.model.fan_checkpoint)
+    if save:
+        staging = own.with_name(f".{os.getpid()}.{FAN_FILE}")
+        save_fan(fan, staging)
+        os.replace(staging, own)
+    return fan
+
+
 def weights_file(name: str) -> str:
     return f"{name}.weights.h5"
 
@@ -199,6 +240,11 @@ def save_networks(directory: str | Path, config: Config, networks: Networks, ove
         config.save(staging / CONFIG_FILE)
         for name, network in networks.items():
             network.save_weights(staging / weights_file(name))
+        fan = getattr(networks, "fan", None)  # StarGAN v1's networks have none
+        if fan is not None:
+            from .face.fan import save_fan
+
+            save_fan(fan, staging / FAN_FILE)
         if directory.exists():
             retired = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(retired, ignore_errors=True)
@@ -252,18 +298,21 @@ def _trackable(networks: Networks) -> tf.train.Checkpoint:
 
 def load_networks(path: str | Path) -> tuple[Config, Networks]:
     """The config and networks of a model directory, or of a run directory's latest checkpoint (its EMA
-    networks, with the trained discriminator)."""
+    networks, with the trained discriminator; for StarGAN v1, G and D themselves)."""
     path = Path(path)
     config_path = path / CONFIG_FILE
     if not config_path.exists():
         raise ConfigError(f"{path} is not a stargan_keras model or run directory: it has no {CONFIG_FILE}. "
                           "Pass a directory written by `stargan_keras.convert` or by training (--run-dir).")
     config = Config.load(config_path)
+    if config.model_family == "v1":
+        return config, _load_v1_networks(path, config)
     if is_model_directory(path):
         has_d = (path / weights_file("discriminator")).exists()
         networks = build_networks(config.model, with_discriminator=has_d)
         for name, network in networks.items():
             network.load_weights(path / weights_file(name))
+        networks.fan = face_network(config, path)
         return config, networks
     run = RunDir(path)
     ema = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
@@ -272,7 +321,28 @@ def load_networks(path: str | Path) -> tuple[Config, Networks]:
         networks=tf.train.Checkpoint(discriminator=torch_named_variables(ema.discriminator)),
         ema_networks=_trackable(dataclasses.replace(ema, discriminator=None)))
     if run.restore_latest(restore_graph, partial=True) is None:
-        raise ConfigError(f"{path} has a {CONFIG_FILE} but no network weights: neither "
-                          f"{weights_file('generator')} nor a checkpoint in {run.checkpoints}/. "
-                          "Train it first, or pass the run directory that holds the checkpoints.")
+        raise _no_weights_error(run)
+    ema.fan = face_network(config, path)
     return config, ema
+
+
+def _no_weights_error(run: RunDir) -> ConfigError:
+    return ConfigError(f"{run.root} has a {CONFIG_FILE} but no network weights: neither "
+                       f"{weights_file('generator')} nor a checkpoint in {run.checkpoints}/. "
+                       "Train it first, or pass the run directory that holds the checkpoints.")
+
+
+def _load_v1_networks(path: Path, config: Config):
+    """StarGAN v1's G and D (`v1.networks.V1Networks`): a model directory's files (D if present), or a run's
+    latest checkpoint (v1 keeps no EMA copies: the trained networks themselves)."""
+    from .v1.networks import build_networks as build_v1_networks
+
+    if is_model_directory(path):
+        networks = build_v1_networks(config.v1, with_discriminator=(path / weights_file("discriminator")).exists())
+        for name, network in networks.items():
+            network.load_weights(path / weights_file(name))
+        return networks
+    networks, run = build_v1_networks(config.v1), RunDir(path)
+    if run.restore_latest(tf.train.Checkpoint(networks=_trackable(networks)), partial=True) is None:
+        raise _no_weights_error(run)
+    return networks

@@ -1,15 +1,22 @@
-"""Call a StarGAN v2 model served by TF Serving, over gRPC (default) or REST.
+"""Call a StarGAN v2 or StarGAN v1 model served by TF Serving, over gRPC (default) or REST.
 
     python -m stargan_keras.client latent --image cat.jpg --domain dog --seed 3 --psi 0.7 --out out.png
     python -m stargan_keras.client latent --image a.jpg b.jpg --domain dog --out results/
     python -m stargan_keras.client reference --image cat.jpg --reference wild.jpg --domain wild --out out.png
     python -m stargan_keras.client --rest --server localhost:8501 metadata
+    python -m stargan_keras.client translate --image face.jpg --attrs Blond_Hair=1,Male=0 --out out.png  (v1)
 
 gRPC sends uint8 tensors to the `latent_guided` / `reference_guided` signatures;
 REST sends the files themselves, base64 in JSON, to the `*_bytes` signatures.
 Domain names are resolved with the model's `metadata` signature. A seed picks
 one style: every image of a request gets the same z. The image files and --out are
 checked before any request is sent.
+
+StarGAN v1 (`translate`): --attrs names target attributes as NAME=VALUE pairs, the names
+those `metadata` lists (the model's selected_attrs); every attribute left out is 0, so
+name all that should be on (for CelebA: one hair colour, and Male / Young when wanted).
+Values are 0 (off) to 1 (on); in between interpolates. An unknown name is an error that
+lists the valid ones.
 
 Exit status: 0 done; 2 a flag, file or request that cannot work, or a server that cannot
 answer it (one line, `--debug` for the traceback); 1 an internal error (with its traceback).
@@ -66,7 +73,14 @@ def main(argv=None) -> int:
     reference.add_argument("--reference", nargs="+", required=True, help="reference image(s): one, or one per image")
     reference.add_argument("--domain", required=True, help="the reference's domain name (or index)")
     reference.add_argument("--out", required=True, help="output PNG; with several images a directory or a pattern")
-    commands.add_parser("metadata", parents=[common], help="print the model's domains and sizes")
+    translate = commands.add_parser("translate", parents=[common],
+                                    help="StarGAN v1: translate to target attributes (--attrs)")
+    translate.add_argument("--image", nargs="+", required=True, help="source image file(s)")
+    translate.add_argument("--attrs", required=True, metavar="NAME=VALUE,...",
+                           help="target attributes, e.g. Blond_Hair=1,Male=0 (names from `metadata`); attributes "
+                                "left out are 0; values 0 (off) to 1 (on)")
+    translate.add_argument("--out", required=True, help="output PNG; with several images a directory or a pattern")
+    commands.add_parser("metadata", parents=[common], help="print the model's domains (v1: attributes) and sizes")
     args = parser.parse_args(argv)
     options = {name: getattr(args, name, default) for name, default in CONNECTION_DEFAULTS.items()}
     paths = [] if args.command == "metadata" else output_paths(args.out, args.image)
@@ -79,6 +93,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "latent":
             results = client.latent(args.image, args.domain, seed=args.seed, psi=args.psi)
+        elif args.command == "translate":
+            results = client.translate(args.image, args.attrs)
         else:
             results = client.reference(args.image, args.reference, args.domain)
     for path, result in zip(paths, results):

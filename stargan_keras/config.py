@@ -42,6 +42,8 @@ class ModelConfig:
     style_dim: int = option(64, "size of the style code s")
     mapping_hidden_dim: int = option(512, "width of the mapping network F")
     w_hpf: float = option(1.0, "weight of the high-pass face skips (0: off, as for AFHQ)")
+    fan_checkpoint: str = option("", "w_hpf > 0: the authors' wing.ckpt (the face-landmark network behind the "
+                                     "skips' masks), converted into the run or model directory")
     base_dim: int | None = option(None, "channels of the first conv (unset: the paper's 2**14 // img_size)")
     max_conv_dim: int = option(512, "channel cap of every network")
 
@@ -81,7 +83,7 @@ class DataConfig:
     """Where the images come from and how they are augmented (the authors' `core/data_loader.py`)."""
 
     dataset: str = option("shapes", "shapes | afhq | afhq_v2 | celeba_hq | a folder ROOT with train/ and val/ "
-                                     "domain folders")
+                                     "domain folders; v1: shapes | celeba | rafd | both | a folder of class folders")
     data_dir: str = option("data", "where afhq, afhq_v2 and celeba_hq are found or downloaded")
     rrc_prob: float = option(0.5, "probability of the random-resized crop")
     shapes_train_per_domain: int = option(2000, "shapes: train images per domain")
@@ -135,6 +137,17 @@ MODEL_FAMILIES = ("v2", "v1")
 V1_LABEL_TYPES = ("attributes", "categorical")
 V1_LR_DECAYS = ("linear", "released", "none")
 CELEBA_DEFAULT_ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+CELEBA_HAIR_COLOURS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]  # the authors' exclusive attributes
+JOINT_MASK_DIM = 2  # joint mode: G's label ends with a one-hot mask saying which dataset's labels are known
+
+
+@dataclass(frozen=True)
+class LabelSlice:
+    """The labels of one dataset inside G's label vector and D's class logits: columns [start, stop)."""
+
+    start: int
+    stop: int
+    label_type: str
 
 
 @dataclass
@@ -152,6 +165,15 @@ class V1Config:
                                             "class names)", default_factory=lambda: list(CELEBA_DEFAULT_ATTRS))
     label_type: str = option("attributes", "v1: attributes (independent binary, BCE as for CelebA) | "
                                            "categorical (one-hot classes, softmax cross-entropy as for RaFD)")
+    c2_dim: int = option(0, "v1: joint training on two datasets (--dataset both, the paper's Section 3.2): classes of "
+                            "the second (RaFD's 8 expressions), categorical, after the c_dim labels of the first; "
+                            "G then takes c_dim + c2_dim + 2 labels (the mask vector last); 0: one dataset")
+    exclusive_attrs: list[str] = option(help="v1: attributes of which exactly one is on: a test-time target sets one "
+                                             "and clears the others, as the authors do for hair colours",
+                                        default_factory=lambda: list(CELEBA_HAIR_COLOURS))
+    celeba_crop_size: int = option(178, "v1: CelebA images are centre-cropped to this square, then resized")
+    rafd_crop_size: int = option(256, "v1: RaFD and other folder images are centre-cropped to this square (or "
+                                      "their shorter side), then resized; 0: no crop")
     g_conv_dim: int = option(64, "v1: channels of G's first conv")
     d_conv_dim: int = option(64, "v1: channels of D's first conv")
     g_repeat_num: int = option(6, "v1: residual blocks of G")
@@ -170,17 +192,45 @@ class V1Config:
     num_iters_decay: int = option(100_000, "v1: the last iterations, over which the learning rates decay")
     lr_update_step: int = option(1000, "v1: with --lr-decay released, iterations between two decrements")
 
+    # The fields that shape the networks or give their labels meaning: a run's checkpoints fit no others.
+    NETWORK_FIELDS: typing.ClassVar[tuple[str, ...]] = (
+        "image_size", "c_dim", "c2_dim", "selected_attrs", "label_type", "g_conv_dim", "d_conv_dim", "g_repeat_num",
+        "d_repeat_num")
+
+    @property
+    def label_dim(self) -> int:
+        """Width of G's label input: c_dim, or in joint mode c_dim + c2_dim and the mask vector."""
+        return self.num_classes + (JOINT_MASK_DIM if self.c2_dim else 0)
+
+    @property
+    def num_classes(self) -> int:
+        """Outputs of D's classification head: every dataset's labels (the mask is G's only)."""
+        return self.c_dim + self.c2_dim
+
+    @property
+    def label_slices(self) -> list[LabelSlice]:
+        """Each dataset's columns: [0, c_dim) of label_type, then in joint mode [c_dim, c_dim + c2_dim),
+        categorical; dataset j's mask bit is column num_classes + j of G's label."""
+        slices = [LabelSlice(0, self.c_dim, self.label_type)]
+        if self.c2_dim:
+            slices.append(LabelSlice(self.c_dim, self.num_classes, "categorical"))
+        return slices
+
     def validate(self) -> None:
         for name in ("image_size", "c_dim", "g_conv_dim", "d_conv_dim", "g_repeat_num", "d_repeat_num",
                      "n_critic", "num_iters_decay", "lr_update_step"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1.")
+        for name in ("c2_dim", "celeba_crop_size", "rafd_crop_size"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more.")
         if self.image_size % 2 ** self.d_repeat_num:
             raise ConfigError(f"--image-size {self.image_size}: must be divisible by 2**d_repeat_num = "
                               f"{2 ** self.d_repeat_num} (D's classification head spans the last feature map).")
-        if self.selected_attrs and len(self.selected_attrs) != self.c_dim:
+        if self.selected_attrs and len(self.selected_attrs) != self.num_classes:
+            wanted = f"--c-dim + --c2-dim is {self.c_dim} + {self.c2_dim}" if self.c2_dim else f"--c-dim is {self.c_dim}"
             raise ConfigError(f"--selected-attrs has {len(self.selected_attrs)} names {self.selected_attrs} "
-                              f"but --c-dim is {self.c_dim}.")
+                              f"but {wanted}.")
         if self.label_type not in V1_LABEL_TYPES:
             raise ConfigError(f"--label-type {self.label_type!r}: choose one of {', '.join(V1_LABEL_TYPES)}.")
         if self.lr_decay not in V1_LR_DECAYS:
@@ -197,7 +247,7 @@ class Config:
     v1: V1Config = field(default_factory=V1Config)
     run_dir: str = option("runs/shapes", "run directory: config, checkpoints, samples, logs; re-use it to resume")
     model_family: str = option("v2", "v2 (StarGAN v2: the model section) | v1 (StarGAN, Choi et al. 2018: the "
-                                     "v1 section)")
+                                     "v1 section); --model for short")
 
     def validate(self) -> "Config":
         if self.model_family not in MODEL_FAMILIES:
@@ -341,6 +391,26 @@ def apply_overrides(config: Config, overrides: dict) -> Config:
     return Config(**top, **sections)
 
 
+def network_differences(saved: Config, wanted: Config, ignore=()) -> list[str]:
+    """The model fields (as flags) whose values differ: a checkpoint of one cannot be loaded into the other."""
+    if saved.model_family != wanted.model_family:
+        return [f"--model {wanted.model_family} (run: {saved.model_family})"]
+    if wanted.model_family == "v1":
+        pairs = [(name, getattr(saved.v1, name), getattr(wanted.v1, name)) for name in V1Config.NETWORK_FIELDS]
+        return [f"--{name.replace('_', '-')} (run: {old}, requested: {new})" for name, old, new in pairs
+                if name not in ignore and old != new]
+    diffs = []
+    for f in dataclasses.fields(saved.model):
+        if f.name in ignore or f.name == "fan_checkpoint":  # where the FAN came from: the run keeps its own copy
+            continue
+        old, new = getattr(saved.model, f.name), getattr(wanted.model, f.name)
+        if f.name == "base_dim":
+            old, new = saved.model.resolved_base_dim, wanted.model.resolved_base_dim
+        if old != new:
+            diffs.append(f"--{f.name.replace('_', '-')} (run: {old}, requested: {new})")
+    return diffs
+
+
 def presets_dir() -> Path:
     """The YAML presets: `configs/` of the source tree, or its installed copy `stargan_keras/configs/`."""
     package = Path(__file__).resolve().parent
@@ -368,6 +438,9 @@ def load_config(name_or_path: str) -> Config:
     return Config.load(preset)
 
 
+FLAG_ALIASES = {"model_family": ("--model",)}  # shorter flags for some fields, beside their own
+
+
 def add_config_flags(parser: argparse.ArgumentParser, only: typing.Iterable[str] | None = None) -> None:
     """One `--flag` per config field (all of them, or those named in `only`), default None = unset."""
     wanted = set(only) if only is not None else None
@@ -380,7 +453,8 @@ def add_config_flags(parser: argparse.ArgumentParser, only: typing.Iterable[str]
         spec = next(f for f in dataclasses.fields(cls) if f.name == name)
         default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
         key = name if section is None else f"{section}.{name}"
-        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="VALUE",
+        group.add_argument(*FLAG_ALIASES.get(name, ()), "--" + name.replace("_", "-"), dest=name, default=None,
+                           metavar="VALUE",
                            help=f"{spec.metadata['help']} [{key}; default {default!r}]".replace("%", "%%"))
 
 

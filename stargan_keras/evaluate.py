@@ -9,10 +9,23 @@ domain is translated `--num-outputs` times (10 in the paper): with 10 random z
 - accuracy: the share of translations a domain classifier, trained on the run's train
   split, assigns to the target domain.
 Reported values are per task (`FID_latent/cat2dog`, the authors' key names) and their
-mean over tasks (`FID_latent/mean`). Translations are scored batch by batch and never
-written to disk unless `--save-images` asks for it.
+mean over tasks (`FID_latent/mean`). `--seeds N` runs the protocol N times (seeds SEED,
+SEED+1, ...: other latent codes and reference choices) and reports every value as
+mean ± std over the seeds (the authors' README: means over 10 seeds); each seed's values
+are kept in the JSON file too. Translations are scored batch by batch and never written
+to disk unless `--save-images` asks for it.
+
+FID is the paper's by default: torchvision's InceptionV3 (`--inception torchvision`),
+generated images clamped and quantized to uint8 like the authors' saved PNGs, then
+resized to 299 px by PIL's bilinear filter (`--fid-resize pil`). `--inception keras`
+uses keras.applications' InceptionV3 and, unless `--fid-resize pil`, its float pipeline.
+
+A StarGAN v1 run or model directory (`--run-dir` is `--checkpoint`'s other name) is scored
+by `stargan_keras.v1.evaluation`: target-attribute accuracy of translations and FID.
 
     python -m stargan_keras.evaluate --checkpoint runs/shapes --metrics accuracy
+    python -m stargan_keras.evaluate --checkpoint models/afhq --metrics fid --seeds 10 \\
+        --inception-weights inception_torchvision.weights.h5
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from stargan_keras import evaluation
 from stargan_keras.config import ConfigArgumentParser, add_config_flags, overrides_from_args
 from stargan_keras.errors import command
 from stargan_keras.evaluation import EVAL_DIR, METRICS, MODES, EvaluationError, MetricNetworks
+from stargan_keras.metrics.fid import add_inception_arguments, inception_from_args
 
 DATA_FLAGS = ("dataset", "data_dir", "eval_batch_size")  # config fields the command may override
 COMMAND = "python -m stargan_keras.evaluate"
@@ -41,21 +55,21 @@ def parse_metrics(text: str) -> list[str]:
 def build_parser() -> ConfigArgumentParser:
     parser = ConfigArgumentParser(prog=COMMAND, description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="a training run directory (latest checkpoint) or a model directory")
+    parser.add_argument("--checkpoint", "--run-dir", required=True, type=Path,
+                        help="a training run directory (latest checkpoint) or a model directory; a StarGAN v1 one "
+                             "is scored by stargan_keras.v1.evaluation (accuracy of the target labels, FID)")
     parser.add_argument("--mode", default="both", choices=(*MODES, "both"), help="latent-, reference-guided or both")
     parser.add_argument("--metrics", default=",".join(METRICS), help="comma-separated: fid, lpips, accuracy")
     parser.add_argument("--num-outputs", type=int, default=10, help="outputs per source image (paper: 10)")
-    parser.add_argument("--inception", nargs="+", default=["keras"], metavar=("KIND", "PATH"),
-                        help="FID network: keras (keras.applications ImageNet weights) or torchvision (the network "
-                             "of the paper's numbers), optionally followed by its weights file")
-    parser.add_argument("--inception-weights", type=Path, default=None,
-                        help="local weights file for --inception (default: download and cache)")
+    add_inception_arguments(parser)
     parser.add_argument("--lpips-weights", type=Path, default=None,
                         help="LPIPS .weights.h5 written by python -m stargan_keras.metrics.convert_weights")
     parser.add_argument("--max-images-per-domain", type=int, default=None,
                         help="use at most N images per domain and split (quick runs; not the paper's protocol)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent codes and reference choices")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="run the protocol N times, with seeds SEED, SEED+1, ..., and report mean ± std "
+                             "(the authors' README: 10)")
     parser.add_argument("--classifier-steps", type=int, default=None,
                         help="training steps of the domain classifier (default 600)")
     parser.add_argument("--out", type=Path, default=None, help=f"output directory (default: CHECKPOINT/{EVAL_DIR})")
@@ -66,33 +80,18 @@ def build_parser() -> ConfigArgumentParser:
     return parser
 
 
-def inception_choice(args) -> tuple[str, str | Path | None]:
-    """(kind, weights) from --inception KIND [PATH] and --inception-weights."""
-    from stargan_keras.metrics.fid import INCEPTION_CHOICES
-
-    kind, *rest = args.inception
-    if kind not in INCEPTION_CHOICES or len(rest) > 1:
-        raise EvaluationError(f"--inception {' '.join(args.inception)}: expected KIND [PATH] with KIND one of "
-                              f"{', '.join(INCEPTION_CHOICES)}.")
-    if rest and args.inception_weights is not None:
-        raise EvaluationError("give the Inception weights once: --inception KIND PATH or --inception-weights PATH.")
-    weights = Path(rest[0]) if rest else args.inception_weights
-    if args.untrained_metric_networks:
-        return kind, None
-    return kind, weights if weights is not None else "imagenet"
-
-
 def build_metric_networks(args, metrics: list[str]) -> MetricNetworks:
     """The FID and LPIPS networks, before any long work: missing weights fail in seconds."""
     networks = MetricNetworks()
     if "fid" in metrics:
         from stargan_keras.metrics import FidFeatureExtractor
 
-        kind, weights = inception_choice(args)
-        networks.fid = FidFeatureExtractor(kind, weights)
+        choice = inception_from_args(args, args.untrained_metric_networks)
+        networks.fid = FidFeatureExtractor(**choice)
+        weights = choice["weights"]
         if weights is not None:
             weights_id = str(Path(weights).resolve()) if weights != "imagenet" else "imagenet"
-            networks.fid_fingerprint = {"inception": kind, "weights": weights_id}
+            networks.fid_fingerprint = {**choice, "weights": weights_id}
     if "lpips" in metrics:
         from stargan_keras.metrics import LPIPS
         from stargan_keras.metrics.lpips import CONVERT_HINT
@@ -112,12 +111,16 @@ def run(args) -> list[Path]:
     from stargan_keras.data import load_dataset
     from stargan_keras.inference import Translator
     from stargan_keras.metrics import domain_classifier
+    from stargan_keras.v1 import evaluation as v1_evaluation
 
     metrics = parse_metrics(args.metrics)
-    for flag in ("num_outputs", "max_images_per_domain", "classifier_steps"):
+    for flag in ("num_outputs", "max_images_per_domain", "classifier_steps", "seeds"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise EvaluationError(f"--{flag.replace('_', '-')} {value}: must be at least 1.")
+    if v1_evaluation.is_v1(args.checkpoint):  # StarGAN v1: target-attribute accuracy and FID, its own protocol
+        data_flags = {k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS}
+        return v1_evaluation.run(args, metrics, build_metric_networks, data_flags)
     config, model_networks = load_networks(args.checkpoint)
     # The data flags change where images come from, never the networks.
     config = config.replace(**{k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS})
@@ -136,16 +139,21 @@ def run(args) -> list[Path]:
     if networks.fid is not None:
         data = evaluation.EvalData(config, domain_images, args.max_images_per_domain)
         real = evaluation.RealFeatures(data, networks.fid, out_dir, networks.fid_fingerprint, progress)
+    seeds = list(range(args.seed, args.seed + args.seeds))
     written = []
     for mode in (MODES if args.mode == "both" else (args.mode,)):
-        results = evaluation.evaluate(translator, domain_images, mode, networks, num_outputs=args.num_outputs,
-                                      max_images_per_domain=args.max_images_per_domain, seed=args.seed,
-                                      real_features=real, image_dir=out_dir / "images" if args.save_images else None,
-                                      progress=progress)
+        results = evaluation.evaluate_seeds(translator, domain_images, mode, networks, seeds,
+                                            num_outputs=args.num_outputs,
+                                            max_images_per_domain=args.max_images_per_domain, real_features=real,
+                                            image_dir=out_dir / "images" if args.save_images else None,
+                                            progress=progress)
+        fid = networks.fid
         report = {"checkpoint": str(args.checkpoint), "step": step, "mode": mode, "dataset": domain_images.name,
                   "num_outputs": args.num_outputs, **results,
-                  "settings": {"seed": args.seed, "max_images_per_domain": args.max_images_per_domain,
-                               "inception": args.inception[0] if "fid" in metrics else None,
+                  "settings": {"seed": args.seed, "seeds": args.seeds,
+                               "max_images_per_domain": args.max_images_per_domain,
+                               "inception": fid.inception if fid is not None else None,
+                               "fid_resize": fid.resize if fid is not None else None,
                                "untrained_metric_networks": args.untrained_metric_networks}}
         if networks.classifier is not None:
             report["domain_classifier"] = {"val_accuracy": networks.classifier.info.val_accuracy,
@@ -159,9 +167,10 @@ def run(args) -> list[Path]:
 
 
 def print_summary(mode: str, results: dict, path: Path) -> None:
-    print(f"\n{mode}-guided ({path}):")
+    seeds = results["seeds"]
+    print(f"\n{mode}-guided, mean ± std over {len(seeds)} seed(s) {', '.join(map(str, seeds))} ({path}):")
     for key, value in results["metrics"].items():
-        print(f"  {key:<40} {value:.4f}")
+        print(f"  {key:<40} {value:.4f} ± {results['metrics_std'][key]:.4f}")
 
 
 @command

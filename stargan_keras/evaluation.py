@@ -10,7 +10,9 @@ domain is translated `num_outputs` times (10 in the paper): with random z
   split, assigns to the target domain.
 Values are reported per task (`FID_latent/cat2dog`, the authors' key names) and as
 their mean over tasks (`FID_latent/mean`). Translations are scored batch by batch and
-written to disk only when asked.
+written to disk only when asked. `evaluate_seeds` repeats the protocol with several seeds
+(other latent codes and reference choices) and reports each value's mean and standard
+deviation over them; the authors' README reports means over 10 seeds.
 """
 
 from __future__ import annotations
@@ -89,6 +91,20 @@ class EvalData:
                                     batch_size=self.batch_size)
         return _limited(dataset, self.limit, self.batch_size)
 
+    def uint8_batches(self, split: str, domain: int):
+        """uint8 batches [n, img_size, img_size, 3] read like the authors' eval loader: the decoded file
+        resized to img_size by PIL's bilinear filter, no float step (`imaging.load_uint8`)."""
+        from stargan_keras.imaging import load_uint8, resize_uint8
+
+        source, size = self.domain_images.splits[split][domain], self.config.model.img_size
+        count = self.count(split, domain)
+        for start in range(0, count, self.batch_size):
+            stop = min(count, start + self.batch_size)
+            if source.in_memory:
+                yield resize_uint8(source.array[start:stop], size)
+            else:
+                yield np.stack([load_uint8(source.inline.get(i) or source.paths[i], size) for i in range(start, stop)])
+
 
 class RealFeatures:
     """FID features of the train images of each target domain: computed once, cached on disk when possible."""
@@ -126,20 +142,15 @@ class RealFeatures:
         return features
 
     def _compute(self, domain: int, name: str) -> np.ndarray:
-        import keras
-
+        """The authors' path reads the files as uint8 (`EvalData.uint8_batches`); `tf` takes the float pipeline."""
         count = self.data.count("train", domain)
-        bar = None
         if self.progress:
             print(f"FID features of the {count} train images of {name}", flush=True)
-            bar = keras.utils.Progbar(count, unit_name="image")
-        features, seen = [], 0
-        for images, _ in self.data.batches("train", domain):
-            features.append(self.extractor(images))
-            seen += len(images)
-            if bar is not None:
-                bar.update(seen)
-        return np.concatenate(features)
+        if self.extractor.resize == "pil":
+            batches = self.data.uint8_batches("train", domain)
+        else:
+            batches = (images for images, _ in self.data.batches("train", domain))
+        return self.extractor.features(batches, count, self.progress)
 
 
 @dataclass
@@ -225,6 +236,41 @@ def evaluate(translator, domain_images, mode: str, networks: MetricNetworks, *, 
     return {"metrics": metrics, "tasks": [task.name for task in tasks],
             "num_source_images": {name: c["sources"] for name, c in counts.items()},
             "num_generated": {name: c["generated"] for name, c in counts.items()}}
+
+
+def evaluate_seeds(translator, domain_images, mode: str, networks: MetricNetworks, seeds: list[int], *,
+                   image_dir: str | Path | None = None, progress: bool = True, **kwargs) -> dict:
+    """`evaluate` once per seed; real FID features are computed once and shared by all seeds.
+
+    Returns `evaluate`'s dict with "metrics" the mean over seeds of every value, "metrics_std"
+    their standard deviation (NumPy's, ddof 0), "seeds", and "per_seed" [{"seed", "metrics"}].
+    With several seeds, `image_dir` gets one subfolder per seed (`seed_7/`).
+    """
+    if not seeds:
+        raise EvaluationError("--seeds must be at least 1.")
+    if networks.fid is not None and kwargs.get("real_features") is None:
+        data = EvalData(translator.config, domain_images, kwargs.get("max_images_per_domain"))
+        kwargs["real_features"] = RealFeatures(data, networks.fid, None, None, progress)
+    runs = []
+    for index, seed in enumerate(seeds):
+        directory = image_dir
+        if image_dir is not None and len(seeds) > 1:
+            directory = Path(image_dir) / f"seed_{seed}"
+        if progress and len(seeds) > 1:
+            print(f"[{mode}] seed {seed} ({index + 1} of {len(seeds)})", flush=True)
+        runs.append(evaluate(translator, domain_images, mode, networks, seed=seed, image_dir=directory,
+                             progress=progress, **kwargs))
+    mean, std = summarize_seeds([run["metrics"] for run in runs])
+    return {**runs[0], "metrics": mean, "metrics_std": std, "seeds": list(seeds),
+            "per_seed": [{"seed": seed, "metrics": run["metrics"]} for seed, run in zip(seeds, runs)]}
+
+
+def summarize_seeds(per_seed: list[dict]) -> tuple[dict, dict]:
+    """({key: mean}, {key: standard deviation}) over runs with the same keys (ddof 0, as np.std)."""
+    keys = list(per_seed[0])
+    values = {key: np.array([metrics[key] for metrics in per_seed], np.float64) for key in keys}
+    return ({key: float(np.mean(v)) for key, v in values.items()},
+            {key: float(np.std(v)) for key, v in values.items()})
 
 
 def _reference_styles(translator, data: EvalData, domain: int):

@@ -2,7 +2,8 @@
 
 `python -m stargan_keras.export --checkpoint runs/afhq --output models/stargan` writes
 `models/stargan/<version>/` (TF Serving's layout). Its signatures, their tensor names,
-dtypes and shapes (the contract for clients) are the table in serving/README.md,
+dtypes and shapes (the contract for clients) are the tables in serving/README.md (StarGAN v1 models,
+`model_family: v1`, get the v1 table's `translate` signatures),
 generated from `stargan_keras.serving.signatures`; `stargan_keras.serving.module`
 says how they check and resize their inputs.
 
@@ -19,7 +20,7 @@ from .errors import command
 from .imaging import MAX_IMAGE_PIXELS
 from .inference import MEAN_STYLE_SAMPLES
 from .serving.export import check_output, export_saved_model, load_model
-from .serving.signatures import DEFAULT_SIGNATURE, NAMES, SERVING_DEFAULT
+from .serving.signatures import FAMILIES, SERVING_DEFAULT
 
 
 @command
@@ -47,7 +48,8 @@ def main(argv=None) -> int:
     translator = load_model(args.checkpoint)
     path = export_saved_model(translator, args.output, args.version, args.mean_style_samples, args.model_name,
                               progress=True, max_image_pixels=args.max_image_pixels, overwrite=args.overwrite)
-    print(f"exported {path} with signatures {', '.join(NAMES)} ({SERVING_DEFAULT} = {DEFAULT_SIGNATURE})")
+    family = FAMILIES[translator.config.model_family]
+    print(f"exported {path} with signatures {', '.join(family.names)} ({SERVING_DEFAULT} = {family.default})")
     return 0
 
 

@@ -121,12 +121,31 @@ def _opened(source, what, limit):
         yield image
 
 
-def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
-    """An image file as float32 [H, W, 3] in [-1, 1], resized (bilinear) to size x size if given."""
-    image = open_rgb(path)  # checks the pixel limit before decoding
+def load_uint8(source, size: int | None = None) -> np.ndarray:
+    """An image file (a path or its bytes) as uint8 [H, W, 3], resized to size x size if given with PIL's
+    bilinear filter on the uint8 image, as the authors' loaders do (torchvision `Resize` of a PIL image)."""
+    image = open_rgb(source)  # checks the pixel limit before decoding
     if size is not None and image.size != (size, size):
         image = image.resize((size, size), Image.BILINEAR)
-    return from_uint8(np.asarray(image))
+    return np.asarray(image)
+
+
+def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
+    """An image file as float32 [H, W, 3] in [-1, 1], resized (bilinear) to size x size if given."""
+    return from_uint8(load_uint8(path, size))
+
+
+def resize_uint8(images, size: int) -> np.ndarray:
+    """uint8 images [N, H, W, 3] -> [N, size, size, 3], each resized by PIL's bilinear filter (`load_uint8`'s)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB images [N, H, W, 3]; got {images.dtype} {images.shape}.")
+    if images.shape[1:3] == (size, size):
+        return images
+    out = np.empty((len(images), size, size, 3), np.uint8)
+    for index, image in enumerate(images):
+        out[index] = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    return out
 
 
 def save_image(path: str | Path, image) -> Path:

@@ -8,8 +8,8 @@ translating (Figure 1 and Section 2 of Choi et al., 2020):
     synthesis         G(x, s)
 
 `sample`, `evaluate`, the training sample grids and the serving module all call these
-methods, so a change to how G runs (for example the face masks of the CelebA-HQ
-generator) is made here once.
+methods, so how G runs is decided here once: for example the CelebA-HQ generator
+(w_hpf > 0) always gets the face masks of its source images (`Networks.face_masks`).
 
 Data flow: a checkpoint or model directory -> `checkpoint.load_networks` -> (config,
 networks) -> `Translator` -> images in [-1, 1]; the serving module (`serving.module`)
@@ -66,7 +66,8 @@ class Translator:
         styles = tf.TensorSpec([None, cfg.style_dim], tf.float32)
         self._map = self._trace(lambda z, y: tf.cast(networks.mapping_network(z, y), tf.float32), [latents, domains])
         self._encode = self._trace(lambda x, y: tf.cast(networks.style_encoder(x, y), tf.float32), [images, domains])
-        self._generate = self._trace(lambda x, s: tf.cast(networks.generator(x, s), tf.float32), [images, styles])
+        self._generate = self._trace(lambda x, s: tf.cast(networks.generator(x, s, networks.face_masks(x)),
+                                                          tf.float32), [images, styles])
 
     def _trace(self, fn, signature):
         def traced(*args):
@@ -152,7 +153,10 @@ class Translator:
 
     # -- synthesis -------------------------------------------------------------------------------------------------
     def synthesize(self, x, s):
-        """G(x, s): images in [-1, 1] (not clipped: use `imaging.to_uint8` to quantize)."""
+        """G(x, s): images in [-1, 1] (not clipped: use `imaging.to_uint8` to quantize).
+
+        A generator with high-pass skips (w_hpf > 0) gets the face masks of x, as at the authors' test time.
+        """
         return self._generate(_floats(x), _floats(s))
 
     def latent_guided(self, x, y_trg, z, psi=None):
@@ -172,6 +176,14 @@ def _domains(value):
     return tf.cast(value, tf.int32)
 
 
-def load(path: str | Path, **kwargs) -> Translator:
-    """Open a model directory or a training run directory (its latest EMA networks) as a `Translator`."""
-    return Translator.from_directory(path, **kwargs)
+def load(path: str | Path, **kwargs):
+    """Open a model directory or a training run directory as its family's translation object: a `Translator`
+    (StarGAN v2, the latest EMA networks) or, for `model_family: v1`, a `v1.inference.V1Translator`."""
+    from .checkpoint import load_networks
+
+    config, networks = load_networks(path)
+    if config.model_family == "v1":
+        from .v1.inference import V1Translator
+
+        return V1Translator(config, networks, **kwargs)
+    return Translator(config, networks, **kwargs)

@@ -223,18 +223,42 @@ class Discriminator(SymbolicBuild, keras.Model):
                 "base_dim": self.base_dim, "name": self.name}
 
 
+NETWORK_NAMES = ("generator", "mapping_network", "style_encoder", "discriminator")  # in checkpoint order
+
+
+class MissingFaceNetworkError(ValueError):
+    """A generator with high-pass skips (w_hpf > 0) was asked to run without the FAN that makes its masks."""
+
+
 @dataclasses.dataclass
 class Networks:
-    """The four networks of one model (the trained ones or their EMA copies)."""
+    """The four networks of one model (the trained ones or their EMA copies), and for a generator with
+    high-pass skips (w_hpf > 0, the CelebA-HQ setting) the frozen face-landmark network behind its masks."""
 
     generator: Generator
     mapping_network: MappingNetwork
     style_encoder: StyleEncoder
     discriminator: Discriminator | None = None
+    fan: keras.Model | None = None  # stargan_keras.face.fan: never trained, so not one of `items()`
 
     def items(self):
-        """(name, network) pairs, in checkpoint order, skipping an absent discriminator."""
-        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+        """(name, network) pairs of the trained networks, in checkpoint order, skipping an absent discriminator."""
+        return [(name, getattr(self, name)) for name in NETWORK_NAMES if getattr(self, name) is not None]
+
+    def face_masks(self, x):
+        """The pair of face masks G takes for images x (the authors' `FAN.get_heatmap`), or None when G has no
+        high-pass skips. The authors compute them wherever G runs: a w_hpf > 0 generator without them would
+        silently translate without its skips, so a missing FAN is an error."""
+        if self.generator.w_hpf <= 0:
+            return None
+        if self.fan is None:
+            raise MissingFaceNetworkError(
+                f"this generator has w_hpf {self.generator.w_hpf:g} (high-pass face skips) but no face-landmark "
+                "network (FAN) was given: load the model from a directory that holds fan.weights.h5, or set "
+                "Networks.fan (stargan_keras.face.fan.load_fan_checkpoint).")
+        from .face.masks import face_masks
+
+        return face_masks(self.fan, x)
 
 
 def build_networks(model: ModelConfig, with_discriminator: bool = True, name_prefix: str = "") -> Networks:

@@ -33,7 +33,7 @@ from .distribute import distribute_batch, resolve_jit_compile
 from .layers import torch_named_variables
 from .losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at, r1_penalty,
                      style_reconstruction_loss)
-from .networks import EMA_NETWORKS, Networks, build_networks
+from .networks import EMA_NETWORKS, MissingFaceNetworkError, Networks, build_networks
 
 BATCH_KEYS = ("x_src", "y_src", "x_ref", "x_ref2", "y_trg", "z_trg", "z_trg2")
 D_TERMS = ("real", "fake", "reg")
@@ -219,16 +219,22 @@ class StarGANv2(TrainerBase):
 
     Create it inside `strategy.scope()`. `train_step(batch)` runs on one replica
     (as `fit` calls it); `distributed_train_step(batch)` runs a compiled
-    iteration on a global batch under the model's strategy.
+    iteration on a global batch under the model's strategy. A generator with
+    high-pass skips (w_hpf > 0) needs `fan`, the frozen face-landmark network
+    (`stargan_keras.face.fan`), shared by the trained and the EMA networks.
     """
 
-    def __init__(self, config: Config, **kwargs):
+    def __init__(self, config: Config, fan=None, **kwargs):
         kwargs.setdefault("name", "stargan_v2")
         super().__init__(config, LOG_KEYS, **kwargs)
+        if config.model.w_hpf > 0 and fan is None:
+            raise MissingFaceNetworkError(f"StarGANv2: w_hpf {config.model.w_hpf:g} needs the FAN behind the face "
+                                          "masks (fan=stargan_keras.face.fan.load_fan_checkpoint('wing.ckpt')).")
         self.nets: Networks = build_networks(config.model)
         self.nets_ema: Networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
         for name in EMA_NETWORKS:
             getattr(self.nets_ema, name).set_weights(getattr(self.nets, name).get_weights())
+        self.nets.fan = self.nets_ema.fan = fan if config.model.w_hpf > 0 else None
         self.built = True
 
     def _make_optimizer(self, name: str) -> TorchAdam:
@@ -253,16 +259,21 @@ class StarGANv2(TrainerBase):
         lambda_ds = lambda_ds_at(self.step, self.config.train.lambda_ds, self.config.train.ds_iter)
         logs = {}
 
+        # With w_hpf > 0, G gets the face masks of x_src in every pass but the cycle's, which gets those of
+        # x_fake (the authors' `fan.get_heatmap`, without gradient); None otherwise.
+        masks = self.nets.face_masks(x_src)
+
         # Forward pass of the latent G update, before the D updates (which leave G, F, E unchanged).
         with tf.GradientTape() as tape:
             s_trg = F(z_trg, y_trg)
-            content = G.encode_content(x_src)
-            x_fake = G.decode_content(content, s_trg)
+            content = G.encode_content(x_src, masks)
+            x_fake = G.decode_content(content, s_trg, masks)
             with tape.stop_recording():
                 s_ref = E(x_ref, y_trg)
-                x_fake_ref, x_fake2 = _split(G.decode_content(_repeat(content, 2), _cat(s_ref, F(z_trg2, y_trg))), 2)
+                x_fake_ref, x_fake2 = _split(G.decode_content(_repeat(content, 2), _cat(s_ref, F(z_trg2, y_trg)),
+                                                              _repeat_masks(masks, 2)), 2)
             s_pred, s_org = _split(E(_cat(x_fake, x_src), _cat(y_trg, y_src)), 2)
-            x_rec = G(x_fake, s_org)
+            x_rec = G(x_fake, s_org, self._masks_of_fake(x_fake, tape))
             with tape.stop_recording():
                 logs.update(self._discriminator_step("latent", x_src, y_src, tf.stop_gradient(x_fake), y_trg))
                 logs.update(self._discriminator_step("ref", x_src, y_src, x_fake_ref, y_trg))
@@ -275,11 +286,11 @@ class StarGANv2(TrainerBase):
         with tf.GradientTape() as tape:
             with tape.stop_recording():
                 s_trg, s_trg2, s_org = _split(E(_cat(x_ref, x_ref2, x_src), _cat(y_trg, y_trg, y_src)), 3)
-            content = G.encode_content(x_src)
-            x_fake = G.decode_content(content, s_trg)
+            content = G.encode_content(x_src, masks)
+            x_fake = G.decode_content(content, s_trg, masks)
             with tape.stop_recording():
-                x_fake2 = G.decode_content(content, s_trg2)
-            x_rec = G(x_fake, s_org)
+                x_fake2 = G.decode_content(content, s_trg2, masks)
+            x_rec = G(x_fake, s_org, self._masks_of_fake(x_fake, tape))
             g_loss, g_logs = self._generator_loss("ref", x_src, x_fake, x_fake2, s_trg, E(x_fake, y_trg), x_rec,
                                                   D(x_fake, y_trg), lambda_ds)
         self._update(tape, g_loss, ("generator",))
@@ -288,6 +299,11 @@ class StarGANv2(TrainerBase):
         self._update_ema()
         self.step.assign_add(1)
         return self._finish_logs(logs)
+
+    def _masks_of_fake(self, x_fake, tape):
+        """The cycle pass's masks: those of the translation, outside the tape (no gradient flows through the FAN)."""
+        with tape.stop_recording():
+            return self.nets.face_masks(tf.stop_gradient(x_fake))
 
     def _discriminator_step(self, mode, x_real, y_real, x_fake, y_fake):
         D = self.nets.discriminator
@@ -393,3 +409,8 @@ def _repeat(content, times):
     """G's encoder output for `times` copies of its batch, stacked as `_cat` stacks images."""
     features, skips = content
     return _cat(*[features] * times), {size: _cat(*[skip] * times) for size, skip in skips.items()}
+
+
+def _repeat_masks(masks, times):
+    """The face masks (or None) for `times` copies of their batch."""
+    return None if masks is None else tuple(_cat(*[mask] * times) for mask in masks)

@@ -3,12 +3,17 @@
 The run directory's layout is `checkpoint.RunDir`. Re-running a session continues where
 the last one stopped, exactly: the checkpoint holds every network, EMA copy, optimizer
 state and the step, and the input pipeline is a pure function of (seed, step).
+
+The session is the same for both model families; what differs (the data, the trainer, the
+batches, the sample figures) is asked of the config's `Family`: this module's for StarGAN
+v2, `stargan_keras.v1.training.V1Family` for StarGAN v1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import signal
 import tempfile
 import time
@@ -19,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_keras import callbacks as cb
-from stargan_keras.checkpoint import RunDir
-from stargan_keras.config import Config, ConfigError
+from stargan_keras.checkpoint import RunDir, face_network, missing_fan_error
+from stargan_keras.config import Config, ConfigError, network_differences
 
 SAMPLE_COLUMNS = 8  # about this many images per grid row, rounded to a multiple of the domains
 
@@ -48,23 +53,9 @@ def adopt_dataset_domains(config: Config, domain_images, explicit: dict) -> Conf
     return config.replace(num_domains=len(names), domain_names=names)
 
 
-def network_differences(saved: Config, wanted: Config, ignore=()) -> list[str]:
-    """The model fields (as flags) whose values differ: a checkpoint of one cannot be loaded into the other."""
-    diffs = []
-    for f in dataclasses.fields(saved.model):
-        if f.name in ignore:
-            continue
-        old, new = getattr(saved.model, f.name), getattr(wanted.model, f.name)
-        if f.name == "base_dim":
-            old, new = saved.model.resolved_base_dim, wanted.model.resolved_base_dim
-        if old != new:
-            diffs.append(f"--{f.name.replace('_', '-')} (run: {old}, requested: {new})")
-    return diffs
-
-
 def other_differences(saved: Config, wanted: Config) -> list[str]:
     diffs = []
-    for section in ("data", "train"):
+    for section in ("data", "train", "v1") if wanted.model_family == "v1" else ("data", "train"):
         old, new = dataclasses.asdict(getattr(saved, section)), dataclasses.asdict(getattr(wanted, section))
         diffs += [f"--{k.replace('_', '-')} {old[k]} -> {new[k]}" for k in old if old[k] != new.get(k)]
     return diffs
@@ -85,6 +76,16 @@ def check_resumable(run: RunDir, config: Config, ignore=(), quiet: bool = False)
         print(f"resuming {run.root} with changed settings: {', '.join(changes)}", flush=True)
 
 
+def check_face_network(config: Config, run: RunDir) -> None:
+    """Before any work: a w_hpf > 0 model trains with the authors' face masks or not at all."""
+    if config.model.w_hpf <= 0 or run.fan.exists():
+        return
+    if not config.model.fan_checkpoint:
+        raise missing_fan_error(config, f"--run-dir {run.root}")
+    if not Path(config.model.fan_checkpoint).is_file():
+        raise ConfigError(f"--fan-checkpoint {config.model.fan_checkpoint}: no such file. Pass the authors' wing.ckpt.")
+
+
 def parse_profile_steps(text: str) -> tuple[int, int] | None:
     if not text:
         return None
@@ -101,24 +102,28 @@ def load_data(config: Config):
     """The dataset; data errors become ConfigErrors, printed without a traceback."""
     from stargan_keras.data.pipeline import load_dataset
 
+    return as_config_error(load_dataset, config)
+
+
+def as_config_error(load, config: Config):
+    """`load(config)`, its data errors as ConfigErrors naming --dataset (printed without a traceback)."""
     try:
-        return load_dataset(config)
+        return load(config)
     except ConfigError:
         raise
     except (ValueError, OSError) as err:
         raise ConfigError(f"--dataset {config.data.dataset}: {err}") from None
 
 
-def build_model(config: Config, strategy, checkpoint_dir: Path, run: RunDir):
-    """StarGANv2 in the strategy's scope, its checkpoint manager, and the run's newest readable checkpoint
-    restored (its prefix, or None for a new run)."""
+def build_model(config: Config, strategy, checkpoint_dir: Path, run: RunDir, make_trainer):
+    """The trainer `make_trainer()` makes, in the strategy's scope and compiled, its checkpoint manager, and the
+    run's newest readable checkpoint restored (its prefix, or None for a new run)."""
     from stargan_keras.distribute import set_precision
-    from stargan_keras.trainer import StarGANv2
 
     set_precision(config.train.precision)
     keras.utils.set_random_seed(config.train.seed)  # the same initial weights in every process
     with strategy.scope():
-        model = StarGANv2(config)
+        model = make_trainer()
         model.compile()
     checkpoint = model.checkpoint()
     restored = run.restore_latest(checkpoint)
@@ -127,23 +132,24 @@ def build_model(config: Config, strategy, checkpoint_dir: Path, run: RunDir):
 
 
 def checkpoint_bytes(model) -> int:
-    """The size of one training checkpoint: every network, EMA copy and optimizer variable."""
-    variables = [v for networks in (model.nets, model.nets_ema) for _, net in networks.items() for v in net.weights]
+    """The size of one training checkpoint: every network, EMA copy (v2) and optimizer variable."""
+    kept = (model.nets, getattr(model, "nets_ema", None))
+    variables = [v for networks in kept if networks is not None for _, net in networks.items() for v in net.weights]
     variables += [v for optimizer in model.optimizers.values() for v in optimizer.variables]
     return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
-def make_callbacks(config: Config, run: RunDir, model, manager, val_batch, start: int, chief: bool) -> list:
+def make_callbacks(config: Config, run: RunDir, model, manager, samples, start: int, chief: bool) -> list:
     """The callbacks in the order they must run: a non-finite step is caught before the saver sees it, and
-    the signal handlers, installed last, stay until the final checkpoint and samples are written."""
+    the signal handlers, installed last, stay until the final checkpoint and samples are written.
+    `samples(writer)` makes the sample-figure callback (the chief's only)."""
     train_config = config.train
     callbacks = [cb.StopOnNonFiniteLoss(), cb.PeriodicCheckpoint(manager, train_config.save_every)]
     if chief:
         writer = tf.summary.create_file_writer(str(run.logs))
         callbacks += [
             cb.TensorBoardScalars(writer, train_config.log_every, model.optimizers),
-            cb.SampleGrids(config, model.nets_ema, val_batch, train_config.sample_every, run.samples, writer,
-                           seed=train_config.seed),
+            samples(writer),
         ]
         profile = parse_profile_steps(train_config.profile_steps)
         if profile:
@@ -152,14 +158,23 @@ def make_callbacks(config: Config, run: RunDir, model, manager, val_batch, start
     return callbacks
 
 
-def train(config: Config, explicit: dict) -> tuple[Outcome, object]:
-    """Hold the run directory, build or restore the model, and fit up to --total-iters."""
+def train(config: Config, explicit: dict, warm_start=None, family: "Family | None" = None) -> tuple[Outcome, object]:
+    """Hold the run directory, build or restore the model, and fit up to --total-iters.
+
+    `warm_start` (`stargan_keras.warm_start.WarmStart`) is what a new run starts from; a run with
+    checkpoints of its own resumes them instead. `family` is the model family's part of the session
+    (StarGAN v2's `Family` by default; `stargan_keras.v1.training.V1Family` for v1)."""
     from stargan_keras.distribute import make_strategy
 
+    family = family or Family()
+    if family.model_family != config.model_family:
+        raise ValueError(f"training.train: a model_family {config.model_family} config needs its family's session "
+                         f"part (got {type(family).__name__}); see stargan_keras.train.family_of.")
     parse_profile_steps(config.train.profile_steps)
     run = RunDir(Path(config.run_dir))
+    family.check(config, run, warm_start)
     # Fail before a long dataset scan when the sizes already differ; the domains are known after it.
-    check_resumable(run, config, ignore=("num_domains", "domain_names"), quiet=True)
+    check_resumable(run, config, ignore=family.resume_ignore, quiet=True)
     strategy = make_strategy(config.train.strategy)
     # Under multi-worker training only the chief writes the run directory; the others
     # must still take part in every save, into a scratch directory removed at the end.
@@ -169,42 +184,89 @@ def train(config: Config, explicit: dict) -> tuple[Outcome, object]:
             held.enter_context(run.lock())
         else:
             scratch = held.enter_context(tempfile.TemporaryDirectory(prefix="stargan_keras_worker_"))
-        return _train_locked(config, explicit, run, strategy, chief, run.checkpoints if chief else Path(scratch))
+        return _train_locked(config, explicit, run, strategy, chief, run.checkpoints if chief else Path(scratch),
+                             warm_start, family)
 
 
-def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: bool, checkpoint_dir: Path):
-    from stargan_keras.data.pipeline import fixed_val_batch, make_train_dataset
-
-    domain_images = load_data(config)
-    config = adopt_dataset_domains(config, domain_images, explicit).validate()
+def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: bool, checkpoint_dir: Path,
+                  warm_start, family: "Family"):
+    domain_images = family.load_data(config)
+    config = family.adopt(config, domain_images, explicit).validate()
     check_resumable(run, config)
     if chief:
         config.save(run.config)
-    model, manager, latest = build_model(config, strategy, checkpoint_dir, run)
+    model, manager, latest = family.build_model(config, strategy, checkpoint_dir, run, chief)
+    if warm_start is not None and latest is None:
+        from stargan_keras import warm_start as warm
+
+        warm.apply(model, warm_start, config)
+    elif warm_start is not None:
+        print(f"{run.root} has checkpoints of its own: resuming them; --init-from {warm_start.source} is not read.")
     if chief:
         run.check_room(checkpoint_bytes(model))
     start, total = int(model.step.numpy()), config.train.total_iters
-    print_start(config, run, domain_images, strategy, start, latest)
+    print_start(config, run, domain_images, strategy, start, latest, family.image_size(config))
     if start >= total:
         print(f"{run.root} is already at step {start} of --total-iters {total}; raise --total-iters to train on.")
         return Outcome(start, start, 0.0, latest), domain_images
 
-    val_batch = fixed_val_batch(config, domain_images, _sample_columns(domain_images.num_domains))
-    callbacks = make_callbacks(config, run, model, manager, val_batch, start, chief)
+    samples = functools.partial(family.sample_callback, config, model, domain_images, run)
+    callbacks = make_callbacks(config, run, model, manager, samples, start, chief)
     began = time.perf_counter()
     try:
-        model.fit(make_train_dataset(config, domain_images, start_step=start), epochs=1,
+        model.fit(family.train_dataset(config, domain_images, start), epochs=1,
                   steps_per_epoch=total - start, callbacks=callbacks, verbose=0, shuffle=False)
     except cb.NonFiniteLossError as err:
         last_good = manager.latest_checkpoint
         where = (f"the last good checkpoint, {last_good}, is kept and re-running the command resumes from it"
                  if last_good else "no checkpoint had been saved yet")
         hint = "" if config.train.precision == "float32" else ", try --precision float32"
-        raise NonFiniteLoss(f"{err}. Training stopped without saving that step; {where}. Lower --lr / --f-lr"
+        raise NonFiniteLoss(f"{err}. Training stopped without saving that step; {where}. Lower {family.lr_flags}"
                             f"{hint} or check the data.") from None
     step, received = int(model.step.numpy()), callbacks[-1].received
     stopped_by = signal.Signals(received).name if received is not None and step < total else None
     return Outcome(start, step, time.perf_counter() - began, manager.latest_checkpoint, stopped_by), domain_images
+
+
+class Family:
+    """What differs between the model families in a training session. This one is StarGAN v2's
+    (`model_family: v2`); `stargan_keras.v1.training.V1Family` is StarGAN v1's."""
+
+    model_family = "v2"
+    resume_ignore = ("num_domains", "domain_names")  # known only after the dataset scan
+    lr_flags = "--lr / --f-lr"
+
+    def check(self, config: Config, run: RunDir, warm_start) -> None:
+        """Before any work: what would make the run fail later."""
+        check_face_network(config, run)
+
+    def load_data(self, config: Config):
+        return load_data(config)
+
+    def adopt(self, config: Config, data, explicit: dict) -> Config:
+        return adopt_dataset_domains(config, data, explicit)
+
+    def image_size(self, config: Config) -> int:
+        return config.model.img_size
+
+    def build_model(self, config: Config, strategy, checkpoint_dir: Path, run: RunDir, chief: bool):
+        """`build_model` of StarGANv2, with the face-landmark network of a w_hpf > 0 model."""
+        from stargan_keras.trainer import StarGANv2
+
+        fan = face_network(config, run.root, save=chief)
+        return build_model(config, strategy, checkpoint_dir, run, lambda: StarGANv2(config, fan=fan))
+
+    def train_dataset(self, config: Config, data, start_step: int):
+        from stargan_keras.data.pipeline import make_train_dataset
+
+        return make_train_dataset(config, data, start_step=start_step)
+
+    def sample_callback(self, config: Config, model, data, run: RunDir, writer):
+        from stargan_keras.data.pipeline import fixed_val_batch
+
+        batch = fixed_val_batch(config, data, _sample_columns(data.num_domains))
+        return cb.SampleGrids(config, model.nets_ema, batch, config.train.sample_every, run.samples, writer,
+                              seed=config.train.seed)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -215,11 +277,12 @@ def _sample_columns(num_domains: int) -> int:
     return num_domains * max(1, round(SAMPLE_COLUMNS / num_domains))
 
 
-def print_start(config: Config, run: RunDir, domain_images, strategy, start: int, latest: str | None) -> None:
+def print_start(config: Config, run: RunDir, domain_images, strategy, start: int, latest: str | None,
+                image_size: int) -> None:
     t = config.train
     state = f"resuming from step {start} ({latest})" if latest else "new run"
     print(f"{domain_images.describe()}\n"
-          f"{config.model.img_size} px, batch {t.batch_size} on {strategy.num_replicas_in_sync} replica(s), "
+          f"{image_size} px, batch {t.batch_size} on {strategy.num_replicas_in_sync} replica(s), "
           f"{t.precision}, {t.total_iters} steps; {state}\n"
           f"  run directory  {run.root}  (effective config: {run.config})\n"
           f"  samples        {run.samples}/  every {t.sample_every} steps\n"

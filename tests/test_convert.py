@@ -11,6 +11,7 @@ torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes t
 
 import stargan_keras  # noqa: E402
 from stargan_keras.authors_checkpoints import ConversionError, convert_checkpoint  # noqa: E402
+from stargan_keras.config import ConfigError  # noqa: E402
 from stargan_keras.convert import main  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
 
@@ -39,6 +40,15 @@ def small_checkpoints(tmp_path_factory, narrow_config):
     return save_upstream_checkpoints(build_networks_like(narrow_config(32, 3, 0.0).model), directory)
 
 
+@pytest.fixture(scope="module")
+def wing_checkpoint(tmp_path_factory):
+    """A FAN of random weights in the layout of the authors' wing.ckpt."""
+    from tests.references import torch_fan
+
+    return torch_fan.save_wing_checkpoint(torch_fan.randomize(torch_fan.TorchFAN()),
+                                          tmp_path_factory.mktemp("fan") / "wing.ckpt")
+
+
 def _nchw(x):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
@@ -60,9 +70,11 @@ def _drop_hpf_filter(ema_path):
 
 @pytest.mark.parametrize("img_size,num_domains,w_hpf,drop_hpf_filter",
                          [(32, 3, 0.0, False), (64, 2, 0.0, False), (32, 2, 1.0, True), (64, 3, 1.0, False)])
-def test_converted_networks_match_the_pytorch_reference(tmp_path, narrow_config, img_size, num_domains, w_hpf,
-                                                        drop_hpf_filter):
+def test_converted_networks_match_the_pytorch_reference(tmp_path, narrow_config, wing_checkpoint, img_size,
+                                                        num_domains, w_hpf, drop_hpf_filter):
     converted_config = narrow_config(img_size, num_domains, w_hpf)
+    if w_hpf > 0:  # the CelebA-HQ generator converts with the FAN behind its masks
+        converted_config = converted_config.replace(fan_checkpoint=str(wing_checkpoint))
     nets = build_networks_like(converted_config.model, seed=img_size + num_domains)
     nets_path, ema_path = save_upstream_checkpoints(nets, tmp_path / "upstream")
     if drop_hpf_filter:
@@ -166,9 +178,12 @@ def test_truncated_file_is_named(tmp_path, narrow_config, small_checkpoints):
     _expect_refusal(tmp_path, html, narrow_config(32, 3, 0.0), str(html), "dl=1")
 
 
-def test_wrong_w_hpf_names_the_flag(tmp_path, narrow_config, small_checkpoints):
+def test_wrong_w_hpf_names_the_flag(tmp_path, narrow_config, small_checkpoints, wing_checkpoint):
     _, ema_path = small_checkpoints
-    _expect_refusal(tmp_path, ema_path, narrow_config(32, 3, 1.0), "generator: encode.", "expected shape",
+    with pytest.raises(ConfigError, match="--fan-checkpoint wing.ckpt"):  # a w_hpf > 0 model needs its FAN
+        convert_checkpoint(ema_path, narrow_config(32, 3, 1.0), tmp_path / "converted", log=_quiet)
+    config = narrow_config(32, 3, 1.0, fan_checkpoint=str(wing_checkpoint))
+    _expect_refusal(tmp_path, ema_path, config, "generator: encode.", "expected shape",
                     "means w_hpf = 0", "--w-hpf 1")
 
 

@@ -17,7 +17,9 @@ from stargan_keras.inference import Translator
 from stargan_keras.metrics import LPIPS
 from stargan_keras.metrics.domain_classifier import (INFO_FILE, WEIGHTS_FILE, degradations,
                                                      load_or_train_classifier)
+from stargan_keras.metrics.fid import inception_from_args
 from stargan_keras.networks import build_networks
+from tests.fid_helpers import needs_torch, save_random_torch_inception
 
 IMG = 32
 NUM_VAL = 2  # val images per domain of the folder dataset
@@ -74,7 +76,8 @@ def _stub_translator(config, prototypes, generator=None):
     networks = SimpleNamespace(
         mapping_network=lambda z, y: tf.one_hot(y, style_dim),
         style_encoder=lambda x, y: tf.one_hot(y, style_dim),
-        generator=generator or (lambda x, s: tf.gather(protos, tf.argmax(s, axis=-1))))
+        generator=generator or (lambda x, s, masks=None: tf.gather(protos, tf.argmax(s, axis=-1))),
+        face_masks=lambda x: None)
     return Translator(config, networks)
 
 
@@ -131,7 +134,7 @@ def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):
             assert painted[evaluation.metric_key("accuracy", mode, task.name)] == 1.0
             assert painted[evaluation.metric_key("lpips", mode, task.name)] == pytest.approx(0.0, abs=1e-6)
 
-    identity = _stub_translator(config, np.stack(prototypes), generator=lambda x, s: tf.identity(x))
+    identity = _stub_translator(config, np.stack(prototypes), generator=lambda x, s, masks=None: tf.identity(x))
     results = evaluation.evaluate(identity, domain_images, "latent", evaluation.MetricNetworks(classifier=classifier),
                                   num_outputs=2, progress=False)["metrics"]
     for task in evaluation.make_tasks(DOMAINS):
@@ -211,10 +214,91 @@ def test_run_directory_gets_step_json_and_tensorboard_scalars(folder_config, tmp
     (["--metrics", "lpips"], ["--lpips-weights", "convert_weights"]),
     (["--metrics", "lpips", "--lpips-weights", "missing.weights.h5"], ["missing.weights.h5", "--lpips-weights"]),
     (["--metrics", "fid", "--inception-weights", "missing.h5"], ["missing.h5", "--inception-weights"]),
-    (["--metrics", "fid", "--inception", "tf"], ["--inception tf", "keras, torchvision"]),
+    (["--metrics", "fid", "--inception", "tf"], ["--inception tf", "torchvision, keras"]),
+    (["--metrics", "accuracy", "--seeds", "0"], ["--seeds 0", "at least 1"]),
     (["--metrics", "accuracy", "--dataset", "shapes"], ["circle, square)", "circle, square, triangle", "--dataset"]),
 ])
 def test_errors_name_the_flag_and_the_fix(model_dir, capsys, argv, words):
     code, captured = _run(["--checkpoint", str(model_dir), *argv], capsys)
     assert code == 2
     assert all(word in captured.err for word in words), captured.err
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], {"inception": "torchvision", "weights": "imagenet", "resize": "pil"}),
+    (["--inception", "keras"], {"inception": "keras", "weights": "imagenet", "resize": "tf"}),
+    (["--inception", "keras", "k.h5", "--fid-resize", "pil"],
+     {"inception": "keras", "weights": "k.h5", "resize": "pil"}),
+])
+def test_fid_defaults_to_the_papers_network_and_pipeline(flags, expected):
+    args = ev.build_parser().parse_args(["--checkpoint", "run", *flags])
+    choice = inception_from_args(args)
+    assert {**choice, "weights": str(choice["weights"])} == expected
+
+
+def test_seed_summary_is_numpys_mean_and_std():
+    per_seed = [{"FID_latent/a2b": 3.0, "FID_latent/mean": 2.0}, {"FID_latent/a2b": 5.5, "FID_latent/mean": 1.0},
+                {"FID_latent/a2b": 4.0, "FID_latent/mean": 1.25}]
+    mean, std = evaluation.summarize_seeds(per_seed)
+    for key in per_seed[0]:
+        values = [run[key] for run in per_seed]
+        assert mean[key] == pytest.approx(np.mean(values)) and std[key] == pytest.approx(np.std(values))
+
+
+@pytest.fixture(scope="module")
+def random_torch_inception(tmp_path_factory):
+    path = tmp_path_factory.mktemp("inception") / "inception_v3_random.pth"
+    save_random_torch_inception(path)
+    return path
+
+
+@pytest.mark.slow
+@needs_torch
+def test_seeds_report_mean_and_std_with_the_default_torchvision_fid(model_dir, folder_dataset, random_torch_inception,
+                                                                   tmp_path, capsys, monkeypatch):
+    """--seeds 2 with the default FID network (random weights in a torchvision state dict): two per-seed results,
+    their NumPy mean and std, real features computed once, seeds SEED and SEED+1; the saved PNGs scored by
+    `python -m stargan_keras.fid` (the authors' file route) give the same FID as the in-memory protocol."""
+    computed = []
+    compute = evaluation.RealFeatures._compute
+    monkeypatch.setattr(evaluation.RealFeatures, "_compute",
+                        lambda self, domain, name: computed.append(name) or compute(self, domain, name))
+    out, weights = tmp_path / "out", str(random_torch_inception)
+    code, captured = _run(["--checkpoint", str(model_dir), "--mode", "latent", "--metrics", "fid", "--seeds", "2",
+                           "--num-outputs", "2", "--inception-weights", weights, "--out", str(out),
+                           "--save-images"], capsys)
+    assert code == 0, captured.err
+    report = json.loads((out / "metrics_latent.json").read_text())
+    assert report["settings"]["inception"] == "torchvision" and report["settings"]["fid_resize"] == "pil"
+    assert report["seeds"] == [0, 1] and [run["seed"] for run in report["per_seed"]] == [0, 1]
+    assert sorted(computed) == ["circle", "square"]  # once per target domain, shared by the seeds
+    keys = {f"FID_latent/{name}" for name in ("square2circle", "circle2square", "mean")}
+    assert set(report["metrics"]) == set(report["metrics_std"]) == keys
+    for key in keys:
+        values = [run["metrics"][key] for run in report["per_seed"]]
+        assert report["metrics"][key] == pytest.approx(np.mean(values), rel=1e-12)
+        assert report["metrics_std"][key] == pytest.approx(np.std(values), rel=1e-12)
+    first, second = (run["metrics"]["FID_latent/mean"] for run in report["per_seed"])
+    assert first != second  # other latent codes
+    assert "2 seed(s)" in captured.out and "±" in captured.out
+    with capsys.disabled():
+        print(f"\nFID_latent/mean per seed {first:.4f}, {second:.4f}; mean ± std "
+              f"{report['metrics']['FID_latent/mean']:.4f} ± {report['metrics_std']['FID_latent/mean']:.4f}")
+
+    code, captured = _run(["--checkpoint", str(model_dir), "--mode", "latent", "--metrics", "fid", "--seed", "1",
+                           "--num-outputs", "2", "--inception-weights", weights, "--out", str(tmp_path / "one")],
+                          capsys)
+    assert code == 0, captured.err
+    alone = json.loads((tmp_path / "one" / "metrics_latent.json").read_text())
+    assert alone["metrics_std"] == {key: 0.0 for key in keys}
+    for key in keys:
+        assert alone["metrics"][key] == pytest.approx(report["per_seed"][1]["metrics"][key], rel=1e-5)
+
+    from stargan_keras import fid as fid_command
+
+    fakes = out / "images" / "seed_1" / "latent" / "square2circle"
+    assert len(list(fakes.glob("*.png"))) == NUM_VAL * 2
+    assert fid_command.main(["--paths", str(folder_dataset / "train" / "circle"), str(fakes), "--img-size", str(IMG),
+                             "--inception-weights", weights, "--quiet"]) == 0
+    printed = float(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("FID: "))
+    assert printed == pytest.approx(report["per_seed"][1]["metrics"]["FID_latent/square2circle"], rel=1e-5)

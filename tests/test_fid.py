@@ -2,17 +2,17 @@
 the feature extractor's input pipeline, and the torchvision InceptionV3 port against a hand-written
 PyTorch Inception3 (`tests/references/torch_metrics.py`)."""
 
-import importlib.util
-
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+from stargan_keras.imaging import load_uint8, resize_uint8, to_uint8
 from stargan_keras.metrics import convert_weights, fid, inception
 from stargan_keras.metrics.fid import (FidFeatureExtractor, InceptionWeightsError, feature_statistics,
                                        fid_from_features, frechet_distance)
 from stargan_keras.torch_io import StateDictError
+from tests.fid_helpers import needs_torch, save_random_torch_inception
 
 
 def _analytic_commuting(mu1, mu2, eig1, eig2):
@@ -154,20 +154,87 @@ def test_resize_is_pil_bilinear_and_keeps_the_keras_range(keras_extractor, size)
         np.testing.assert_allclose(x[0, :, :, channel], np.asarray(pil), atol=1e-4)
 
 
-def test_torchvision_preprocessing_is_imagenet_normalisation():
-    extractor = FidFeatureExtractor("torchvision", weights=None)
+@pytest.fixture(scope="module")
+def torchvision_extractor():
+    """The default extractor (torchvision network, the authors' uint8 + PIL path), random weights."""
+    return FidFeatureExtractor(weights=None, batch_size=2)
+
+
+def test_torchvision_preprocessing_is_imagenet_normalisation_of_the_quantized_image(torchvision_extractor):
+    assert (torchvision_extractor.inception, torchvision_extractor.resize) == ("torchvision", "pil")
     values = np.array([-1.0, 0.2, 1.0], np.float32)
-    x = extractor.preprocess(np.broadcast_to(values, (2, 40, 40, 3))).numpy()
-    expected = ((values + 1) / 2 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    x = torchvision_extractor.preprocess(np.broadcast_to(values, (2, 40, 40, 3))).numpy()
+    quantized = np.array([0, 153, 255]) / 255  # 0.2 -> (0.2 + 1) / 2 * 255 = 153
+    expected = (quantized - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     assert x.shape == (2, 299, 299, 3)
-    np.testing.assert_allclose(x, np.broadcast_to(expected, x.shape), atol=1e-5)
-    assert extractor(np.zeros((2, 40, 40, 3), np.float32)).shape == (2, 2048)
+    np.testing.assert_allclose(x, np.broadcast_to(expected, x.shape), atol=1e-6)
+    assert torchvision_extractor(np.zeros((2, 40, 40, 3), np.float32)).shape == (2, 2048)
+
+
+def _rounding_rule(x):
+    """The project's rule, written out: round(clamp((x + 1) / 2, 0, 1) * 255) in float32, ties to even.
+    (torchvision's save_image, behind the authors' PNGs, rounds ties up: they differ on exact ties only.)"""
+    scaled = np.minimum(np.maximum((np.asarray(x, np.float32) + np.float32(1)) / np.float32(2), 0), 1)
+    return np.rint(scaled * np.float32(255)).astype(np.uint8)
+
+
+def _pil_299(images_uint8):
+    return np.stack([np.asarray(Image.fromarray(im).resize((299, 299), Image.BILINEAR)) for im in images_uint8])
+
+
+def test_generated_images_are_quantized_by_the_rounding_rule_at_the_clamp_edges(torchvision_extractor):
+    """At 299 px PIL's resize is the identity, so the host step shows the quantization alone."""
+    rng = np.random.default_rng(11)
+    levels = np.arange(256, dtype=np.float32) / 127.5 - 1  # exactly the 256 levels
+    halves = (np.arange(255, dtype=np.float32) + 0.5) / 127.5 - 1  # between levels: the rounding decides
+    edges = np.array([-3.0, -1.0001, -1.0, np.nextafter(np.float32(-1), 0), np.nextafter(np.float32(1), 0),
+                      1.0, 1.0001, 3.0], np.float32)
+    values = np.concatenate([levels, halves, edges, rng.uniform(-1.2, 1.2, 299 * 299 * 3 - 519)]).astype(np.float32)
+    images = rng.permutation(values).reshape(1, 299, 299, 3)
+    quantized = torchvision_extractor.host_preprocess(images)
+    assert quantized.dtype == np.uint8
+    np.testing.assert_array_equal(quantized, _rounding_rule(images))
+    np.testing.assert_array_equal(quantized, to_uint8(images))
+    at_edges = quantized.reshape(-1)[np.isin(images.reshape(-1), edges)]
+    assert set(at_edges.tolist()) == {0, 255}
+    assert quantized.min() == 0 and quantized.max() == 255
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (256, 256), (40, 57), (512, 512)])
+def test_pil_path_resizes_exactly_like_pil_bilinear_from_uint8(torchvision_extractor, shape):
+    rng = np.random.default_rng(shape[0])
+    images = rng.integers(0, 256, (2, *shape, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(torchvision_extractor.host_preprocess(images), _pil_299(images))
+    floats = rng.uniform(-1.1, 1.1, (2, *shape, 3)).astype(np.float32)
+    np.testing.assert_array_equal(torchvision_extractor.host_preprocess(floats), _pil_299(_rounding_rule(floats)))
+    x = torchvision_extractor.preprocess(images).numpy()
+    expected = (_pil_299(images) / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(x, expected, atol=1e-5)
+
+
+def test_files_are_read_like_the_authors_loader(tmp_path):
+    """imaging.load_uint8 (the reader of real images and of `fid --paths`): PIL bilinear from the decoded file."""
+    image = np.random.default_rng(12).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    expected = np.asarray(Image.open(tmp_path / "a.png").convert("RGB").resize((32, 32), Image.BILINEAR))
+    np.testing.assert_array_equal(load_uint8(tmp_path / "a.png", 32), expected)
+    np.testing.assert_array_equal(resize_uint8(image[None], 32)[0], expected)
+    np.testing.assert_array_equal(load_uint8(tmp_path / "a.png"), image)
+
+
+def test_keras_network_keeps_its_float_path_unless_pil_is_asked(keras_extractor):
+    assert keras_extractor.resize == "tf"
+    images = np.random.default_rng(13).uniform(-1, 1, (1, 20, 20, 3)).astype(np.float32)
+    np.testing.assert_array_equal(keras_extractor.host_preprocess(images), images)
+    pil = FidFeatureExtractor("keras", weights=None, resize="pil")
+    expected = _pil_299(_rounding_rule(images)) / 127.5 - 1
+    np.testing.assert_allclose(pil.preprocess(images).numpy(), expected, atol=1e-6)
 
 
 def test_statistics_of_batches(keras_extractor):
     rng = np.random.default_rng(7)
     batches = [rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32) for _ in range(2)]
-    mu, sigma = keras_extractor.statistics(batches, steps=2, progress=False)
+    mu, sigma = keras_extractor.statistics(batches, total=4, progress=False)
     expected_mu, expected_sigma = feature_statistics(keras_extractor(np.concatenate(batches)))
     np.testing.assert_allclose(mu, expected_mu, rtol=1e-6)
     np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-5, atol=1e-9)
@@ -178,49 +245,44 @@ def test_offline_errors_name_the_file_and_flag(monkeypatch, tmp_path):
         raise Exception("URL fetch failure: no network")
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
+    real_find_spec = fid.importlib.util.find_spec  # torch "installed", so that the download is what fails
+    monkeypatch.setattr(fid.importlib.util, "find_spec", lambda name, *a: object() if name == "torch"
+                        else real_find_spec(name, *a))
     with pytest.raises(InceptionWeightsError, match=f"{fid.KERAS_INCEPTION_FILE}.*--inception-weights"):
         FidFeatureExtractor("keras")
-    with pytest.raises(InceptionWeightsError, match="inception_v3_google.*--inception torchvision"):
+    with pytest.raises(InceptionWeightsError, match="torchvision.*no network.*--inception-weights.*--inception keras"):
         FidFeatureExtractor("torchvision")
     with pytest.raises(FileNotFoundError, match="--inception-weights"):
         FidFeatureExtractor("keras", weights=tmp_path / "absent.h5")
-    with pytest.raises(FileNotFoundError, match="--inception torchvision"):
+    with pytest.raises(FileNotFoundError, match="absent.pth.*--inception keras"):
         FidFeatureExtractor("torchvision", weights=tmp_path / "absent.pth")
     with pytest.raises(ValueError, match="--inception tensorflow"):
         FidFeatureExtractor("tensorflow")
+    with pytest.raises(ValueError, match="--fid-resize cv2"):
+        FidFeatureExtractor("keras", weights=None, resize="cv2")
+
+
+def test_torchvision_weights_without_torch_name_the_three_fixes(monkeypatch, tmp_path):
+    real_find_spec = fid.importlib.util.find_spec
+    monkeypatch.setattr(fid.importlib.util, "find_spec", lambda name, *a: None if name == "torch"
+                        else real_find_spec(name, *a))
+    pth = tmp_path / "inception.pth"
+    pth.write_bytes(b"not read")
+    for weights in ("imagenet", pth):
+        with pytest.raises(InceptionWeightsError) as caught:
+            FidFeatureExtractor("torchvision", weights=weights)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert all(fix in message for fix in ("pip install torch==2.13.0", "--inception-weights", "--inception keras"))
 
 
 # torchvision InceptionV3 port against a hand-written torch Inception3 (torch is optional:
 # without it these tests skip).
 
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                                 reason="PyTorch (the [torch] extra) is not installed")
-
-
 @pytest.fixture(scope="module")
 def torch_inception(tmp_path_factory):
-    """A randomly initialised reference, with BatchNorm statistics that are not identities,
-    saved as a torchvision-style state dict file."""
-    import torch
-    from torch import nn
-
-    from tests.references.torch_metrics import TorchInception3
-
-    torch.manual_seed(0)
-    model = TorchInception3().eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_in = module.weight[0].numel()
-                module.weight.normal_(0, (2 / fan_in) ** 0.5)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0, 0.2)
-                module.running_mean.normal_(0, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
     path = tmp_path_factory.mktemp("inception") / "inception_v3_random.pth"
-    torch.save(model.state_dict(), path)
-    return model, path
+    return save_random_torch_inception(path), path
 
 
 @pytest.mark.slow

@@ -21,9 +21,11 @@ import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
+from stargan_keras.face.fan import build_fan, load_fan_checkpoint  # noqa: E402
 from stargan_keras.losses import lambda_ds_at  # noqa: E402
 from stargan_keras.trainer import LOG_KEYS, TorchAdam  # noqa: E402
 from tests.net_helpers import free_ports  # noqa: E402
+from tests.references import torch_fan  # noqa: E402
 from tests.references import torch_training as ref  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
 from tests.trainer_helpers import build_model, keras_weights, make_batches  # noqa: E402
@@ -123,6 +125,44 @@ def test_three_iterations_match_the_pytorch_reference(config, upstream_checkpoin
                 trained = ours[i][key[len("ema_"):]].astype(np.float64)
                 want = trained + 0.999 * (ours[i - 1][key].astype(np.float64) - trained)
                 np.testing.assert_allclose(ema, want, rtol=0, atol=2e-7 * max(1.0, np.abs(want).max()), err_msg=key)
+
+
+@pytest.mark.slow
+def test_one_iteration_with_face_masks_matches_the_pytorch_reference(tiny_config, tmp_path):
+    """w_hpf = 1 with a FAN (the CelebA-HQ setting): G gets the masks of x_real in every pass but the cycle's,
+    which gets those of x_fake; the loss terms show which masks the cycle took."""
+    config = tiny_config(img_size=64, num_domains=2, w_hpf=1.0, base_dim=4, max_conv_dim=16, batch_size=4,
+                         lambda_ds=2.0, ds_iter=10)
+    fan_t = torch_fan.randomize(torch_fan.TorchFAN(), seed=3)
+    fan = load_fan_checkpoint(torch_fan.save_wing_checkpoint(fan_t, tmp_path / "wing.ckpt"))
+    upstream = tmp_path / "upstream"
+    save_upstream_checkpoints(build_networks_like(config.model), upstream)
+    batch = make_batches(1, img_size=64, num_domains=2)[0]
+
+    def reference(masks_of):
+        nets = build_networks_like(config.model)
+        return ref.train_iteration(nets, ref.ema_copies(nets), ref.make_optimizers(nets), batch,
+                                   lambda_ds=config.train.lambda_ds, masks_of=masks_of)
+
+    def authors_masks(x):
+        return torch_fan.get_heatmap(fan_t, x)
+
+    x_real = ref.to_torch({"x_src": batch["x_src"]})["x_src"]
+    masks_real = authors_masks(x_real)
+    assert all(0.02 < float((m > 0).float().mean()) < 0.98 for m in masks_real), "degenerate masks"
+    expected = reference(authors_masks)
+    cycle_on_real_masks = reference(lambda x: masks_real)
+    no_masks = reference(None)
+
+    model = build_model(config, upstream / "100000_nets.ckpt", upstream / "100000_nets_ema.ckpt", fan=fan)
+    actual = model.distributed_train_step(batch)
+    del actual["G/lambda_ds"]
+    assert_close_logs(actual, expected, rtol=1e-4)
+    for key in ("G/latent_cyc", "G/ref_cyc"):
+        for other in (cycle_on_real_masks, no_masks):
+            assert abs(other[key] - expected[key]) > 10 * 1e-4 * abs(expected[key]), (key, other[key], expected[key])
+    for key in ("D/latent_fake", "G/latent_adv", "G/ref_ds"):  # the passes on x_real's masks
+        assert abs(no_masks[key] - expected[key]) > 10 * 1e-4 * abs(expected[key]), key
 
 
 def test_torch_adam_matches_pytorch_adam_with_coupled_weight_decay():
@@ -230,7 +270,7 @@ def test_one_iteration_is_finite_under_mixed_precision(tiny_config, precision):
     set_precision(precision)
     keras.utils.set_random_seed(0)
     model = build_model(tiny_config(batch_size=4, lambda_ds=2.0, ds_iter=10, w_hpf=1.0, num_domains=2),
-                        run_eagerly=True)
+                        run_eagerly=True, fan=build_fan())
     if precision == "mixed_float16":
         assert all(isinstance(opt, keras.optimizers.LossScaleOptimizer) for opt in model.optimizers.values())
     assert model.nets.generator.compute_dtype == precision.split("_")[1]

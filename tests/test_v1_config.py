@@ -47,6 +47,8 @@ def test_flags_reach_the_v1_section():
     (dict(model_family="v1", image_size=96), "--image-size 96: must be divisible by 2\\*\\*d_repeat_num = 64"),
     (dict(model_family="v1", label_type="binary"), "--label-type 'binary'"),
     (dict(model_family="v1", lr_decay="cosine"), "--lr-decay 'cosine'"),
+    (dict(model_family="v1", c2_dim=8), "--selected-attrs has 5 names .* but --c-dim \\+ --c2-dim is 5 \\+ 8"),
+    (dict(model_family="v1", rafd_crop_size=-1), "--rafd-crop-size -1: must be 0 or more"),
 ])
 def test_bad_values_name_the_flag(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -22,11 +22,12 @@ def make_batches(count, size=4, img_size=32, num_domains=3, latent_dim=16, seed=
                  z_trg2=rng.normal(size=(size, latent_dim)).astype("float32")) for _ in range(count)]
 
 
-def build_model(config, nets_ckpt=None, nets_ema_ckpt=None, run_eagerly=False):
-    """The trainer on `config`, compiled, with the upstream-format weights when given."""
+def build_model(config, nets_ckpt=None, nets_ema_ckpt=None, run_eagerly=False, fan=None):
+    """The trainer on `config`, compiled, with the upstream-format weights when given (and the FAN of a
+    w_hpf > 0 config)."""
     from stargan_keras.trainer import StarGANv2
 
-    model = StarGANv2(config)
+    model = StarGANv2(config, fan=fan)
     model.compile(run_eagerly=run_eagerly)
     if nets_ckpt is not None:
         model.load_upstream_weights(nets_ckpt, nets_ema_ckpt)

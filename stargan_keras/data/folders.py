@@ -1,5 +1,8 @@
 """A folder of domain folders, the authors' layout: ROOT/train/<domain>/*.jpg and ROOT/val/<domain>/.
 
+With `flat=True` (StarGAN v1's class folders, as torchvision's ImageFolder reads them),
+ROOT/<class>/*.jpg alone is accepted too, as a train split without a val split.
+
 The layout is checked before anything else (so a typo fails in a second, naming the
 folder), then every file is decoded once, with the decoders training will use: a file
 that cannot be used (not decodable, over `imaging.MAX_IMAGE_PIXELS` by its header, a
@@ -51,6 +54,10 @@ class FolderLayout:
     domain_names: list[str]
     files: dict[str, list[list[Path]]]
     val_folder: Path | None
+    train_folder: Path | None = None  # root / "train", or root itself for a flat layout
+
+    def __post_init__(self):
+        self.train_folder = self.train_folder or self.root / "train"
 
 
 def _visible(path: Path) -> bool:
@@ -83,12 +90,17 @@ def find_dataset_root(path: Path, depth: int = 2) -> Path | None:
     return None
 
 
-def scan_layout(root: str | Path) -> FolderLayout:
-    """Check the folder structure (no decoding) and list the files; errors name the folder at fault."""
+def scan_layout(root: str | Path, flat: bool = False) -> FolderLayout:
+    """Check the folder structure (no decoding) and list the files; errors name the folder at fault.
+
+    `flat`: without a train/ folder, ROOT's own subfolders are the train split's domains.
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist; {LAYOUT_HELP}.")
     train_dir = root / "train"
+    if flat and not train_dir.is_dir():
+        train_dir = root
     if not train_dir.is_dir():
         raise DatasetError(f"{train_dir} does not exist: the dataset folder {root} needs a train/ folder; "
                            f"{LAYOUT_HELP}.")
@@ -100,7 +112,7 @@ def scan_layout(root: str | Path) -> FolderLayout:
     names = [d.name for d in domains]
     files = {"train": _domain_files(domains)}
 
-    val_dir = next((root / v for v in VAL_FOLDERS if (root / v).is_dir()), None)
+    val_dir = None if train_dir == root else next((root / v for v in VAL_FOLDERS if (root / v).is_dir()), None)
     if val_dir is not None:
         val_domains = domain_folders(val_dir)
         val_names = [d.name for d in val_domains]
@@ -110,7 +122,7 @@ def scan_layout(root: str | Path) -> FolderLayout:
             raise DatasetError(f"{val_dir} has other domains than {train_dir}: missing {missing or 'none'}, "
                                f"extra {extra or 'none'}. Make the domain folders of both splits match.")
         files["val"] = _domain_files(val_domains)
-    return FolderLayout(root, names, files, val_dir)
+    return FolderLayout(root, names, files, val_dir, train_dir)
 
 
 def _domain_files(domains: list[Path]) -> list[list[Path]]:
@@ -169,9 +181,9 @@ def check_files(paths: list[Path], label: str, progress: bool = True) -> list[Ch
 
 
 def load_folder(root: str | Path, name: str | None = None, progress: bool = True,
-                expected_domains: list[str] | None = None) -> DomainImages:
+                expected_domains: list[str] | None = None, flat: bool = False) -> DomainImages:
     """A folder of domain folders as DomainImages; layout errors first, then one decoding pass."""
-    layout = scan_layout(root)
+    layout = scan_layout(root, flat)
     if expected_domains is not None and layout.domain_names != list(expected_domains):
         raise DatasetError(f"{layout.root / 'train'} has domains {layout.domain_names}, expected "
                            f"{list(expected_domains)}.")
@@ -179,7 +191,7 @@ def load_folder(root: str | Path, name: str | None = None, progress: bool = True
     converted = 0
     splits = {}
     for split, per_domain in layout.files.items():
-        split_dir = layout.root / "train" if split == "train" else layout.val_folder
+        split_dir = layout.train_folder if split == "train" else layout.val_folder
         flat = [path for files in per_domain for path in files]
         checked = iter(check_files(flat, str(split_dir), progress))
         sources = []

@@ -54,7 +54,7 @@ def load_dataset(config, progress: bool = True) -> DomainImages:
                        "train/<domain>/ and val/<domain>/ image folders.")
 
 
-class _ImageTable:
+class ImageTable:
     """Random access, inside TF graphs, to image `index` of domain `domain` of one split (uint8 HWC)."""
 
     def __init__(self, sources: list[ImageSource]):
@@ -83,7 +83,7 @@ class _ImageTable:
         return image
 
 
-def _resize_for_model(image, img_size: int):
+def resize_for_model(image, img_size: int):
     """uint8 or float [0, 255] HWC -> float32 [img_size, img_size, 3] in [-1, 1]: resized (antialiased
     bilinear), converted by `imaging.from_uint8_tensor`, clipped to [-1, 1]."""
     image = tf.image.resize(tf.cast(image, tf.float32), [img_size, img_size], antialias=True)
@@ -108,7 +108,7 @@ def _augment(image, draws, img_size: int, crop_prob: float):
     crop = draws[0] < crop_prob
     top, left = tf.where(crop, top, 0), tf.where(crop, left, 0)
     crop_h, crop_w = tf.where(crop, crop_h, height), tf.where(crop, crop_w, width)
-    image = _resize_for_model(image[top:top + crop_h, left:left + crop_w], img_size)
+    image = resize_for_model(image[top:top + crop_h, left:left + crop_w], img_size)
     return tf.where(draws[5] < 0.5, tf.reverse(image, axis=[1]), image)
 
 
@@ -119,7 +119,8 @@ def _check_domains(config, domain_images: DomainImages) -> None:
                            f"pass --num-domains {domain_images.num_domains}.")
 
 
-def _options() -> tf.data.Options:
+def dataset_options() -> tf.data.Options:
+    """Deterministic order, and data sharding across workers (they split each global batch)."""
     options = tf.data.Options()
     options.deterministic = True
     # The stream has no files to shard: workers split each global batch.
@@ -127,19 +128,24 @@ def _options() -> tf.data.Options:
     return options
 
 
+def step_seeds(key, step, names) -> dict:
+    """One stateless RNG seed per name for batch `step`: `key` ([seed, stream]) folded with the step, then split."""
+    seeds = tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(key, step),
+                                                   num=len(names))
+    return dict(zip(names, tf.unstack(seeds)))
+
+
 def make_train_dataset(config, domain_images: DomainImages, start_step: int = 0) -> tf.data.Dataset:
     """Global batches {x_src, y_src, x_ref, x_ref2, y_trg, z_trg, z_trg2}, batch k = step start_step + k."""
     _check_domains(config, domain_images)
-    table = _ImageTable(domain_images.splits["train"])
+    table = ImageTable(domain_images.splits["train"])
     batch, num_domains = config.train.batch_size, domain_images.num_domains
     img_size, latent_dim, crop_prob = config.model.img_size, config.model.latent_dim, config.data.rrc_prob
     key = tf.constant([config.train.seed, _DATA_STREAM], tf.int64)
 
     @tf.autograph.experimental.do_not_convert
     def draw(step):
-        seeds = tf.random.experimental.stateless_split(
-            tf.random.experimental.stateless_fold_in(key, step), num=len(_STREAMS))
-        seed = dict(zip(_STREAMS, tf.unstack(seeds)))
+        seed = step_seeds(key, step, _STREAMS)
         y_src = tf.random.stateless_uniform([batch], seed["y_src"], 0, num_domains, tf.int32)
         y_trg = tf.random.stateless_uniform([batch], seed["y_trg"], 0, num_domains, tf.int32)
         domains = tf.cast(tf.stack([y_src, y_trg, y_trg], axis=1), tf.int64)  # [B, 3]: src, ref, ref2
@@ -167,7 +173,7 @@ def make_train_dataset(config, domain_images: DomainImages, start_step: int = 0)
                .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .batch(batch, drop_remainder=True)
                .prefetch(tf.data.AUTOTUNE))
-    return dataset.with_options(_options())
+    return dataset.with_options(dataset_options())
 
 
 def _eval_pairs(domain_images: DomainImages, split: str, domain: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -179,11 +185,11 @@ def _eval_pairs(domain_images: DomainImages, split: str, domain: int | None) -> 
 
 
 def _decode_pairs(domain_images: DomainImages, split: str, domains, indices, img_size: int) -> tf.data.Dataset:
-    table = _ImageTable(domain_images.splits[split])
+    table = ImageTable(domain_images.splits[split])
 
     @tf.autograph.experimental.do_not_convert
     def load(d, i):
-        return _resize_for_model(table.read(d, i), img_size), tf.cast(d, tf.int32)
+        return resize_for_model(table.read(d, i), img_size), tf.cast(d, tf.int32)
 
     return (tf.data.Dataset.from_tensor_slices((domains, indices))
             .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
@@ -198,7 +204,8 @@ def make_eval_dataset(config, domain_images: DomainImages, split: str = "val", d
         raise ValueError(f"domain {domain}: {domain_images.name} has domains 0..{domain_images.num_domains - 1}.")
     domains, indices = _eval_pairs(domain_images, split, domain)
     dataset = _decode_pairs(domain_images, split, domains, indices, config.model.img_size)
-    return dataset.batch(batch_size or config.data.eval_batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options())
+    dataset = dataset.batch(batch_size or config.data.eval_batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.with_options(dataset_options())
 
 
 def fixed_val_batch(config, domain_images: DomainImages, n: int) -> dict[str, np.ndarray]:

@@ -174,7 +174,7 @@ def torchvision_inception_v3(weights: str | Path | None = None) -> keras.Model:
     if path is not None and not path.is_file():
         raise FileNotFoundError(
             f"torchvision InceptionV3 weights {path} not found: download "
-            f"{TORCHVISION_INCEPTION_URL} and pass --inception torchvision PATH.")
+            f"{TORCHVISION_INCEPTION_URL} and pass --inception-weights PATH, or use --inception keras.")
     model = build_torchvision_inception_v3()
     if path is None:
         return model

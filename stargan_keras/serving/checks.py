@@ -128,6 +128,22 @@ def styles(style, style_dim, batch):
     return after([finite(style, "style", "style codes")], style)
 
 
+def labels(tensor, c_dim, batch, batch_of, unit_interval):
+    """StarGAN v1's target_labels: float32 [N, c_dim], finite, and with `unit_interval` (attributes) in [0, 1]."""
+    check = check_shape(tensor, [batch, c_dim],
+                        f"target_labels must be float32 [N, {c_dim}], one label vector per {batch_of}")
+    tensor = after([check], tensor, [None, c_dim])
+    tensor = after([finite(tensor, "target_labels", "label vectors")], tensor)
+    if not unit_interval:
+        return tensor
+    outside = tf.reduce_any((tensor < 0) | (tensor > 1), axis=1)
+    in_range = tf.debugging.Assert(
+        ~tf.reduce_any(outside),
+        ["target_labels: attribute values must be in [0, 1] (0 off, 1 on); label vectors that are not, by index:",
+         tf.where(outside)[:, 0]], summarize=16)
+    return after([in_range], tensor)
+
+
 def encoded_images(encoded, name, max_pixels, batch=None, batch_of=None):
     """string [N] of JPEG/PNG/GIF/BMP data (recognized by their first bytes), N >= 1, each declaring at most
     max_pixels pixels in its header."""
@@ -247,9 +263,10 @@ def _follow(jumps, values=None):
     return jumps, sums
 
 
-def domain_indices(domain, domain_names):
-    """string [K] of domain names (or "") -> int32 [K] indices (-1 for ""); unknown names fail."""
-    check = check_shape(domain, [None], 'domain must be a string [K] of domain names (or "")')
+def domain_indices(domain, domain_names, name="domain"):
+    """string [K] of names (or "") -> int32 [K] indices (-1 for ""); unknown names fail. `name`: the input (v2's
+    `domain`, v1's `attribute`), which also names what the names are."""
+    check = check_shape(domain, [None], f'{name} must be a string [K] of {name} names (or "")')
     domain = after([check], domain, [None])
     names = tf.constant(domain_names)
     matches = tf.equal(domain[:, None], names[None, :])
@@ -257,7 +274,7 @@ def domain_indices(domain, domain_names):
     found = tf.reduce_any(matches, axis=1) | blank
     unknown = tf.debugging.Assert(
         tf.reduce_all(found),
-        [f"domain: unknown domain name(s); the model's domains are {', '.join(domain_names)}. Unknown:",
+        [f"{name}: unknown {name} name(s); the model's {name}s are {', '.join(domain_names)}. Unknown:",
          tf.boolean_mask(domain, ~found)])
     with tf.control_dependencies([unknown]):
         return tf.where(blank, -1, tf.cast(tf.argmax(tf.cast(matches, tf.int32), axis=1), tf.int32))

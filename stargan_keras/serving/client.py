@@ -3,7 +3,9 @@
 gRPC sends uint8 tensors to the `latent_guided` / `reference_guided` signatures;
 REST sends the files themselves, base64 in JSON, to the `*_bytes` signatures.
 Domain names are resolved with the model's `metadata` signature. Signature, input and
-output names are those of `serving.signatures`. Image files are checked against the pixel
+output names are those of `serving.signatures`. A StarGAN v1 model (recognized by its
+`metadata` signature's input) is asked through `translate` / `translate_bytes`, with target
+labels named as `--attrs Blond_Hair=1,Male=0` (`parse_attrs`). Image files are checked against the pixel
 limit (`imaging.MAX_IMAGE_PIXELS`, from their headers) before anything is sent.
 """
 
@@ -24,7 +26,8 @@ from PIL import Image
 
 from ..errors import UserError
 from ..imaging import check_image_file, open_rgb
-from .signatures import DOMAIN, DOMAIN_NAMES_OUT, NAMES, SERVING_DEFAULT, SIZE_OUTS, signature
+from .signatures import (ATTRIBUTE, ATTRIBUTE_NAMES_OUT, DOMAIN, DOMAIN_NAMES_OUT, FAMILIES, LABEL_TYPE_OUT,
+                         SERVING_DEFAULT, SIZE_OUTS, TARGET_LABELS, V1_SIZE_OUTS)
 
 GRPC_PORT, REST_PORT = 8500, 8501
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -32,13 +35,57 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 INPUT_MISMATCH = ("does not match signature", "not found in signature")
 
 
+def _table_entry(signature_name: str, family: str | None = None):
+    """The table's entry of a signature name (in `family`'s table, or the first family that has it), or None."""
+    families = [FAMILIES[family]] if family else list(FAMILIES.values())
+    for table in families:
+        name = table.default if signature_name == SERVING_DEFAULT else signature_name
+        if name in table.names:
+            return table.signature(name)
+    return None
+
+
 def only_output(signature_name: str) -> str:
     """The name of a signature's one output, which TF Serving's REST API answers without its key
-    ("outputs" for a signature the table does not know)."""
-    if signature_name not in NAMES and signature_name != SERVING_DEFAULT:
+    ("outputs" for a signature the tables do not know)."""
+    entry = _table_entry(signature_name)
+    if entry is None:
         return "outputs"
-    (output,) = signature(signature_name).outputs
+    (output,) = entry.outputs
     return output.name
+
+
+def parse_attrs(attrs, names) -> np.ndarray:
+    """`--attrs Blond_Hair=1,Male=0` (or a {name: value} dict) -> float32 [len(names)] target labels.
+
+    Attributes left out are 0. An unknown name, a malformed entry, a value that is not a number or a
+    name given twice is a one-line error listing the model's names."""
+    names = list(names)
+    valid = f"the model's attributes are {', '.join(names)}"
+    if isinstance(attrs, dict):
+        items = [(str(k), v) for k, v in attrs.items()]
+    else:
+        items = []
+        for part in (p.strip() for p in str(attrs).split(",")):
+            if part.count("=") != 1 or not part.split("=")[0].strip():
+                raise ServingError(f"--attrs: {part!r} is not NAME=VALUE (e.g. --attrs {names[0]}=1); {valid}.",
+                                   "INVALID_ARGUMENT")
+            name, value = (t.strip() for t in part.split("="))
+            items.append((name, value))
+    labels = np.zeros(len(names), np.float32)
+    seen = set()
+    for name, value in items:
+        if name not in names:
+            raise ServingError(f"--attrs: unknown attribute {name!r}; {valid}.", "INVALID_ARGUMENT")
+        if name in seen:
+            raise ServingError(f"--attrs: {name} is given twice.", "INVALID_ARGUMENT")
+        try:
+            labels[names.index(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ServingError(f"--attrs: {name}={value!r} is not a number (1 on, 0 off).", "INVALID_ARGUMENT") \
+                from None
+        seen.add(name)
+    return labels
 
 
 class ServingError(UserError, RuntimeError):
@@ -97,6 +144,7 @@ class StarGANClient:
         self.server = server or f"localhost:{REST_PORT if rest else GRPC_PORT}"
         self.model_name, self.timeout, self.retries, self.version = model_name, timeout, retries, version
         self._metadata = None
+        self.family = None  # "v2" or "v1", known after the first metadata request
         self._stub = self._channel = None
 
     # -- transport ---------------------------------------------------------------------------------------------
@@ -131,7 +179,8 @@ class StarGANClient:
             text = (f"{model} at {self.server} has no signature {signature!r}: {details}. Export it again with "
                     "`python -m stargan_keras.export` to get every signature.")
         elif code == "INVALID_ARGUMENT" and any(m in lowered for m in INPUT_MISMATCH):
-            text = f"{model} rejected the {signature!r} request: {_input_mismatch(signature, sent)}{details}"
+            text = (f"{model} rejected the {signature!r} request: {_input_mismatch(signature, sent, self.family)}"
+                    f"{details}")
         elif code == "INVALID_ARGUMENT":
             text = f"{model} rejected the {signature!r} request: {details}"
         else:
@@ -212,17 +261,56 @@ class StarGANClient:
 
     # -- the model's API ---------------------------------------------------------------------------------------
     def metadata(self) -> dict:
-        """The `metadata` signature's answer: {"domain_names", "img_size", "num_domains", "latent_dim", "style_dim"}."""
+        """The `metadata` signature's answer: {"domain_names", "img_size", "num_domains", "latent_dim", "style_dim"},
+        or for a StarGAN v1 model {"attribute_names", "image_size", "c_dim", "label_type"} (`family` says which)."""
         if self._metadata is None:
-            out = self.predict("metadata", {DOMAIN.name: np.array([b""], dtype=object)})  # one row, no name to resolve
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(out[DOMAIN_NAMES_OUT.name])[0]]
-            self._metadata = {DOMAIN_NAMES_OUT.name: names,
-                              **{t.name: int(np.asarray(out[t.name]).ravel()[0]) for t in SIZE_OUTS}}
+            blank = np.array([b""], dtype=object)  # one row, no name to resolve
+            try:
+                out = self.predict("metadata", {DOMAIN.name: blank})
+                self.family = "v2"
+            except ServingError as err:  # a v1 model's metadata takes `attribute`, not `domain`
+                if err.code != "INVALID_ARGUMENT" or not any(m in str(err).lower() for m in INPUT_MISMATCH):
+                    raise
+                out = self.predict("metadata", {ATTRIBUTE.name: blank})
+                self.family = "v1"
+            if self.family == "v1":
+                self._metadata = {ATTRIBUTE_NAMES_OUT.name: _strings(np.asarray(out[ATTRIBUTE_NAMES_OUT.name])[0]),
+                                  **{t.name: int(np.asarray(out[t.name]).ravel()[0]) for t in V1_SIZE_OUTS},
+                                  LABEL_TYPE_OUT.name: _strings(np.asarray(out[LABEL_TYPE_OUT.name]).ravel())[0]}
+            else:
+                self._metadata = {DOMAIN_NAMES_OUT.name: _strings(np.asarray(out[DOMAIN_NAMES_OUT.name])[0]),
+                                  **{t.name: int(np.asarray(out[t.name]).ravel()[0]) for t in SIZE_OUTS}}
         return self._metadata
+
+    def _require(self, family: str, what: str) -> dict:
+        """The metadata, after checking that the served model is of `family` (`what`: the asked translation)."""
+        metadata = self.metadata()
+        if self.family != family:
+            other = {"v1": "StarGAN v1 (use `translate` with --attrs)",
+                     "v2": "StarGAN v2 (use `latent` or `reference`)"}[self.family]
+            raise ServingError(f"{what} needs a {'StarGAN v1' if family == 'v1' else 'StarGAN v2'} model, but "
+                               f"{self.model_name!r} at {self.server} is {other}.", "INVALID_ARGUMENT")
+        return metadata
+
+    def target_labels(self, attrs) -> np.ndarray:
+        """A v1 model's target label vector from `--attrs NAME=VALUE,...` text or a dict (`parse_attrs`)."""
+        return parse_attrs(attrs, self._require("v1", "--attrs")[ATTRIBUTE_NAMES_OUT.name])
+
+    def translate(self, images, attrs) -> list[np.ndarray]:
+        """StarGAN v1: G(image, c) for each image, c from `attrs` (`target_labels`; unnamed attributes 0)."""
+        images = list(images)
+        check_images(images)
+        labels = np.tile(self.target_labels(attrs)[None], (len(images), 1))
+        if self.rest:
+            inputs = {"image_bytes": np.array([_encoded(im) for im in images], dtype=object),
+                      TARGET_LABELS.name: labels}
+            return _decode_all(self._predict_one("translate_bytes", inputs))
+        inputs = {"image": _batch(images, self.metadata()["image_size"]), TARGET_LABELS.name: labels}
+        return list(self._predict_one("translate", inputs))
 
     def domain_index(self, domain) -> int:
         """A domain name (or index, as int or digits) -> its index."""
-        names = self.metadata()["domain_names"]
+        names = self._require("v2", "a domain")["domain_names"]
         if isinstance(domain, (int, np.integer)) or str(domain).isdigit():
             index = int(domain)
             if not 0 <= index < len(names):
@@ -236,7 +324,8 @@ class StarGANClient:
 
     def latent_code(self, seed: int) -> np.ndarray:
         """The z that a seed stands for: float32 [latent_dim], N(0, I)."""
-        return np.random.default_rng(seed).standard_normal(self.metadata()["latent_dim"]).astype(np.float32)
+        latent_dim = self._require("v2", "a latent code")["latent_dim"]
+        return np.random.default_rng(seed).standard_normal(latent_dim).astype(np.float32)
 
     def latent(self, images, domain, seed: int = 0, psi: float = 1.0, z=None) -> list[np.ndarray]:
         """Latent-guided translation of several images into `domain` with one style (z, or the seed's z)."""
@@ -272,11 +361,12 @@ class StarGANClient:
         return list(self._predict_one("reference_guided", inputs))
 
 
-def _input_mismatch(signature_name: str, sent) -> str:
-    """What a request's input names lack or have too many, by the table (empty for unknown signatures)."""
-    if signature_name not in NAMES and signature_name != SERVING_DEFAULT:
+def _input_mismatch(signature_name: str, sent, family: str | None = None) -> str:
+    """What a request's input names lack or have too many, by the family's table (empty for unknown signatures)."""
+    entry = _table_entry(signature_name, family)
+    if entry is None:
         return ""
-    expected = [t.name for t in signature(signature_name).inputs]
+    expected = [t.name for t in entry.inputs]
     missing, unknown = [n for n in expected if n not in sent], sorted(set(sent) - set(expected))
     parts = ([f"missing input(s) {', '.join(missing)}"] if missing else []) + \
         ([f"unknown input(s) {', '.join(unknown)}"] if unknown else [])
@@ -287,6 +377,10 @@ class _Retryable(Exception):
     def __init__(self, message, code):
         super().__init__(message)
         self.code = code
+
+
+def _strings(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _to_json(value):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from ..config import ConfigError
 from ..errors import UserError
 from ..inference import MEAN_STYLE_SAMPLES, Translator, load
-from .module import DOMAIN_NAMES_ASSET, StarGANServing
+from .module import ATTRIBUTE_NAMES_ASSET, DOMAIN_NAMES_ASSET, StarGANServing, V1Serving
 from .warmup import WARMUP_FILE, warmup_inputs, write_warmup
 
 VERSION = re.compile(r"\d+")
@@ -100,24 +100,33 @@ def export_saved_model(translator: Translator, output_dir, version: int | None =
     saved for psi < 1 average `mean_style_samples` latent codes per domain; input images may
     have up to `max_image_pixels` pixels (default `imaging.MAX_IMAGE_PIXELS`). `overwrite`
     allows a base directory holding other files, and replaces an existing `version`.
+
+    A StarGAN v1 model (a `V1Translator`) gets the v1 table's signatures (`V1Serving`) and has no
+    mean styles (mean_style_samples is not used).
     """
     output_dir = Path(output_dir)
+    v1 = translator.config.model_family == "v1"
+    if v1 and translator.config.v1.c2_dim:
+        raise ExportError("a joint two-dataset StarGAN v1 model (--dataset both, c2_dim > 0) cannot be exported: "
+                          "the serving signatures take one dataset's labels. Export a model of one dataset.")
     version = check_output(output_dir, version, overwrite)
     target = output_dir / str(version)
     created = _writable_dir(output_dir)
-    cfg = translator.config.model
+    cfg = translator.config.v1 if v1 else translator.config.model
     bar = _Steps(4, progress)  # mean styles, trace, save, warmup
     staging = asset_dir = None
     try:
-        translator = Translator(translator.config, translator.networks, mean_style_samples=mean_style_samples,
-                                mean_style_seed=translator.mean_style_seed)
-        translator.mean_styles()
+        if not v1:
+            translator = Translator(translator.config, translator.networks, mean_style_samples=mean_style_samples,
+                                    mean_style_seed=translator.mean_style_seed)
+            translator.mean_styles()
         bar.done()
         staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=output_dir))  # TF Serving skips non-integers
         asset_dir = Path(tempfile.mkdtemp(prefix="stargan-assets-"))
-        names_file = asset_dir / DOMAIN_NAMES_ASSET
-        names_file.write_text("".join(f"{name}\n" for name in cfg.resolved_domain_names))
-        module = StarGANServing(translator, str(names_file), max_image_pixels)
+        names_file = asset_dir / (ATTRIBUTE_NAMES_ASSET if v1 else DOMAIN_NAMES_ASSET)
+        names = translator.attribute_names if v1 else cfg.resolved_domain_names
+        names_file.write_text("".join(f"{name}\n" for name in names))
+        module = (V1Serving if v1 else StarGANServing)(translator, str(names_file), max_image_pixels)
         signatures = module.signatures()
         bar.done()
         tf.saved_model.save(module, str(staging), signatures=signatures)

@@ -16,6 +16,11 @@ scalar psi. They run G and E traced with the authors' resampling ops
 (`Translator.with_authors_ops`), so that the TFLite files store the 3x3 kernels.
 `serving.tflite` converts them.
 
+`V1Serving` is the same for a StarGAN v1 model (`model_family: v1`): the signatures of the
+v1 table (`translate`, `translate_bytes`, `metadata`) over `v1.inference.V1Translator`, with
+the target labels checked (`checks.labels`). Both share `ServingModule`: the image inputs,
+the signature and TFLite-twin functions, and `signatures()`.
+
 A `tf.Module` saved with explicit signatures, not `keras.export.ExportArchive`: the
 archive publishes every endpoint as a signature (the tflite_* functions must not be one)
 and has no place for assets.
@@ -33,11 +38,11 @@ from ..inference import Translator
 from ..layers import torch_named_variables
 from ..networks import EMA_NETWORKS
 from . import checks
-from .signatures import (DEFAULT_SIGNATURE, MAX_IMAGE_PIXELS_OUT, NAMES, SERVING_DEFAULT, SIGNATURES, SIZE_OUTS,
-                         dimensions, signature)
+from .signatures import FAMILIES, MAX_IMAGE_PIXELS_OUT, SERVING_DEFAULT, SIZE_OUTS, V1_SIZE_OUTS, dimensions
 
 TFLITE_PREFIX = "tflite_"
 DOMAIN_NAMES_ASSET = "domain_names.txt"
+ATTRIBUTE_NAMES_ASSET = "attribute_names.txt"  # StarGAN v1: the label vector's names
 
 
 def input_specs(entry) -> list[tf.TensorSpec]:
@@ -55,9 +60,9 @@ def tflite_specs(entry, model) -> list[tf.TensorSpec]:
     return [tf.TensorSpec([] if t.scalar_ok else t.resolve(**dims), t.dtype, name=t.name) for t in entry.inputs]
 
 
-def _outputs(name, *values) -> dict:
-    """Values keyed by the table's output names of signature `name`."""
-    return {t.name: value for t, value in zip(signature(name).outputs, values, strict=True)}
+def _outputs(name, *values, family: str = "v2") -> dict:
+    """Values keyed by the table's output names of signature `name` (of the `family` table)."""
+    return {t.name: value for t, value in zip(FAMILIES[family].signature(name).outputs, values, strict=True)}
 
 
 def _translate(translator: Translator, name: str, *inputs):
@@ -78,61 +83,60 @@ def _encode_png(images):
     return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
 
 
-class StarGANServing(tf.Module):
-    """The exported object: the EMA networks' variables, the mean styles, and the serving functions.
+class ServingModule(tf.Module):
+    """What the exports of both model families share: one tf.function per signature of the family's table
+    (`_serve_<name>`, taking the table's inputs), the TFLite twins, and images in, checked and resized to the
+    model's S x S. Subclasses set FAMILY and `_translator`, and compute a tensor signature's output in
+    `_compute`."""
 
-    `translator` gives the config and networks; its mean styles are computed here, eagerly,
-    and saved as the `mean_styles` variable that the traced functions read. Input images
-    (decoded or declared by an encoded file's header) may have up to `max_image_pixels`
-    pixels (default `imaging.MAX_IMAGE_PIXELS`).
-    """
+    FAMILY = "v2"
 
-    def __init__(self, translator: Translator, domain_names_file: str, max_image_pixels: int | None = None):
+    def __init__(self, image_size: int, max_image_pixels: int | None):
         super().__init__(name="stargan")
-        self.model = translator.config.model
+        self.image_size = int(image_size)
         self.max_image_pixels = int(imaging.MAX_IMAGE_PIXELS if max_image_pixels is None else max_image_pixels)
-        self.domain_names = tuple(self.model.resolved_domain_names)
-        # The tf.Variables under the Keras variables: tracking the Keras wrappers instead would save copies
-        # that the traced functions do not read (the session loader then finds them uninitialized).
-        self.weights = {name: {key: variable.value for key, variable in
-                               torch_named_variables(getattr(translator.networks, name)).items()}
-                        for name in EMA_NETWORKS}
-        self.mean_styles = tf.Variable(translator.mean_styles(), trainable=False, name="mean_styles")
-        self.domain_names_asset = tf.saved_model.Asset(domain_names_file)
-        self._translator = Translator(translator.config, translator.networks, mean_styles=self.mean_styles)
-        authors = self._translator.with_authors_ops()
-        for entry in SIGNATURES:
+
+    def _add_functions(self, twin_translator, config_section):
+        """The signature functions, and a TFLite twin (run by twin_translator) for each the table marks."""
+        for entry in FAMILIES[self.FAMILY].signatures:
             serve = getattr(self, f"_serve_{entry.name}")
             if list(inspect.signature(serve).parameters) != [t.name for t in entry.inputs]:
                 raise AssertionError(f"_serve_{entry.name} does not take the inputs of the signature table")
             setattr(self, entry.name, tf.function(serve, input_signature=input_specs(entry), autograph=False))
             if entry.tflite:
                 setattr(self, TFLITE_PREFIX + entry.name,
-                        tf.function(self._twin(entry, authors),
-                                    input_signature=tflite_specs(entry, self.model), autograph=False))
+                        tf.function(self._twin(entry, twin_translator),
+                                    input_signature=tflite_specs(entry, config_section), autograph=False))
+
+    def _compute(self, translator, name, *inputs):
+        """The one output of tensor signature `name`, on checked model-size inputs (images float32 in [-1, 1])."""
+        raise NotImplementedError
 
     def signatures(self) -> dict:
         """{signature name: concrete function} for `tf.saved_model.save`, with `serving_default`."""
-        concrete = {name: getattr(self, name).get_concrete_function() for name in NAMES}
-        concrete[SERVING_DEFAULT] = concrete[DEFAULT_SIGNATURE]
+        family = FAMILIES[self.FAMILY]
+        concrete = {name: getattr(self, name).get_concrete_function() for name in family.names}
+        concrete[SERVING_DEFAULT] = concrete[family.default]
         return concrete
 
-    @staticmethod
-    def _twin(entry, translator):
+    def _twin(self, entry, translator):
         """A TFLite twin: uint8 inputs to [-1, 1], no checks, no resize."""
         def twin(*args):
             inputs = (from_uint8_tensor(a) if t.dtype == "uint8" else a for t, a in zip(entry.inputs, args))
-            return _outputs(entry.name, _translate(translator, entry.name, *inputs))
+            return self._outputs(entry.name, self._compute(translator, entry.name, *inputs))
 
         return twin
 
+    def _outputs(self, name, *values):
+        return _outputs(name, *values, family=self.FAMILY)
+
     def _run(self, name, *inputs):
-        return _outputs(name, _translate(self._translator, name, *inputs))
+        return self._outputs(name, self._compute(self._translator, name, *inputs))
 
     # -- inputs -------------------------------------------------------------------------------------------------
     def _model_input(self, images):
         """uint8-valued [N, H, W, 3] -> float32 [N, S, S, 3] in [-1, 1]; resized only when not already S x S."""
-        size = self.model.img_size
+        size = self.image_size
         x = tf.cast(images, tf.float32)
         same = tf.reduce_all(tf.equal(tf.shape(x)[1:3], [size, size]))
         x = tf.cond(same, lambda: x,
@@ -151,10 +155,39 @@ class StarGANServing(tf.Module):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
             return self._model_input(image[None])[0]
 
-        size = self.model.img_size
+        size = self.image_size
         # One image at a time: a request's memory is then bounded by one image at the pixel limit, whatever N is.
         return tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
                          parallel_iterations=1)
+
+
+class StarGANServing(ServingModule):
+    """The exported object: the EMA networks' variables, the mean styles, and the serving functions.
+
+    `translator` gives the config and networks; its mean styles are computed here, eagerly,
+    and saved as the `mean_styles` variable that the traced functions read. Input images
+    (decoded or declared by an encoded file's header) may have up to `max_image_pixels`
+    pixels (default `imaging.MAX_IMAGE_PIXELS`).
+    """
+
+    def __init__(self, translator: Translator, domain_names_file: str, max_image_pixels: int | None = None):
+        super().__init__(translator.config.model.img_size, max_image_pixels)
+        self.model = translator.config.model
+        self.domain_names = tuple(self.model.resolved_domain_names)
+        # The tf.Variables under the Keras variables: tracking the Keras wrappers instead would save copies
+        # that the traced functions do not read (the session loader then finds them uninitialized).
+        self.weights = {name: {key: variable.value for key, variable in
+                               torch_named_variables(getattr(translator.networks, name)).items()}
+                        for name in EMA_NETWORKS}
+        fan = translator.networks.fan  # the face-landmark network of a w_hpf > 0 model: its masks are computed here
+        self.fan_weights = [variable.value for variable in fan.weights] if fan is not None else []
+        self.mean_styles = tf.Variable(translator.mean_styles(), trainable=False, name="mean_styles")
+        self.domain_names_asset = tf.saved_model.Asset(domain_names_file)
+        self._translator = Translator(translator.config, translator.networks, mean_styles=self.mean_styles)
+        self._add_functions(self._translator.with_authors_ops(), self.model)
+
+    def _compute(self, translator, name, *inputs):
+        return _translate(translator, name, *inputs)
 
     def _domains(self, domains, name, batch, batch_of):
         return checks.domains(domains, name, batch, batch_of, self.domain_names)
@@ -211,3 +244,57 @@ class StarGANServing(tf.Module):
         return _outputs("metadata", index, tf.tile(tf.constant(self.domain_names)[None], [k, 1]),
                         *(rows(getattr(self.model, t.name)) for t in SIZE_OUTS),
                         tf.fill([k], tf.constant(self.max_image_pixels, tf.as_dtype(MAX_IMAGE_PIXELS_OUT.dtype))))
+
+
+class V1Serving(ServingModule):
+    """A StarGAN v1 export: G's variables and the v1 table's signatures over a `v1.inference.V1Translator`.
+
+    Target labels are checked for their width (c_dim), finiteness and, for attribute models, values in
+    [0, 1] (`checks.labels`): G was trained on such labels only. Joint two-dataset models are not served.
+    """
+
+    FAMILY = "v1"
+
+    def __init__(self, translator, attribute_names_file: str, max_image_pixels: int | None = None):
+        v1 = translator.config.v1
+        if v1.c2_dim:
+            raise ValueError("a joint two-dataset StarGAN v1 model (c2_dim > 0) has no serving signatures")
+        super().__init__(v1.image_size, max_image_pixels)
+        self.v1 = v1
+        self.attribute_names = tuple(translator.attribute_names)
+        # The tf.Variables under the Keras variables, as StarGANServing keeps them.
+        self.weights = {key: variable.value for key, variable in torch_named_variables(translator.generator).items()}
+        self.attribute_names_asset = tf.saved_model.Asset(attribute_names_file)
+        self._translator = translator
+        self._add_functions(translator, v1)
+
+    def _compute(self, translator, name, image, target_labels):
+        if name != "translate":
+            raise AssertionError(f"{name} is not a tensor signature of the v1 table")
+        return to_uint8_tensor(translator.translate(image, target_labels))
+
+    def _labels(self, target_labels, batch, batch_of):
+        return checks.labels(target_labels, self.v1.c_dim, batch, batch_of, self.v1.label_type == "attributes")
+
+    # -- the signatures (argument names are the v1 table's input names) ------------------------------------------
+    def _serve_translate(self, image, target_labels):
+        x = self._images(image, "image")
+        return self._run("translate", x, self._labels(target_labels, tf.shape(x)[0], "image"))
+
+    def _serve_translate_bytes(self, image_bytes, target_labels):
+        x = self._decode(image_bytes, "image_bytes")
+        image = self._compute(self._translator, "translate", x,
+                              self._labels(target_labels, tf.shape(x)[0], "image_bytes"))
+        return self._outputs("translate_bytes", _encode_png(image))
+
+    def _serve_metadata(self, attribute):
+        index = checks.domain_indices(attribute, self.attribute_names, name="attribute")
+        k = tf.shape(index)[0]
+
+        def rows(value, dtype=tf.int32):
+            return tf.fill([k], tf.constant(value, dtype))
+
+        return self._outputs("metadata", index, tf.tile(tf.constant(self.attribute_names)[None], [k, 1]),
+                             *(rows(getattr(self.v1, t.name)) for t in V1_SIZE_OUTS),
+                             rows(self.v1.label_type, tf.string),
+                             rows(self.max_image_pixels, tf.as_dtype(MAX_IMAGE_PIXELS_OUT.dtype)))

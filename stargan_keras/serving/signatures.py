@@ -8,6 +8,10 @@ names and numbers: `N` the batch, `H`/`W` any image size, `S` the model's image 
 
 Every input and output has the batch first (psi may also be a scalar), so TF Serving's
 `--enable_batching` can merge concurrent requests of one signature.
+
+Each model family has its table: `SIGNATURES` for StarGAN v2, `V1_SIGNATURES` for StarGAN v1
+(Choi et al., CVPR 2018; `model_family: v1`), where `C` is the width of the label vector
+(c_dim; joint two-dataset models are not exported); `FAMILIES` holds both (`Family`).
 """
 
 from __future__ import annotations
@@ -96,28 +100,84 @@ BY_NAME = {signature.name: signature for signature in SIGNATURES}
 NAMES = tuple(BY_NAME)
 TFLITE_NAMES = tuple(signature.name for signature in SIGNATURES if signature.tflite)
 
+# -- StarGAN v1 ----------------------------------------------------------------------------------------------------
+TARGET_LABELS = Tensor("target_labels", "float32", ("N", "C"),
+                       "target label vector per image (attributes in [0, 1]; classes one-hot)")
+ATTRIBUTE = Tensor("attribute", "string", ("K",), 'attribute (label) names to resolve, or ""')
+ATTRIBUTE_INDEX_OUT = Tensor("attribute_index", "int32", ("K",), 'column of each name asked for (-1 for "")')
+ATTRIBUTE_NAMES_OUT = Tensor("attribute_names", "string", ("K", "C"), "the label vector's names, one row per entry")
+LABEL_TYPE_OUT = Tensor("label_type", "string", ("K",), "attributes or categorical")
+V1_SIZE_OUTS = (  # named after the `V1Config` fields they report
+    Tensor("image_size", "int32", ("K",), "S"),
+    Tensor("c_dim", "int32", ("K",), "C"),
+)
+V1_METADATA_OUT = (ATTRIBUTE_INDEX_OUT, ATTRIBUTE_NAMES_OUT, *V1_SIZE_OUTS, LABEL_TYPE_OUT, MAX_IMAGE_PIXELS_OUT)
+
+V1_SIGNATURES: tuple[Signature, ...] = (
+    Signature("translate", (IMAGE, TARGET_LABELS), (IMAGE_OUT,), True, "G(image, target_labels)"),
+    Signature("translate_bytes", (IMAGE_BYTES, TARGET_LABELS), (IMAGE_BYTES_OUT,), False,
+              "translate on encoded images (REST clients send files)"),
+    Signature("metadata", (ATTRIBUTE,), V1_METADATA_OUT, False,
+              "the model's label names, sizes and pixel limit; resolves attribute names to columns"),
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family's table: its signatures and the one published as `serving_default`."""
+
+    name: str
+    signatures: tuple[Signature, ...]
+    default: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.signatures)
+
+    @property
+    def tflite_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.signatures if s.tflite)
+
+    def signature(self, name: str) -> Signature:
+        """The entry for a signature name (`serving_default` is the default signature)."""
+        name = self.default if name == SERVING_DEFAULT else name
+        return next(s for s in self.signatures if s.name == name)
+
+
+FAMILIES = {"v2": Family("v2", SIGNATURES, DEFAULT_SIGNATURE), "v1": Family("v1", V1_SIGNATURES, "translate")}
+
+
+def family_of(signature_names) -> Family:
+    """The family whose signatures an export has (v2 when it has neither family's all)."""
+    present = set(signature_names)
+    return next((f for f in FAMILIES.values() if set(f.names) <= present), FAMILIES["v2"])
+
 
 def signature(name: str) -> Signature:
-    """The table's entry for a signature name (`serving_default` is the default signature)."""
+    """The v2 table's entry for a signature name (`serving_default` is the default signature)."""
     return BY_NAME[DEFAULT_SIGNATURE if name == SERVING_DEFAULT else name]
 
 
 def dimensions(model, batch=1, count=1) -> dict:
-    """The value of every dimension name for a model config (anything with img_size, num_domains,
-    latent_dim and style_dim): `N` = batch, `K` = count, images S x S."""
+    """The value of every dimension name for a model's config section: a v2 `ModelConfig` (img_size,
+    num_domains, latent_dim, style_dim) or a `V1Config` (image_size, c_dim): `N` = batch, `K` = count."""
+    if hasattr(model, "c_dim"):
+        size = model.image_size
+        return {"N": batch, "K": count, "H": size, "W": size, "S": size, "C": model.c_dim}
     size = model.img_size
     return {"N": batch, "K": count, "H": size, "W": size, "S": size, "D": model.num_domains,
             "latent_dim": model.latent_dim, "style_dim": model.style_dim}
 
 
-def markdown_table() -> str:
-    """The contract as the Markdown table the serving docs show (a test keeps the docs equal to it)."""
+def markdown_table(family: str = "v2") -> str:
+    """A family's contract as the Markdown table the serving docs show (a test keeps the docs equal to it)."""
     def tensors(items):
         return ", ".join(f"`{t.name}` {t.dtype} {t.shape_text()}" for t in items)
 
+    table = FAMILIES[family]
     lines = ["| signature | inputs | outputs | TFLite | what it computes |", "|---|---|---|---|---|"]
-    for s in SIGNATURES:
-        name = f"`{s.name}`" + (f" (= `{SERVING_DEFAULT}`)" if s.name == DEFAULT_SIGNATURE else "")
+    for s in table.signatures:
+        name = f"`{s.name}`" + (f" (= `{SERVING_DEFAULT}`)" if s.name == table.default else "")
         lines.append(f"| {name} | {tensors(s.inputs)} | {tensors(s.outputs)} | {'yes' if s.tflite else 'no'} "
                      f"| {s.doc} |")
     return "\n".join(lines)

@@ -4,7 +4,9 @@ A file carries the signatures the table marks `tflite`, converted from the expor
 `tflite_*` functions rather than from the serving signatures themselves: those validate
 inputs with assert ops and resize with antialiasing, neither of which TFLite has as a
 builtin (see `serving.module`). Hence the on-device contract: S x S images, one per call,
-unchecked domain indices, a scalar psi.
+unchecked domain indices, a scalar psi. A StarGAN v1 export's file carries its `translate`
+twin (one S x S image, one [1, c_dim] label vector, unchecked); the export's signatures say
+which family it is (`signatures.family_of`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from ..errors import UserError
 from ..imaging import load_image, to_uint8
 from .module import TFLITE_PREFIX
 from .outputs import check_writable_file
-from .signatures import (DOMAIN, IMAGE, PSI, REFERENCE, REFERENCE_DOMAIN, SIZE_OUTS, STYLE, TARGET_DOMAIN,
-                         TFLITE_NAMES, Z, signature)
+from .signatures import (ATTRIBUTE, DOMAIN, IMAGE, PSI, REFERENCE, REFERENCE_DOMAIN, SIZE_OUTS, STYLE,
+                         TARGET_DOMAIN, TARGET_LABELS, TFLITE_NAMES, V1_SIZE_OUTS, Z, family_of, signature)
 
 QUANTIZATIONS = ("none", "float16", "dynamic")
 
@@ -43,7 +45,7 @@ def _load_export(saved_model_dir, twins: bool = True):
         reason = (getattr(err, "message", None) or str(err) or type(err).__name__).strip().splitlines()[0]
         raise TFLiteError(f"--saved-model {path}: cannot load it ({reason[:200]}). Export it again with "
                           "`python -m stargan_keras.export`.") from None
-    missing = [n for n in TFLITE_NAMES if not hasattr(loaded, TFLITE_PREFIX + n)]
+    missing = [n for n in family_of(loaded.signatures).tflite_names if not hasattr(loaded, TFLITE_PREFIX + n)]
     if twins and missing:
         raise TFLiteError(f"--saved-model {path} has no {TFLITE_PREFIX}* functions ({', '.join(missing)} missing): "
                           "it was not written by this version of `stargan_keras.export`. Export it again.")
@@ -63,13 +65,14 @@ def convert_many(saved_model_dir, outputs: dict) -> dict:
     for output in outputs.values():
         check_writable_file(output, "--output", TFLiteError)
     loaded = _load_export(saved_model_dir)
-    functions = {name: getattr(loaded, TFLITE_PREFIX + name).get_concrete_function() for name in TFLITE_NAMES}
+    names = family_of(loaded.signatures).tflite_names
+    functions = {name: getattr(loaded, TFLITE_PREFIX + name).get_concrete_function() for name in names}
     written = {}
     with tempfile.TemporaryDirectory(prefix="stargan-tflite-") as staging:
         # The converter names signatures after SignatureDefs, so the functions become signatures of a staging copy.
         tf.saved_model.save(loaded, staging, signatures=functions)
         for quantize, output in outputs.items():
-            converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=list(TFLITE_NAMES))
+            converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=list(names))
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
             if quantize != "none":
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]  # without a dataset: dynamic-range int8 weights
@@ -92,17 +95,28 @@ def psnr(actual, expected, peak: float) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
 
 
+def _picture(path, tilt, img_size):
+    """One uint8 [1, S, S, 3] image: the file (resized to S x S), or smooth synthetic waves."""
+    if path is not None:
+        return to_uint8(load_image(path, img_size))[None]
+    yy, xx = np.mgrid[0:img_size, 0:img_size] / (img_size - 1)
+    waves = [0.5 + 0.4 * np.sin(2 * np.pi * (tilt * xx + (c + 1) * yy) + c) for c in range(3)]
+    return np.round(np.stack(waves, -1) * 255).astype(np.uint8)[None]
+
+
+def v1_sample_inputs(image_size: int, c_dim: int, image=None) -> dict:
+    """Inputs of a StarGAN v1 file's `translate`: the image (or a synthetic one) and alternating 1, 0 labels."""
+    labels = (np.arange(c_dim) % 2 == 0).astype(np.float32)[None]
+    return {"translate": {IMAGE.name: _picture(image, 1.0, image_size), TARGET_LABELS.name: labels}}
+
+
 def sample_inputs(img_size: int, latent_dim: int, style_dim: int, num_domains: int, image=None, reference=None,
                   seed: int = 0) -> dict:
     """Inputs for every TFLite signature: the given image files (resized to S x S) or smooth synthetic images."""
     rng = np.random.default_rng(seed)
 
     def picture(path, tilt):
-        if path is not None:
-            return to_uint8(load_image(path, img_size))[None]
-        yy, xx = np.mgrid[0:img_size, 0:img_size] / (img_size - 1)
-        waves = [0.5 + 0.4 * np.sin(2 * np.pi * (tilt * xx + (c + 1) * yy) + c) for c in range(3)]
-        return np.round(np.stack(waves, -1) * 255).astype(np.uint8)[None]
+        return _picture(path, tilt, img_size)
 
     target = np.array([1 % num_domains], np.int32)
     values = {IMAGE.name: picture(image, 1.0), REFERENCE.name: picture(reference, 2.0),
@@ -154,17 +168,25 @@ def check_tflite_inputs(details: dict, inputs: dict, name: str) -> dict:
 
 
 def verify(tflite_path, saved_model_dir, image=None, reference=None, runs: int = 3, threads: int | None = None,
-           signatures=TFLITE_NAMES) -> list[dict]:
-    """Run each TFLite signature next to the SavedModel's; one dict per signature with the errors and timings."""
+           signatures=None) -> list[dict]:
+    """Run each TFLite signature (default: all the export's family has) next to the SavedModel's; one dict per
+    signature with the errors and timings."""
     tflite_path = Path(tflite_path)
     if not tflite_path.exists():
         raise TFLiteError(f"{tflite_path} does not exist: convert it first (drop --check).")
     saved = _load_export(saved_model_dir, twins=False)
-    metadata = saved.signatures["metadata"](**{DOMAIN.name: tf.constant([""])})  # one row
-    meta = {t.name: int(metadata[t.name][0]) for t in SIZE_OUTS}
+    family = family_of(saved.signatures)
+    signatures = family.tflite_names if signatures is None else signatures
     interpreter = make_interpreter(tflite_path, threads)
-    inputs = sample_inputs(meta["img_size"], meta["latent_dim"], meta["style_dim"], meta["num_domains"], image,
-                           reference)
+    if family.name == "v1":
+        metadata = saved.signatures["metadata"](**{ATTRIBUTE.name: tf.constant([""])})  # one row
+        meta = {t.name: int(metadata[t.name][0]) for t in V1_SIZE_OUTS}
+        inputs = v1_sample_inputs(meta["image_size"], meta["c_dim"], image)
+    else:
+        metadata = saved.signatures["metadata"](**{DOMAIN.name: tf.constant([""])})  # one row
+        meta = {t.name: int(metadata[t.name][0]) for t in SIZE_OUTS}
+        inputs = sample_inputs(meta["img_size"], meta["latent_dim"], meta["style_dim"], meta["num_domains"], image,
+                               reference)
     size = tflite_path.stat().st_size
     results = []
     for name in signatures:

@@ -11,18 +11,20 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .signatures import DEFAULT_SIGNATURE, DOMAIN, IMAGE, SERVING_DEFAULT, SIGNATURES, dimensions
+from .signatures import ATTRIBUTE, DOMAIN, FAMILIES, IMAGE, SERVING_DEFAULT, TARGET_LABELS, dimensions
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def warmup_inputs(model, seed: int = 0) -> dict:
-    """{signature: {input: ndarray}} for every signature of the table and `serving_default`.
+    """{signature: {input: ndarray}} for every signature of the model family's table and `serving_default`.
 
     Batch 1, model-size images: every uint8 input is one random image, every string input
-    its PNG (the `domain` names: ""), domain indices 0, psi 1 as [N] (TF Serving's batching
-    cannot merge scalars), other floats N(0, 1). `model` is a ModelConfig.
+    its PNG (the `domain` / `attribute` names: ""), domain indices 0, psi 1 as [N] (TF Serving's
+    batching cannot merge scalars), v1 target labels random 0s and 1s, other floats N(0, 1).
+    `model` is a ModelConfig, or a V1Config for StarGAN v1.
     """
+    family = FAMILIES["v1" if hasattr(model, "c_dim") else "v2"]
     rng = np.random.default_rng(seed)
     dims = dimensions(model)
     image = rng.integers(0, 256, IMAGE.resolve(**dims), dtype=np.uint8)
@@ -33,20 +35,22 @@ def warmup_inputs(model, seed: int = 0) -> dict:
         if tensor.dtype == "uint8":
             return image
         if tensor.dtype == "string":
-            return np.full(shape, b"", dtype=object) if tensor == DOMAIN else png
+            return np.full(shape, b"", dtype=object) if tensor in (DOMAIN, ATTRIBUTE) else png
         if tensor.dtype == "int32":
             return np.zeros(shape, np.int32)
+        if tensor == TARGET_LABELS:
+            return rng.integers(0, 2, shape).astype(np.float32)
         if tensor.scalar_ok:
             return np.ones(shape, np.float32)
         return rng.standard_normal(shape).astype(np.float32)
 
     values = {}  # one value per input name, shared by the signatures that take it
-    for entry in SIGNATURES:
+    for entry in family.signatures:
         for tensor in entry.inputs:
             if tensor.name not in values:
                 values[tensor.name] = value(tensor)
-    inputs = {entry.name: {t.name: values[t.name] for t in entry.inputs} for entry in SIGNATURES}
-    inputs[SERVING_DEFAULT] = inputs[DEFAULT_SIGNATURE]
+    inputs = {entry.name: {t.name: values[t.name] for t in entry.inputs} for entry in family.signatures}
+    inputs[SERVING_DEFAULT] = inputs[family.default]
     return inputs
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import CELEBA_HAIR_COLOURS, V1Config
 from ..data.domain_images import DatasetError
 
 CELEBA_SPLIT_SEED = 1234
 CELEBA_TEST_IMAGES = 1999  # the authors keep line i (0-based, after the shuffle) for testing while i + 1 < 2000
-HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+HAIR_COLOURS = tuple(CELEBA_HAIR_COLOURS)
 
 
 def read_celeba_attributes(path: str | Path, selected_attrs: list[str]):
@@ -56,15 +57,16 @@ def read_celeba_attributes(path: str | Path, selected_attrs: list[str]):
     return train, test
 
 
-def target_labels(c_org, selected_attrs: list[str], label_type: str = "attributes") -> list[np.ndarray]:
-    """The authors' test-time targets, one [N, c_dim] array per label: for attributes, a hair colour is set
-    exclusively (the other hair colours off) and any other attribute is flipped; for categorical labels,
-    every image is sent to class i."""
+def target_labels(c_org, selected_attrs: list[str], label_type: str = "attributes",
+                  exclusive=HAIR_COLOURS) -> list[np.ndarray]:
+    """The authors' test-time targets, one [N, c_dim] array per label: for attributes, one of the `exclusive`
+    ones (their hair colours) is set and the others of that group cleared, and any other attribute is
+    flipped; for categorical labels, every image is sent to class i."""
     c_org = np.asarray(c_org, dtype=np.float32)
     c_dim = c_org.shape[1]
     if label_type == "categorical":
         return [np.tile(np.eye(c_dim, dtype=np.float32)[i], (len(c_org), 1)) for i in range(c_dim)]
-    hair = [i for i, name in enumerate(selected_attrs) if name in HAIR_COLOURS]
+    hair = [i for i, name in enumerate(selected_attrs) if name in exclusive]
     targets = []
     for i in range(c_dim):
         c_trg = c_org.copy()
@@ -74,4 +76,23 @@ def target_labels(c_org, selected_attrs: list[str], label_type: str = "attribute
         else:
             c_trg[:, i] = 1.0 - (c_trg[:, i] != 0)
         targets.append(c_trg)
+    return targets
+
+
+def model_target_labels(c_org, v1: V1Config) -> list[np.ndarray]:
+    """The test-time targets in G's label layout, one per class (`v1.num_classes`): `target_labels` for one
+    dataset; in joint mode each dataset's targets in its own columns, the other dataset's zero and its mask
+    bit set, as the authors' `test_multi` builds them (for images of the other dataset, whose columns of
+    this dataset are zero, the targets start from those zeros)."""
+    c_org = np.asarray(c_org, dtype=np.float32)
+    if not v1.c2_dim:
+        return target_labels(c_org, v1.selected_attrs, v1.label_type, v1.exclusive_attrs)
+    targets = []
+    for j, part in enumerate(v1.label_slices):
+        names = v1.selected_attrs[part.start:part.stop]
+        for target in target_labels(c_org[:, part.start:part.stop], names, part.label_type, v1.exclusive_attrs):
+            full = np.zeros((len(c_org), v1.label_dim), np.float32)
+            full[:, part.start:part.stop] = target
+            full[:, v1.num_classes + j] = 1.0
+            targets.append(full)
     return targets

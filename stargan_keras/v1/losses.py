@@ -32,6 +32,22 @@ def classification_loss(logits, target, label_type: str = "attributes"):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits), axis=1)
 
 
+def dataset_classification_loss(logits, labels, slices):
+    """Domain classification with one or two datasets: `classification_loss` of each dataset's slice.
+
+    `slices` are `V1Config.label_slices`. With one, logits and labels are that dataset's. With
+    two (joint mode), labels are G's layout, [c_1, c_2, mask], and an example's loss is its own
+    dataset's, picked by its mask bit: the authors' per-dataset `out_cls[:, :c_dim]` or
+    `out_cls[:, c_dim:]`, for batches that may hold either dataset.
+    """
+    if len(slices) == 1:
+        return classification_loss(logits, labels[:, :slices[0].stop], slices[0].label_type)
+    labels = tf.cast(labels, tf.float32)
+    mask = labels[:, slices[-1].stop:]
+    terms = [classification_loss(logits[:, s.start:s.stop], labels[:, s.start:s.stop], s.label_type) for s in slices]
+    return tf.add_n([mask[:, j] * term for j, term in enumerate(terms)])
+
+
 def gradient_penalty(discriminator, x_real, x_fake, alpha):
     """WGAN-GP (Gulrajani et al. 2017): (||d D_src(x_hat) / d x_hat||_2 - 1)^2 per example.
 

@@ -176,14 +176,19 @@ class V1Networks:
 
 
 def build_networks(config: V1Config, with_discriminator: bool = True) -> V1Networks:
-    """Create G (and D) of a v1 config and build their weights with a dummy forward pass."""
+    """Create G (and D) of a v1 config and build their weights with a dummy forward pass.
+
+    G takes `label_dim` labels and D classifies `num_classes`: both c_dim for one dataset; in joint
+    mode G's label adds the second dataset's c2_dim and the mask vector, D's head only the c2_dim.
+    """
     config.validate()
-    generator = Generator(config.g_conv_dim, config.c_dim, config.g_repeat_num, config.image_size, name="generator")
+    generator = Generator(config.g_conv_dim, config.label_dim, config.g_repeat_num, config.image_size,
+                          name="generator")
     x = np.zeros((1, config.image_size, config.image_size, 3), "float32")
-    generator(x, np.zeros((1, config.c_dim), "float32"))
+    generator(x, np.zeros((1, config.label_dim), "float32"))
     discriminator = None
     if with_discriminator:
-        discriminator = Discriminator(config.image_size, config.d_conv_dim, config.c_dim, config.d_repeat_num,
+        discriminator = Discriminator(config.image_size, config.d_conv_dim, config.num_classes, config.d_repeat_num,
                                       name="discriminator")
         discriminator(x)
     return V1Networks(generator, discriminator)

@@ -8,6 +8,12 @@ reconstruction back to the original labels). All randomness comes in with the ba
 (target labels, interpolation weights), so a step is a pure function of the weights
 and the batch.
 
+Joint training on two datasets (`v1.c2_dim` > 0, the authors' `Solver.train_multi`): each
+batch holds one dataset's images, the datasets alternating step by step, and labels in G's
+layout [c_1, c_2, mask]; D's classification terms use each example's own dataset's slice
+(`losses.dataset_classification_loss`). The authors' iteration is then two steps, one per
+dataset, and G is updated on both steps of every `n_critic`-th iteration, as theirs is.
+
 Exactly the authors' arithmetic, less of it: G does not change during the D update,
 so the translation G(x, c_trg) that D sees is also the one G's update differentiates;
 D runs once on real and translated images together (it has no batch statistics).
@@ -25,11 +31,11 @@ import tensorflow as tf
 from ..checkpoint import training_checkpoint
 from ..config import Config
 from ..trainer import TorchAdam, TrainerBase, as_batch, average_over_global_batch
-from .losses import (classification_loss, critic_fake_loss, critic_real_loss, gradient_penalty, learning_rate_at,
-                     reconstruction_loss)
+from .losses import (critic_fake_loss, critic_real_loss, dataset_classification_loss, gradient_penalty,
+                     learning_rate_at, reconstruction_loss)
 from .networks import V1Networks, build_networks
 
-# x_real [N, H, W, 3] in [-1, 1]; c_org, c_trg [N, c_dim] float labels (one-hot for categorical labels);
+# x_real [N, H, W, 3] in [-1, 1]; c_org, c_trg [N, label_dim] float labels (one-hot for categorical labels);
 # alpha [N] uniform in [0, 1], the gradient penalty's interpolation weights.
 BATCH_KEYS = ("x_real", "c_org", "c_trg", "alpha")
 D_TERMS = ("real", "fake", "cls", "gp")
@@ -69,8 +75,10 @@ class StarGANv1(TrainerBase):
         return self.nets.generator(inputs["x_real"], inputs["c_trg"])
 
     def _step_kind(self) -> bool:
-        """Whether the next iteration updates G (read from the step counter, so a resumed run keeps the rhythm)."""
-        return (int(self.step.numpy()) + 1) % self.config.v1.n_critic == 0
+        """Whether the next step updates G (read from the step counter, so a resumed run keeps the rhythm): the
+        steps of every n_critic-th iteration, an iteration being one step per dataset."""
+        iteration = int(self.step.numpy()) // len(self.config.v1.label_slices)
+        return (iteration + 1) % self.config.v1.n_critic == 0
 
     def _train_step_for(self, kind):
         return functools.partial(self.train_step, update_generator=bool(kind))
@@ -107,7 +115,7 @@ class StarGANv1(TrainerBase):
             cls_real, _ = tf.split(out_cls, 2, axis=0)
             terms = {"real": average_over_global_batch(critic_real_loss(src_real)),
                      "fake": average_over_global_batch(critic_fake_loss(src_fake)),
-                     "cls": average_over_global_batch(classification_loss(cls_real, c_org, v1.label_type)),
+                     "cls": average_over_global_batch(dataset_classification_loss(cls_real, c_org, v1.label_slices)),
                      "gp": average_over_global_batch(gradient_penalty(D, x_real, x_fake, alpha))}
             loss = terms["real"] + terms["fake"] + v1.lambda_cls * terms["cls"] + v1.lambda_gp * terms["gp"]
         self._update(tape, loss, ("discriminator",))
@@ -120,7 +128,7 @@ class StarGANv1(TrainerBase):
         x_rec = self.nets.generator(x_fake, c_org)
         terms = {"fake": average_over_global_batch(-critic_fake_loss(out_src)),
                  "rec": average_over_global_batch(reconstruction_loss(x_rec, x_real)),
-                 "cls": average_over_global_batch(classification_loss(out_cls, c_trg, v1.label_type))}
+                 "cls": average_over_global_batch(dataset_classification_loss(out_cls, c_trg, v1.label_slices))}
         loss = terms["fake"] + v1.lambda_rec * terms["rec"] + v1.lambda_cls * terms["cls"]
         return loss, {f"G/loss_{key}": value for key, value in terms.items()}
 

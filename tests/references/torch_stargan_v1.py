@@ -4,7 +4,10 @@ Written from the paper (Choi et al., CVPR 2018: Section 3 and the appendix's
 architecture tables) with the module indices of the authors' yunjey/stargan
 `model.py`, so that `state_dict()` has their keys, and the iteration of their
 `solver.py` `Solver.train` in plain order: every forward pass where the algorithm
-states it, nothing shared or batched, `torch.optim.Adam`. Instance norms are
+states it, nothing shared or batched, `torch.optim.Adam`. With two datasets
+(`v1.c2_dim` > 0) G and D are sized as in their `build_model` for `Both`, and an
+iteration on one dataset's batch classifies with that dataset's slice of D's logits,
+as their `train_multi` does. Instance norms are
 `InstanceNorm2d(affine=True, track_running_stats=True)` in train mode, as the
 authors run them.
 """
@@ -70,8 +73,9 @@ class TorchDiscriminator(nn.Module):
 def build_networks_like(v1, seed=0) -> dict:
     """Random G and D of a `V1Config`, with norms' scales and shifts perturbed away from 1 and 0."""
     torch.manual_seed(seed)
-    nets = {"generator": TorchGenerator(v1.g_conv_dim, v1.c_dim, v1.g_repeat_num),
-            "discriminator": TorchDiscriminator(v1.image_size, v1.d_conv_dim, v1.c_dim, v1.d_repeat_num)}
+    joint = 2 if v1.c2_dim else 0  # the authors' mask vector
+    nets = {"generator": TorchGenerator(v1.g_conv_dim, v1.c_dim + v1.c2_dim + joint, v1.g_repeat_num),
+            "discriminator": TorchDiscriminator(v1.image_size, v1.d_conv_dim, v1.c_dim + v1.c2_dim, v1.d_repeat_num)}
     with torch.no_grad():
         for module in nets["generator"].modules():
             if isinstance(module, nn.InstanceNorm2d):
@@ -107,8 +111,19 @@ def make_optimizers(nets: dict, v1) -> dict:
                                               betas=(v1.beta1, v1.beta2))}
 
 
-def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator: bool, dtype=torch.float32) -> dict:
-    """One iteration of the authors' algorithm; returns their log dict (`D/loss_real`, ..., `G/loss_cls`)."""
+def _dataset_classification(logits, target, v1, dataset):
+    """The authors' `train_multi`: CelebA (dataset 0) uses out_cls[:, :c_dim], RaFD out_cls[:, c_dim:]."""
+    if not v1.c2_dim:
+        return _classification(logits, target, v1.label_type)
+    if dataset == 0:
+        return _classification(logits[:, :v1.c_dim], target[:, :v1.c_dim], v1.label_type)
+    return _classification(logits[:, v1.c_dim:], target[:, v1.c_dim:v1.c_dim + v1.c2_dim], "categorical")
+
+
+def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator: bool, dtype=torch.float32,
+                    dataset: int = 0) -> dict:
+    """One iteration of the authors' algorithm (on dataset `dataset`'s batch in joint mode); returns their log
+    dict (`D/loss_real`, ..., `G/loss_cls`)."""
     G, D = nets["generator"], nets["discriminator"]
     x_real = nchw(batch["x_real"], dtype)
     c_org, c_trg = (torch.from_numpy(np.asarray(batch[k])).to(dtype) for k in ("c_org", "c_trg"))
@@ -117,7 +132,7 @@ def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator:
 
     src, cls = D(x_real)
     d_real = -src.mean()
-    d_cls = _classification(cls, c_org, v1.label_type)
+    d_cls = _dataset_classification(cls, c_org, v1, dataset)
     x_fake = G(x_real, c_trg)
     src, _ = D(x_fake.detach())
     d_fake = src.mean()
@@ -137,7 +152,7 @@ def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator:
         x_fake = G(x_real, c_trg)
         src, cls = D(x_fake)
         g_fake = -src.mean()
-        g_cls = _classification(cls, c_trg, v1.label_type)
+        g_cls = _dataset_classification(cls, c_trg, v1, dataset)
         g_rec = (x_real - G(x_fake, c_org)).abs().mean()
         g_loss = g_fake + v1.lambda_rec * g_rec + v1.lambda_cls * g_cls
         for optim in optims.values():

@@ -47,7 +47,7 @@ def _bce(logits, target):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(target)))
 
 
-def discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, z_trg=None, x_ref=None):
+def discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, z_trg=None, x_ref=None, masks=None):
     x_real = x_real.clone().requires_grad_(True)
     out = nets["discriminator"](x_real, y_org)
     loss_real = _bce(out, 1)
@@ -55,24 +55,27 @@ def discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, z_trg=None, x_ref
     loss_reg = 0.5 * grad.pow(2).flatten(1).sum(1).mean()
     with torch.no_grad():
         s_trg = nets["mapping_network"](z_trg, y_trg) if z_trg is not None else nets["style_encoder"](x_ref, y_trg)
-        x_fake = nets["generator"](x_real, s_trg)
+        x_fake = nets["generator"](x_real, s_trg, masks)
     loss_fake = _bce(nets["discriminator"](x_fake, y_trg), 0)
     loss = loss_real + loss_fake + lambda_reg * loss_reg
     return loss, {"real": loss_real.item(), "fake": loss_fake.item(), "reg": loss_reg.item()}
 
 
-def generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, z_trgs=None, x_refs=None):
+def generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, z_trgs=None, x_refs=None, masks=None,
+                   masks_of=None):
     G, Fm, E, D = (nets[k] for k in ("generator", "mapping_network", "style_encoder", "discriminator"))
     if z_trgs is not None:
         s_trg, s_trg2 = Fm(z_trgs[0], y_trg), Fm(z_trgs[1], y_trg)
     else:
         s_trg, s_trg2 = E(x_refs[0], y_trg), E(x_refs[1], y_trg)
-    x_fake = G(x_real, s_trg)
+    x_fake = G(x_real, s_trg, masks)
     loss_adv = _bce(D(x_fake, y_trg), 1)
     loss_sty = torch.mean(torch.abs(E(x_fake, y_trg) - s_trg))
-    x_fake2 = G(x_real, s_trg2).detach()
+    x_fake2 = G(x_real, s_trg2, masks).detach()
     loss_ds = torch.mean(torch.abs(x_fake - x_fake2))
-    x_rec = G(x_fake, E(x_real, y_org))
+    with torch.no_grad():  # the cycle pass takes the masks of the translation
+        masks_fake = masks_of(x_fake) if masks_of is not None else None
+    x_rec = G(x_fake, E(x_real, y_org), masks_fake)
     loss_cyc = torch.mean(torch.abs(x_rec - x_real))
     loss = loss_adv + lambdas["sty"] * loss_sty - lambda_ds * loss_ds + lambdas["cyc"] * loss_cyc
     return loss, {"adv": loss_adv.item(), "sty": loss_sty.item(), "ds": loss_ds.item(), "cyc": loss_cyc.item()}
@@ -91,25 +94,31 @@ def _step(loss, nets, optims, names, record):
 
 
 def train_iteration(nets, nets_ema, optims, batch: dict, lambda_ds: float, lambda_reg=1.0, lambda_sty=1.0,
-                    lambda_cyc=1.0, ema_beta=0.999, record: list | None = None) -> dict:
+                    lambda_cyc=1.0, ema_beta=0.999, record: list | None = None, masks_of=None) -> dict:
     """One iteration in the networks' dtype; returns the upstream log dict (without G/lambda_ds).
 
     With `record`, appends (network, {parameter: effective gradient incl. weight decay}) per optimizer step.
+    With `masks_of` (images -> the pair of face masks, for w_hpf > 0), G gets the masks of x_real in every
+    pass but the cycle's, which gets those of x_fake, as in the authors' `Solver.train`.
     """
     b = to_torch(batch, next(nets["generator"].parameters()).dtype)
     x_real, y_org, y_trg = b["x_src"], b["y_src"], b["y_trg"]
     lambdas = {"sty": lambda_sty, "cyc": lambda_cyc}
     logs = {}
-    loss, terms = discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, z_trg=b["z_trg"])
+    with torch.no_grad():
+        masks = masks_of(x_real) if masks_of is not None else None
+    loss, terms = discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, z_trg=b["z_trg"], masks=masks)
     _step(loss, nets, optims, ["discriminator"], record)
     logs.update({f"D/latent_{k}": v for k, v in terms.items()})
-    loss, terms = discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, x_ref=b["x_ref"])
+    loss, terms = discriminator_loss(nets, x_real, y_org, y_trg, lambda_reg, x_ref=b["x_ref"], masks=masks)
     _step(loss, nets, optims, ["discriminator"], record)
     logs.update({f"D/ref_{k}": v for k, v in terms.items()})
-    loss, terms = generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, z_trgs=[b["z_trg"], b["z_trg2"]])
+    loss, terms = generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, z_trgs=[b["z_trg"], b["z_trg2"]],
+                                 masks=masks, masks_of=masks_of)
     _step(loss, nets, optims, ["generator", "mapping_network", "style_encoder"], record)
     logs.update({f"G/latent_{k}": v for k, v in terms.items()})
-    loss, terms = generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, x_refs=[b["x_ref"], b["x_ref2"]])
+    loss, terms = generator_loss(nets, x_real, y_org, y_trg, lambdas, lambda_ds, x_refs=[b["x_ref"], b["x_ref2"]],
+                                 masks=masks, masks_of=masks_of)
     _step(loss, nets, optims, ["generator"], record)
     logs.update({f"G/ref_{k}": v for k, v in terms.items()})
     with torch.no_grad():
