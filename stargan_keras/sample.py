@@ -10,6 +10,11 @@ authors' `assets/representative/<dataset>/{src,ref}`). Written to OUT:
 - `video_ref` and `video_latent` (.mp4 when ffmpeg is on PATH, else animated .gif): the
   style moving from one reference (or latent code) to the next of the same domain, with
   sigmoid-spaced interpolation steps, like the videos of the authors' release.
+
+A StarGAN v1 model (`model_family: v1`) is sampled as the authors' test mode: images of the
+test split of its own dataset (`--src` and `--ref` are not used: the targets derive from each
+image's labels), written as `translations.jpg` (each input, then one translation per target
+label vector) and `interpolation.jpg` (one label moving from the image's value to its target).
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="a training run directory (latest checkpoint) or a model directory")
-    parser.add_argument("--src", required=True, type=Path, help="folder of domain folders of source images")
-    parser.add_argument("--ref", required=True, type=Path, help="folder of domain folders of reference images")
+    parser.add_argument("--src", type=Path, help="folder of domain folders of source images (StarGAN v2)")
+    parser.add_argument("--ref", type=Path, help="folder of domain folders of reference images (StarGAN v2)")
+    parser.add_argument("--rows", type=int, default=8, help="StarGAN v1: test images in the figures")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent codes (same seed, same files)")
     parser.add_argument("--num-latent", type=int, default=5, help="latent codes per domain in the latent grids")
@@ -41,16 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_v1(directory: Path) -> bool:
+    from stargan_keras.checkpoint import CONFIG_FILE
+    from stargan_keras.config import Config
+
+    config = Path(directory) / CONFIG_FILE
+    return config.is_file() and Config.load(config).model_family == "v1"
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stargan_keras.inference import Translator
+    from stargan_keras.inference import Translator, load
 
     try:
-        translator = Translator.from_directory(args.checkpoint, mean_style_seed=args.seed)
-        written = sample(translator, args.src, args.ref, args.out, seed=args.seed, num_latent=args.num_latent,
-                         video_sources=args.video_sources, video_format=args.video_format,
-                         progress=not args.quiet)
+        if _is_v1(args.checkpoint):  # StarGAN v1: the authors' test mode
+            from stargan_keras.v1.sampling import write_test_figures
+
+            written = write_test_figures(load(args.checkpoint), args.out, args.rows, progress=not args.quiet)
+        elif args.src is None or args.ref is None:
+            raise SampleError("--src and --ref are required for a StarGAN v2 model: folders of domain folders of "
+                              "source and reference images.")
+        else:
+            translator = Translator.from_directory(args.checkpoint, mean_style_seed=args.seed)
+            written = sample(translator, args.src, args.ref, args.out, seed=args.seed, num_latent=args.num_latent,
+                             video_sources=args.video_sources, video_format=args.video_format,
+                             progress=not args.quiet)
     except (OSError, ValueError) as err:  # unreadable image files and folders
         if isinstance(err, UserError):
             raise

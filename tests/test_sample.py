@@ -128,3 +128,22 @@ def test_mp4_through_ffmpeg(tmp_path):
     frames = [np.full((33, 47, 3), value, np.uint8) for value in (0, 128, 255)]
     path = figures.write_video(tmp_path / "clip", iter(frames), video_format="mp4")
     assert path.suffix == ".mp4" and path.stat().st_size > 0
+
+
+def test_a_stargan_v1_model_is_sampled_as_the_authors_test_mode(tmp_path, capsys):
+    """The test split of the model's own dataset: each input, then one translation per target label vector."""
+    from stargan_keras.config import load_config
+    from stargan_keras.v1.labels import model_target_labels
+    from stargan_keras.v1.networks import build_networks as build_v1_networks
+
+    config = load_config("v1_shapes").replace(image_size=16, d_repeat_num=2, g_conv_dim=4, d_conv_dim=4,
+                                              g_repeat_num=1, shapes_train_per_domain=4, shapes_val_per_domain=2)
+    model_dir = save_networks(tmp_path / "model", config, build_v1_networks(config.v1))
+    assert sm.main(["--checkpoint", str(model_dir), "--out", str(tmp_path / "out"), "--rows", "3",
+                        "--quiet"]) == 0
+    targets = len(model_target_labels(np.zeros((1, config.v1.c_dim), np.float32), config.v1))
+    with Image.open(tmp_path / "out" / "translations.jpg") as grid:
+        width, height = grid.size
+    assert round(width / height * 3) == 1 + targets  # 3 rows of 16 px cells: the input and each target's translation
+    assert (tmp_path / "out" / "interpolation.jpg").is_file()
+    assert "translations" in capsys.readouterr().out

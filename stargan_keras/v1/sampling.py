@@ -11,6 +11,8 @@ learnt a continuous control.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from stargan_keras.callbacks import PeriodicSamples
@@ -58,3 +60,17 @@ class TranslationGrids(PeriodicSamples):
 
     def grids(self) -> dict[str, np.ndarray]:
         return sample_figures(self.generator, self.batch, self.v1)
+
+
+def write_test_figures(translator, out_dir, rows: int = 8, progress: bool = True) -> dict[str, Path]:
+    """The authors' test mode (yunjey/stargan `Solver.test`): `rows` images of the model's own test split (the
+    labels their targets derive from come with them), as `translations.jpg` and `interpolation.jpg` in `out_dir`."""
+    from stargan_keras.imaging import save_image
+    from stargan_keras.v1.data import fixed_test_batch, load_labelled
+
+    config = translator.config
+    batch = fixed_test_batch(config, load_labelled(config, progress=progress), rows)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {name: save_image(out_dir / f"{name}.jpg", grid)
+            for name, grid in sample_figures(translator.generator, batch, config.v1).items()}
