@@ -197,15 +197,12 @@ def main(argv=None) -> dict:
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
               "onednn": args.onednn}
-    if upstream_times:
-        result["upstream_s_per_iter"] = statistics.median(upstream_times)
-        result["upstream_times"] = upstream_times
-        result["speedup_vs_upstream"] = result["upstream_s_per_iter"] / seconds
     print(f"{seconds:.3f} s/iter, {result['img_per_s']:.2f} img/s"
           + (f", {result['gflop_per_iter']:.1f} GFLOP/iter, {result['gflop_per_s']:.1f} GFLOP/s" if flops else ""))
     if upstream_times:
-        print(f"upstream PyTorch, same run: {result['upstream_s_per_iter']:.3f} s/iter; "
-              f"speed-up {result['speedup_vs_upstream']:.2f}x")
+        from upstream import add_upstream_times  # benchmarks/, the script's own folder
+
+        add_upstream_times(result, upstream_times)
     print(json.dumps(result))
     return result
 

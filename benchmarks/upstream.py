@@ -65,3 +65,13 @@ def wing_module(upstream_dir: Path) -> types.ModuleType:
     exec(compile(_source(upstream_dir, "core/wing.py"), str(Path(upstream_dir) / "core/wing.py"), "exec"),
          module.__dict__)
     return module
+
+
+def add_upstream_times(result: dict, upstream_times: list[float]) -> None:
+    """Put the authors' median seconds per iteration and our speed-up over it into `result`, and print them."""
+    import statistics
+
+    result.update(upstream_s_per_iter=statistics.median(upstream_times), upstream_times=upstream_times)
+    result["speedup_vs_upstream"] = result["upstream_s_per_iter"] / result["s_per_iter"]
+    print(f"upstream PyTorch, same run: {result['upstream_s_per_iter']:.3f} s/iter; "
+          f"speed-up {result['speedup_vs_upstream']:.2f}x")

@@ -137,10 +137,9 @@ def main(argv=None) -> dict:
               "batch": args.batch, "c_dim": args.c_dim, "n_critic": args.n_critic}
     print(f"{seconds:.3f} s/iter ({args.image_size} px, conv dims {args.conv_dim}, batch {args.batch})")
     if upstream_times:
-        result.update(upstream_s_per_iter=statistics.median(upstream_times), upstream_times=upstream_times,
-                      speedup_vs_upstream=statistics.median(upstream_times) / seconds)
-        print(f"upstream PyTorch, same run: {result['upstream_s_per_iter']:.3f} s/iter; "
-              f"speed-up {result['speedup_vs_upstream']:.2f}x")
+        from upstream import add_upstream_times  # benchmarks/, the script's own folder
+
+        add_upstream_times(result, upstream_times)
     print(json.dumps(result))
     return result
 

@@ -159,7 +159,7 @@ def convert_checkpoint(nets_ema_path: str | Path, config: Config | str, output_d
                        discriminator_path: str | Path | None = None, log=print,
                        overwrite: bool = False) -> Path:
     """Convert the authors' G, F, E (and optionally D) into a model directory carrying `config`."""
-    from .checkpoint import check_model_target, missing_fan_error, save_networks
+    from .checkpoint import check_fan_source, check_model_target, save_networks
     from .layers import torch_named_variables
     from .networks import build_networks
 
@@ -167,11 +167,7 @@ def convert_checkpoint(nets_ema_path: str | Path, config: Config | str, output_d
         config = load_config(config)
     config.model.validate()
     check_model_target(output_dir, overwrite)
-    if config.model.w_hpf > 0 and not config.model.fan_checkpoint:
-        raise missing_fan_error(config, f"--output {output_dir}")
-    if config.model.w_hpf > 0 and not Path(config.model.fan_checkpoint).is_file():
-        raise ConversionError(f"--fan-checkpoint {config.model.fan_checkpoint}: no such file; pass the authors' "
-                              "wing.ckpt.")
+    check_fan_source(config, None, f"--output {output_dir}")
     log(f"Reading {nets_ema_path}")
     states = read_checkpoint(nets_ema_path, EMA_NETWORKS)
     sources = {name: nets_ema_path for name in EMA_NETWORKS}

@@ -70,10 +70,6 @@ class RunDir:
     def eval(self) -> Path:
         return self.root / "eval"
 
-    @property
-    def fan(self) -> Path:
-        return self.root / FAN_FILE
-
     @contextlib.contextmanager
     def lock(self):
         """Hold the run directory for this process: a second training process on it fails at once, naming the
@@ -185,14 +181,22 @@ def remove_partial_save(prefix: str) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def missing_fan_error(config: Config, where: str) -> ConfigError:
-    from .face.fan import WING_URL
+def check_fan_source(config: Config, directory: str | Path | None, where: str) -> None:
+    """Before any work: a w_hpf > 0 model has its FAN, as `directory`'s own `fan.weights.h5` (when given) or a
+    `--fan-checkpoint` file; a model never silently runs without its face masks."""
+    if config.model.w_hpf <= 0 or (directory is not None and (Path(directory) / FAN_FILE).exists()):
+        return
+    if not config.model.fan_checkpoint:
+        from .face.fan import WING_URL
 
-    return ConfigError(
-        f"{where}: --w-hpf {config.model.w_hpf:g} needs the face-landmark network (FAN) behind the generator's face "
-        f"masks, and there is no {FAN_FILE}: pass --fan-checkpoint wing.ckpt (the authors publish it at "
-        f"{WING_URL}; `bash download.sh wing` in clovaai/stargan-v2), or --w-hpf 0 for a model "
-        "without face skips.")
+        raise ConfigError(
+            f"{where}: --w-hpf {config.model.w_hpf:g} needs the face-landmark network (FAN) behind the generator's "
+            f"face masks, and there is no {FAN_FILE}: pass --fan-checkpoint wing.ckpt (the authors publish it at "
+            f"{WING_URL}; `bash download.sh wing` in clovaai/stargan-v2), or --w-hpf 0 for a model without face "
+            "skips.")
+    if not Path(config.model.fan_checkpoint).is_file():
+        raise ConfigError(f"--fan-checkpoint {config.model.fan_checkpoint}: no such file. Pass the authors' "
+                          "wing.ckpt.")
 
 
 def face_network(config: Config, directory: str | Path, save: bool = False, log=print):
@@ -207,14 +211,19 @@ def face_network(config: Config, directory: str | Path, save: bool = False, log=
         if config.model.fan_checkpoint and save:
             log(f"using {own}; --fan-checkpoint {config.model.fan_checkpoint} is not read")
         return load_fan(own)
-    if not config.model.fan_checkpoint:
-        raise missing_fan_error(config, str(directory))
+    check_fan_source(config, directory, str(directory))
     fan = load_fan_checkpoint(config.model.fan_checkpoint)
     if save:
         staging = own.with_name(f".{os.getpid()}.{FAN_FILE}")
         save_fan(fan, staging)
         os.replace(staging, own)
     return fan
+
+
+def is_v1_directory(path: str | Path) -> bool:
+    """Whether a run or model directory holds a StarGAN v1 model (its config says so)."""
+    config = Path(path) / CONFIG_FILE
+    return config.is_file() and Config.load(config).model_family == "v1"
 
 
 def weights_file(name: str) -> str:

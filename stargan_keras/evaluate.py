@@ -107,7 +107,7 @@ def build_metric_networks(args, metrics: list[str]) -> MetricNetworks:
 
 def run(args) -> list[Path]:
     """The command: load, score each mode, write JSON (and TensorBoard scalars for a run directory)."""
-    from stargan_keras.checkpoint import RunDir, load_networks
+    from stargan_keras.checkpoint import RunDir, is_v1_directory, load_networks
     from stargan_keras.data import load_dataset
     from stargan_keras.inference import Translator
     from stargan_keras.metrics import domain_classifier
@@ -118,7 +118,7 @@ def run(args) -> list[Path]:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise EvaluationError(f"--{flag.replace('_', '-')} {value}: must be at least 1.")
-    if v1_evaluation.is_v1(args.checkpoint):  # StarGAN v1: target-attribute accuracy and FID, its own protocol
+    if is_v1_directory(args.checkpoint):  # StarGAN v1: target-attribute accuracy and FID, its own protocol
         data_flags = {k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS}
         return v1_evaluation.run(args, metrics, build_metric_networks, data_flags)
     config, model_networks = load_networks(args.checkpoint)

@@ -47,21 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_v1(directory: Path) -> bool:
-    from stargan_keras.checkpoint import CONFIG_FILE
-    from stargan_keras.config import Config
-
-    config = Path(directory) / CONFIG_FILE
-    return config.is_file() and Config.load(config).model_family == "v1"
-
-
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from stargan_keras.checkpoint import is_v1_directory
     from stargan_keras.inference import Translator, load
 
     try:
-        if _is_v1(args.checkpoint):  # StarGAN v1: the authors' test mode
+        if is_v1_directory(args.checkpoint):  # StarGAN v1: the authors' test mode
             from stargan_keras.v1.sampling import write_test_figures
 
             written = write_test_figures(load(args.checkpoint), args.out, args.rows, progress=not args.quiet)

@@ -54,7 +54,10 @@ def build_parser() -> ConfigArgumentParser:
 
 def config_from_args(argv) -> tuple[Config, dict]:
     """The requested config (preset or YAML, then flags) and the flags given explicitly."""
-    args = build_parser().parse_args(argv)
+    return _config(build_parser().parse_args(argv))
+
+
+def _config(args) -> tuple[Config, dict]:
     overrides = overrides_from_args(args)
     dataset, family = overrides.get("dataset"), overrides.get("model_family")
     name = args.config if args.config is not None else default_preset(dataset, family)
@@ -87,9 +90,8 @@ def family_of(config: Config):
     return Family()
 
 
-def warm_start_from_args(argv):
+def _warm_start(args):
     """--init-from and --discriminator-checkpoint, checked before any work (None without --init-from)."""
-    args = build_parser().parse_args(argv)
     if args.init_from is None:
         if args.discriminator_checkpoint:
             raise ConfigError("--discriminator-checkpoint needs --init-from (the networks to fine-tune with it).")
@@ -119,8 +121,9 @@ def print_summary(config: Config, outcome: Outcome, domain_images) -> None:
 def main(argv=None) -> int:
     """The train command; exit codes as `stargan_keras.errors` says (3: a non-finite loss stopped the run)."""
     try:
-        config, explicit = config_from_args(argv)
-        outcome, domain_images = train(config, explicit, warm_start_from_args(argv), family_of(config))
+        args = build_parser().parse_args(argv)
+        config, explicit = _config(args)
+        outcome, domain_images = train(config, explicit, _warm_start(args), family_of(config))
     except NonFiniteLoss as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_NON_FINITE

@@ -303,7 +303,7 @@ class StarGANv2(TrainerBase):
     def _masks_of_fake(self, x_fake, tape):
         """The cycle pass's masks: those of the translation, outside the tape (no gradient flows through the FAN)."""
         with tape.stop_recording():
-            return self.nets.face_masks(tf.stop_gradient(x_fake))
+            return self.nets.face_masks(x_fake)
 
     def _discriminator_step(self, mode, x_real, y_real, x_fake, y_fake):
         D = self.nets.discriminator
@@ -358,10 +358,12 @@ class StarGANv2(TrainerBase):
         """The training state: networks, EMA networks, optimizers, step, plus `extra` trackables."""
         return training_checkpoint(self.nets, self.nets_ema, optimizers=self.optimizers, step=self.step, **extra)
 
-    def load_upstream_weights(self, nets_ckpt, nets_ema_ckpt) -> None:
+    def load_upstream_weights(self, nets_ckpt, nets_ema_ckpt) -> dict:
         """Load the authors' `*_nets.ckpt` (G, F, E, D) and `*_nets_ema.ckpt` (EMA G, F, E) into all eight networks.
 
         Every tensor is checked against the config before any is assigned (see `stargan_keras.convert`).
+        Returns the state dicts read from `nets_ckpt`, whose key order numbers the parameters of the authors'
+        optimizer states (`warm_start.load_authors_optimizers`).
         """
         from .authors_checkpoints import check_fit, read_checkpoint
         from .torch_io import assign_state_dict
@@ -376,6 +378,7 @@ class StarGANv2(TrainerBase):
         for states, networks in loaded:
             for name, network in networks.items():
                 assign_state_dict(torch_named_variables(network), states[name])
+        return loaded[0][0]
 
 
 def as_batch(data, keys, trainer: str) -> dict:

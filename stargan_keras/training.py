@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_keras import callbacks as cb
-from stargan_keras.checkpoint import RunDir, face_network, missing_fan_error
+from stargan_keras.checkpoint import RunDir, check_fan_source, face_network
 from stargan_keras.config import Config, ConfigError, network_differences
 
 SAMPLE_COLUMNS = 8  # about this many images per grid row, rounded to a multiple of the domains
@@ -74,16 +74,6 @@ def check_resumable(run: RunDir, config: Config, ignore=(), quiet: bool = False)
     changes = [] if quiet else other_differences(saved, config)
     if changes:
         print(f"resuming {run.root} with changed settings: {', '.join(changes)}", flush=True)
-
-
-def check_face_network(config: Config, run: RunDir) -> None:
-    """Before any work: a w_hpf > 0 model trains with the authors' face masks or not at all."""
-    if config.model.w_hpf <= 0 or run.fan.exists():
-        return
-    if not config.model.fan_checkpoint:
-        raise missing_fan_error(config, f"--run-dir {run.root}")
-    if not Path(config.model.fan_checkpoint).is_file():
-        raise ConfigError(f"--fan-checkpoint {config.model.fan_checkpoint}: no such file. Pass the authors' wing.ckpt.")
 
 
 def parse_profile_steps(text: str) -> tuple[int, int] | None:
@@ -237,8 +227,8 @@ class Family:
     lr_flags = "--lr / --f-lr"
 
     def check(self, config: Config, run: RunDir, warm_start) -> None:
-        """Before any work: what would make the run fail later."""
-        check_face_network(config, run)
+        """Before any work: what would make the run fail later (a w_hpf > 0 model without its FAN)."""
+        check_fan_source(config, run.root, f"--run-dir {run.root}")
 
     def load_data(self, config: Config):
         return load_data(config)

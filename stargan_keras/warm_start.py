@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from .authors_checkpoints import IGNORED_KEYS, ConversionError, check_fit, read_checkpoint
-from .checkpoint import is_model_directory, load_networks
+from .checkpoint import is_model_directory, load_networks, weights_file
 from .config import Config, ConfigError, network_differences
 from .layers import torch_named_variables
 from .networks import EMA_NETWORKS
@@ -53,7 +53,7 @@ class WarmStart:
         return f"fine-tuning from {self.source}: G, F, E and their EMA copies from it, {d}; starting at step 0"
 
     def _model_dir_has_d(self) -> bool:
-        return self.source.is_dir() and (self.source / "discriminator.weights.h5").exists()
+        return self.source.is_dir() and (self.source / weights_file("discriminator")).exists()
 
 
 def resolve(init_from: str | Path, discriminator_checkpoint: str | Path | None = None) -> WarmStart:
@@ -95,9 +95,9 @@ def apply(model, start: WarmStart, config: Config, log=print) -> None:
     """
     log(start.describe())
     if start.continues_training:
-        model.load_upstream_weights(start.source, start.nets_ema)
+        states = model.load_upstream_weights(start.source, start.nets_ema)
         if start.optims is not None:
-            load_authors_optimizers(model, start.optims, read_checkpoint(start.source, NETWORKS_WITH_D))
+            load_authors_optimizers(model, start.optims, states)
         model.step.assign(start.step)
         return
     if start.source.is_dir():

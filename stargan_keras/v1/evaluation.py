@@ -37,14 +37,6 @@ METRICS = ("accuracy", "fid")  # v1's G gives one output per target: no diversit
 RESULTS_MODE = "v1"  # results file: eval/metrics_v1_<step>.json
 
 
-def is_v1(path: str | Path) -> bool:
-    """Whether a run or model directory holds a StarGAN v1 model (its config says so)."""
-    from stargan_keras.checkpoint import CONFIG_FILE
-
-    config = Path(path) / CONFIG_FILE
-    return config.is_file() and Config.load(config).model_family == "v1"
-
-
 class LabelClassifier:
     """`predict(images [-1, 1]) -> labels [N, width]` of 0/1: a sigmoid > 0.5 per attribute with one on per
     exclusive group (its largest logit), or the one-hot of the largest logit for classes."""
