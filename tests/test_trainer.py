@@ -217,6 +217,13 @@ DEAD_BIASES = re.compile(r"^(ema_)?generator/(from_rgb|encode\.\d+\.conv[12]|dec
 # of at most two updates, each at most sqrt(1 + beta_2) * lr (Adam's bound at step 2).
 NEAR_ZERO_SHARE = 1e-3
 NEAR_ZERO_BOUND_LR = 2 * 2 * 2 * 1.42
+# The same flips reach the losses computed after an update, and the multi-worker sum's order varies from run to
+# run: on a 2-core AVX-512 machine two runs of one commit measured 1.6e-5 (G/ref_adv, iteration 0) and 1.7e-4
+# (D/latent_fake, iteration 1) relative to one device. Terms computed before the first update see identical
+# weights and keep the tight bound; for the others 1e-3 still fails a wrong split or average of the global batch,
+# which moves them far more.
+BEFORE_ANY_UPDATE = ("log/0/D/latent_real", "log/0/D/latent_fake", "log/0/D/latent_reg")
+LOGS_AFTER_UPDATES_RTOL = 1e-3
 
 
 def _assert_same_run(result, reference, rtol=1e-5):
@@ -229,7 +236,8 @@ def _assert_same_run(result, reference, rtol=1e-5):
         scale[network] = max(scale.get(network, 0.0), float(np.abs(reference[key]).max()))
     for key in reference:
         if key.startswith("log/"):
-            assert abs(result[key] - reference[key]) <= rtol * abs(reference[key]), key
+            bound = rtol if key in BEFORE_ANY_UPDATE else LOGS_AFTER_UPDATES_RTOL
+            assert abs(result[key] - reference[key]) <= bound * abs(reference[key]), key
         elif key in weights and not DEAD_BIASES.match(key):
             network = key.split("/")[0]
             difference = np.abs(result[key] - reference[key])
