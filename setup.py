@@ -34,7 +34,7 @@ setup(
     extras_require={
         # Only to read the authors' PyTorch checkpoints and weights; install a CPU build first if you can.
         "torch": ["torch>=2.1"],
-        "test": ["pytest>=8", "torch>=2.1", "dill", "importlib_resources"],  # the last two for tfds.testing
+        "test": ["pytest>=8", "pytest-xdist>=3", "torch>=2.1", "dill", "importlib_resources"],  # the last two for tfds.testing
     },
     entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
 )

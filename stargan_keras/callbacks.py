@@ -192,14 +192,15 @@ def sample_grids(translator: Translator, batch: dict, z) -> dict[str, np.ndarray
     the translator's mean style of the domain).
     """
     x_src, y_src = batch["x_src"], batch["y_src"]
-    output = translator.reference_guided(x_src, batch["x_ref"], batch["y_ref"])
-    cycle = translator.reference_guided(output, x_src, y_src)
+    masks = translator.face_masks(x_src)
+    output = translator.reference_guided(x_src, batch["x_ref"], batch["y_ref"], masks)
+    cycle = translator.reference_guided(output, x_src, y_src, translator.face_masks(output))
     grids = {"reference": make_grid([list(x_src), list(batch["x_ref"]), list(output.numpy()), list(cycle.numpy())])}
     for psi in SAMPLE_PSIS:
         rows = [list(x_src)]
         for domain in range(translator.config.model.num_domains):
             y = np.full(len(x_src), domain, np.int32)
-            rows.append(list(translator.latent_guided(x_src, y, z, psi).numpy()))
+            rows.append(list(translator.latent_guided(x_src, y, z, psi, masks).numpy()))
         grids[f"latent_psi{psi}"] = make_grid(rows)
     return grids
 

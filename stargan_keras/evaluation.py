@@ -215,13 +215,14 @@ def evaluate(translator, domain_images, mode: str, networks: MetricNetworks, *, 
         for x_src, _ in data.batches("val", task.source):
             start, size = scores.generated // num_outputs, len(x_src)
             y_trg = tf.fill([size], task.target)
+            masks = translator.face_masks(x_src)
             outputs = []
             for j in range(num_outputs):
                 if mode == "latent":
                     styles = translator.style_from_latent(z[start:start + size, j], y_trg)
                 else:
                     styles = tf.gather(refs, picks[start:start + size, j])
-                outputs.append(translator.synthesize(x_src, styles))
+                outputs.append(translator.synthesize(x_src, styles, masks))
             outputs = tf.stack(outputs)  # [num_outputs, size, H, W, 3]
             _score_batch(scores, outputs, task, networks)
             if image_dir is not None:

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import Config
+from .face.masks import MASK_SIZE
 from .layers import authors_resampling
 from .networks import Networks
 
@@ -68,6 +69,12 @@ class Translator:
         self._encode = self._trace(lambda x, y: tf.cast(networks.style_encoder(x, y), tf.float32), [images, domains])
         self._generate = self._trace(lambda x, s: tf.cast(networks.generator(x, s, networks.face_masks(x)),
                                                           tf.float32), [images, styles])
+        if cfg.w_hpf > 0:
+            masks = tf.TensorSpec([None, MASK_SIZE, MASK_SIZE, 1], tf.float32)
+            self._face_masks = self._trace(networks.face_masks, [images])
+            self._generate_masked = self._trace(
+                lambda x, s, m1, m2: tf.cast(networks.generator(x, s, (m1, m2)), tf.float32),
+                [images, styles, masks, masks])
 
     def _trace(self, fn, signature):
         def traced(*args):
@@ -152,20 +159,32 @@ class Translator:
         return self._encode(_floats(x_ref), _domains(y_ref))
 
     # -- synthesis -------------------------------------------------------------------------------------------------
-    def synthesize(self, x, s):
+    def face_masks(self, x):
+        """The face masks G takes for images x (None for a generator without high-pass skips): pass them to
+        `synthesize` and the guided methods when the same x is translated many times, so that the FAN, which
+        costs more than G at small sizes, runs once per image."""
+        if self.config.model.w_hpf <= 0:
+            return None
+        return self._face_masks(_floats(x))
+
+    def synthesize(self, x, s, masks=None):
         """G(x, s): images in [-1, 1] (not clipped: use `imaging.to_uint8` to quantize).
 
-        A generator with high-pass skips (w_hpf > 0) gets the face masks of x, as at the authors' test time.
+        A generator with high-pass skips (w_hpf > 0) gets the face masks of x, as at the authors' test time:
+        `masks`, from `face_masks(x)`, or computed here.
         """
-        return self._generate(_floats(x), _floats(s))
+        if masks is None or self.config.model.w_hpf <= 0:
+            return self._generate(_floats(x), _floats(s))
+        return self._generate_masked(_floats(x), _floats(s), *masks)
 
-    def latent_guided(self, x, y_trg, z, psi=None):
-        """G(x, F(z, y_trg)), truncated by psi when given."""
-        return self.synthesize(x, self.style_from_latent(z, y_trg, psi))
+    def latent_guided(self, x, y_trg, z, psi=None, masks=None):
+        """G(x, F(z, y_trg)), truncated by psi when given; `masks` as in `synthesize`."""
+        return self.synthesize(x, self.style_from_latent(z, y_trg, psi), masks)
 
-    def reference_guided(self, x, x_ref, y_ref):
-        """G(x, E(x_ref, y_ref)): x in the style of the reference, in the reference's domain."""
-        return self.synthesize(x, self.style_from_reference(x_ref, y_ref))
+    def reference_guided(self, x, x_ref, y_ref, masks=None):
+        """G(x, E(x_ref, y_ref)): x in the style of the reference, in the reference's domain; `masks` as in
+        `synthesize`."""
+        return self.synthesize(x, self.style_from_reference(x_ref, y_ref), masks)
 
 
 def _floats(value):

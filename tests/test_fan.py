@@ -217,3 +217,25 @@ def test_masks_convert_to_tflite_builtins_and_match(fans, outputs, tmp_path):
     torch_heat = ref.get_heatmap(fans[0], _nchw(x), masks=False)
     compare_masks([got["mask_1"], got["mask_2"]], [_nhwc(m) for m in ref.masks_from_heatmaps(torch_heat)],
                   torch_heat, "tflite")
+
+
+def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, tiny_config):
+    """Grids and evaluation translate one x many times with the masks of one `face_masks(x)` call: the result must be
+    G with the masks of x, whether the masks come in or are computed; other masks must change it."""
+    from stargan_keras.inference import Translator
+    from stargan_keras.networks import build_networks
+
+    config = tiny_config(img_size=64, w_hpf=1.0, num_domains=2)
+    networks = build_networks(config.model, with_discriminator=False)
+    networks.fan = fans[2]
+    translator = Translator(config, networks)
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-1, 1, (BATCH, 64, 64, 3)).astype("float32")
+    z = rng.standard_normal((BATCH, config.model.latent_dim)).astype("float32")
+    masks = translator.face_masks(x)
+    want = networks.generator(x, translator.style_from_latent(z, [0, 1]), face_masks(fans[2], x))
+    np.testing.assert_allclose(translator.latent_guided(x, [0, 1], z, masks=masks), want, atol=1e-5)
+    np.testing.assert_allclose(translator.latent_guided(x, [0, 1], z), want, atol=1e-5)
+    others = translator.face_masks(x[::-1])
+    assert np.abs(np.asarray(translator.latent_guided(x, [0, 1], z, masks=others)) - want).max() > 1e-3
+    assert Translator(tiny_config(), build_networks(tiny_config().model, with_discriminator=False)).face_masks(x) is None

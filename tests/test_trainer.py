@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -203,58 +202,49 @@ def _wait(processes, timeout=300):
                 process.kill()
 
 
-# The generator's conv biases other than to_rgb's reach the output only through linear
-# shortcuts into instance normalisation, which removes them: their exact gradient is
-# zero, so float32 rounding, which differs with the reduction order, decides their
-# +-lr Adam steps. They cannot affect any output or loss, and are not compared.
-DEAD_BIASES = re.compile(r"^(ema_)?generator/(from_rgb|encode\.\d+\.conv[12]|decode\.\d+\.conv[12])\.bias$")
-
-
-# Adam (beta_1 = 0) turns a gradient entry that is within rounding noise of zero into a
-# step of about +-lr whatever its size, so the order in which replicas' gradients are
-# summed can decide that step. A few such entries (at most the share the parity test
-# allows for signs) may differ by up to the most two runs' steps can: two iterations
-# of at most two updates, each at most sqrt(1 + beta_2) * lr (Adam's bound at step 2).
-NEAR_ZERO_SHARE = 1e-3
-NEAR_ZERO_BOUND_LR = 2 * 2 * 2 * 1.42
-# The same flips reach the losses computed after an update, and the multi-worker sum's order varies from run to
-# run: on a 2-core AVX-512 machine two runs of one commit measured 1.6e-5 (G/ref_adv, iteration 0) and 1.7e-4
-# (D/latent_fake, iteration 1) relative to one device. Terms computed before the first update see identical
-# weights and keep the tight bound; for the others 1e-3 still fails a wrong split or average of the global batch,
-# which moves them far more.
+# Adam's first steps are about +-lr for every entry whatever the size of its gradient, so an
+# entry whose gradient is rounding noise (the generator's biases before instance norms, and
+# under load up to 6% of its entries) takes a step whose sign the order of the replicas' sum
+# decides. With epsilon 1 and lr 1e-2 the steps are lr * g / (|g| + 1), smooth in g: two runs'
+# updates then differ by rounding alone, and a gradient off by any factor shows in them.
+REPLICA_TRAINING = dict(epsilon=1.0, lr=1e-2, f_lr=1e-2)
+UPDATE_RTOL = 1e-3  # of the network's largest update; plus 4 ulp of the weight, the rounding of w + update
+# Losses computed before the first update see identical weights; those after it see weights that differ by rounding.
 BEFORE_ANY_UPDATE = ("log/0/D/latent_real", "log/0/D/latent_fake", "log/0/D/latent_reg")
-LOGS_AFTER_UPDATES_RTOL = 1e-3
+LOG_RTOL = {True: 1e-5, False: 1e-4}
 
 
-def _assert_same_run(result, reference, rtol=1e-5):
-    """Same logs, and same weights relative to each network's largest weight, after two iterations."""
+def _assert_same_run(result, reference, initial):
+    """Same logs, and the same updates of every weight from `initial`, after two iterations."""
     assert int(result["step"]) == int(reference["step"]) == 2
-    weights = [key for key in reference if "/" in key and not key.startswith("log/")]
+    for key in (k for k in reference if k.startswith("log/")):
+        bound = LOG_RTOL[key in BEFORE_ANY_UPDATE] * abs(reference[key])
+        assert abs(result[key] - reference[key]) <= bound, (key, result[key], reference[key])
+    updates = {key: reference[key] - initial[key] for key in initial}
     scale = {}
-    for key in weights:
+    for key, update in updates.items():
         network = key.split("/")[0]
-        scale[network] = max(scale.get(network, 0.0), float(np.abs(reference[key]).max()))
-    for key in reference:
-        if key.startswith("log/"):
-            bound = rtol if key in BEFORE_ANY_UPDATE else LOGS_AFTER_UPDATES_RTOL
-            assert abs(result[key] - reference[key]) <= bound * abs(reference[key]), key
-        elif key in weights and not DEAD_BIASES.match(key):
-            network = key.split("/")[0]
-            difference = np.abs(result[key] - reference[key])
-            off = difference > rtol * (scale[network] + np.abs(reference[key]))
-            lr = 1e-6 if network.endswith("mapping_network") else 1e-4
-            assert off.mean() <= NEAR_ZERO_SHARE, (key, f"{off.sum()} of {off.size} entries differ")
-            assert difference.max() <= NEAR_ZERO_BOUND_LR * lr, (key, float(difference.max()))
+        scale[network] = max(scale.get(network, 0.0), float(np.abs(update).max()))
+    assert all(value > 0 for value in scale.values()), scale
+    for key, update in updates.items():
+        bound = UPDATE_RTOL * scale[key.split("/")[0]] + 4 * np.spacing(np.abs(initial[key]).astype(np.float32))
+        difference = np.abs((result[key] - initial[key]) - update)
+        assert (difference <= bound).all(), (key, float(difference.max()), float(np.abs(update).max()))
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open defect: with smooth Adam steps the 2-replica runs' G, F and E updates "
+                   "differ from one device's by 1-11% of the largest update (D's by 0.1%), the losses of the second "
+                   "iteration by up to 4.8e-4; sign-like Adam steps (epsilon 1e-8) hid it")
 def test_mirrored_and_multi_worker_replicas_match_one_device(config, upstream_checkpoints, tmp_path):
     """Global batch 4 on two replicas (two logical CPUs; two worker processes) == one device at batch 4.
 
     All runs are fresh processes with the same environment (so the same TensorFlow
     kernels: TF_ENABLE_ONEDNN_OPTS is read once, at import), from one checkpoint.
     """
+    config = config.replace(**REPLICA_TRAINING)
     model = _trained_model(config, upstream_checkpoints, run_eagerly=True)
+    initial_weights = keras_weights(model)
     initial = model.checkpoint().write(str(tmp_path / "initial"))
     config_path = tmp_path / "config.yaml"
     config.save(config_path)
@@ -267,8 +257,8 @@ def test_mirrored_and_multi_worker_replicas_match_one_device(config, upstream_ch
     for mode in ("default", "mirrored", "multi_worker"):
         with np.load(tmp_path / f"{mode}.npz") as result:
             results[mode] = {key: result[key] for key in result.files}
-    _assert_same_run(results["mirrored"], results["default"])
-    _assert_same_run(results["multi_worker"], results["default"])
+    _assert_same_run(results["mirrored"], results["default"], initial_weights)
+    _assert_same_run(results["multi_worker"], results["default"], initial_weights)
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])

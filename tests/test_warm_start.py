@@ -60,6 +60,7 @@ def authors_run(config, tmp_path_factory):
                 after=ref.all_weights(nets, nets_ema), logs=logs)
 
 
+@pytest.mark.slow
 def test_continuing_the_authors_training_takes_their_next_iteration(config, authors_run):
     start = warm_start.resolve(authors_run["paths"]["nets"])
     assert start.step == STEP and start.optims == authors_run["paths"]["optims"]
