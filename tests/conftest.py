@@ -14,17 +14,6 @@ TINY_MODEL = dict(img_size=32, num_domains=3, domain_names=list(TINY_DOMAINS), w
                   max_conv_dim=32, mapping_hidden_dim=32)
 
 
-# The longest test files first (measured: minutes each, mostly training subprocesses), the others in their order:
-# pytest-xdist hands whole files to its two workers, and a long file taken last would run alone at the end.
-LONGEST_FILES = ("test_crash_consistency.py", "test_face_training.py", "test_train_command.py", "test_trainer.py",
-                 "test_face_serving.py", "test_evaluate.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
 def make_tiny_config(**overrides):
     """The afhq preset with networks small enough for tests: 32 px, widths 8-32, three named domains.
 
