@@ -86,21 +86,32 @@ def interpolation_alphas(start: float = -5.0, stop: float = 5.0, step: float = 0
     return np.concatenate([[0.0], ramp, np.ones(tail)]).astype(np.float32)
 
 
-def generate(translator, x, s) -> np.ndarray:
-    """G(x, s) as uint8, in chunks of about BATCH_PIXELS pixels: grids and videos need thousands of these."""
+def generate(translator, x, s, masks=None) -> np.ndarray:
+    """G(x, s) as uint8, in chunks of about BATCH_PIXELS pixels: grids and videos need thousands of these.
+
+    `masks`, the face masks of x row for row (`translator.face_masks`), are computed per chunk when not given.
+    """
     from stargan_keras.imaging import to_uint8
 
     batch_size = max(1, BATCH_PIXELS // (x.shape[1] * x.shape[2]))
-    chunks = [to_uint8(translator.synthesize(x[i:i + batch_size], s[i:i + batch_size]))
-              for i in range(0, len(x), batch_size)]
+    chunks = []
+    for i in range(0, len(x), batch_size):
+        rows = slice(i, i + batch_size)
+        chunk_masks = None if masks is None else tuple(m[rows] for m in masks)
+        chunks.append(to_uint8(translator.synthesize(x[rows], s[rows], chunk_masks)))
     return np.concatenate(chunks)
 
 
 def generate_table(translator, x_src, styles) -> np.ndarray:
-    """[len(styles), len(x_src), H, W, 3] uint8: every source translated with every style."""
-    x = np.tile(np.asarray(x_src), (len(styles), 1, 1, 1))
+    """[len(styles), len(x_src), H, W, 3] uint8: every source translated with every style, the FAN run once
+    per source when G takes face masks."""
+    x_src = np.asarray(x_src)
+    masks = translator.face_masks(x_src)
+    if masks is not None:
+        masks = tuple(np.tile(np.asarray(m), (len(styles),) + (1,) * (m.ndim - 1)) for m in masks)
+    x = np.tile(x_src, (len(styles), 1, 1, 1))
     s = np.repeat(np.asarray(styles), len(x_src), axis=0)
-    return generate(translator, x, s).reshape(len(styles), len(x_src), *x.shape[1:])
+    return generate(translator, x, s, masks).reshape(len(styles), len(x_src), *x.shape[1:])
 
 
 def _blank(img_size: int) -> np.ndarray:

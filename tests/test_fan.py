@@ -219,19 +219,27 @@ def test_masks_convert_to_tflite_builtins_and_match(fans, outputs, tmp_path):
                   torch_heat, "tflite")
 
 
-def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, tiny_config):
-    """Grids and evaluation translate one x many times with the masks of one `face_masks(x)` call: the result must be
-    G with the masks of x, whether the masks come in or are computed; other masks must change it."""
+def _face_translator_and_images(fans, tiny_config, seed):
+    """A translator of a tiny w_hpf 1 generator with the third FAN, and BATCH random 64 px images."""
     from stargan_keras.inference import Translator
     from stargan_keras.networks import build_networks
 
     config = tiny_config(img_size=64, w_hpf=1.0, num_domains=2)
     networks = build_networks(config.model, with_discriminator=False)
     networks.fan = fans[2]
-    translator = Translator(config, networks)
-    rng = np.random.default_rng(6)
-    x = rng.uniform(-1, 1, (BATCH, 64, 64, 3)).astype("float32")
-    z = rng.standard_normal((BATCH, config.model.latent_dim)).astype("float32")
+    x = np.random.default_rng(seed).uniform(-1, 1, (BATCH, 64, 64, 3)).astype("float32")
+    return Translator(config, networks), x
+
+
+def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, tiny_config):
+    """Grids and evaluation translate one x many times with the masks of one `face_masks(x)` call: the result must be
+    G with the masks of x, whether the masks come in or are computed; other masks must change it."""
+    from stargan_keras.inference import Translator
+    from stargan_keras.networks import build_networks
+
+    translator, x = _face_translator_and_images(fans, tiny_config, seed=6)
+    config, networks = translator.config, translator.networks
+    z = np.random.default_rng(9).standard_normal((BATCH, config.model.latent_dim)).astype("float32")
     masks = translator.face_masks(x)
     want = networks.generator(x, translator.style_from_latent(z, [0, 1]), face_masks(fans[2], x))
     np.testing.assert_allclose(translator.latent_guided(x, [0, 1], z, masks=masks), want, atol=1e-5)
@@ -239,3 +247,21 @@ def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, 
     others = translator.face_masks(x[::-1])
     assert np.abs(np.asarray(translator.latent_guided(x, [0, 1], z, masks=others)) - want).max() > 1e-3
     assert Translator(tiny_config(), build_networks(tiny_config().model, with_discriminator=False)).face_masks(x) is None
+
+
+def test_sample_tables_run_the_fan_once_per_source(fans, tiny_config):
+    """`sample`'s grids and videos translate each source with many styles: the FAN must see each source once, and
+    the table must be what translating every (style, source) pair on its own gives."""
+    from stargan_keras.figures import generate_table
+    from stargan_keras.imaging import to_uint8
+
+    translator, x = _face_translator_and_images(fans, tiny_config, seed=7)
+    styles = np.random.default_rng(8).standard_normal((3, translator.config.model.style_dim)).astype("float32")
+    seen = []
+    face_masks_of = translator._face_masks
+    translator._face_masks = lambda images: seen.append(len(images)) or face_masks_of(images)
+    table = generate_table(translator, x, styles)
+    assert sum(seen) == BATCH
+    for k, style in enumerate(styles):
+        alone = to_uint8(translator.synthesize(x, np.repeat(style[None], BATCH, axis=0)))
+        assert np.abs(table[k].astype(int) - alone.astype(int)).max() <= 1, f"style {k}"

@@ -28,7 +28,7 @@ import numpy as np
 from keras import layers, ops
 
 from ..config import V1Config
-from ..layers import InstanceNormalization
+from ..layers import Conv2D, InstanceNormalization
 from ..networks import SymbolicBuild
 
 D_LEAKY_SLOPE = 0.01  # the authors' nn.LeakyReLU(0.01)
@@ -46,7 +46,7 @@ def torch_default_conv(filters: int, kernel_size: int, in_channels: int, strides
     """
     fan_in = (filters if transpose else in_channels) * kernel_size ** 2
     bound = 1.0 / math.sqrt(fan_in)
-    layer = layers.Conv2DTranspose if transpose else layers.Conv2D
+    layer = layers.Conv2DTranspose if transpose else Conv2D
     return layer(filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
                  kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
                  bias_initializer=keras.initializers.RandomUniform(-bound, bound), name=name, dtype=dtype)
