@@ -242,8 +242,10 @@ def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, 
     z = np.random.default_rng(9).standard_normal((BATCH, config.model.latent_dim)).astype("float32")
     masks = translator.face_masks(x)
     want = networks.generator(x, translator.style_from_latent(z, [0, 1]), face_masks(fans[2], x))
-    np.testing.assert_allclose(translator.latent_guided(x, [0, 1], z, masks=masks), want, atol=1e-5)
-    np.testing.assert_allclose(translator.latent_guided(x, [0, 1], z), want, atol=1e-5)
+    # The compiled translator and the eager G round differently (up to 1.2e-5 on outputs near 1, seen under
+    # load); other masks change the output by more than 1e-3, twenty times this bound.
+    np.testing.assert_allclose(translator.latent_guided(x, [0, 1], z, masks=masks), want, atol=5e-5)
+    np.testing.assert_allclose(translator.latent_guided(x, [0, 1], z), want, atol=5e-5)
     others = translator.face_masks(x[::-1])
     assert np.abs(np.asarray(translator.latent_guided(x, [0, 1], z, masks=others)) - want).max() > 1e-3
     assert Translator(tiny_config(), build_networks(tiny_config().model, with_discriminator=False)).face_masks(x) is None
