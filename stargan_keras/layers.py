@@ -98,8 +98,8 @@ class Conv2D(layers.Conv2D):
     def convolution_op(self, inputs, kernel):
         if self.dilation_rate != (1, 1) or self.data_format != "channels_last" or self.strides[0] != self.strides[1]:
             return super().convolution_op(inputs, kernel)
-        side = self._larger_output_side(inputs)
-        if side is not None and side <= SMALL_MAP_SIZE:
+        height, width = self.compute_output_shape(tuple(inputs.shape))[1:3]
+        if height is not None and width is not None and max(height, width) <= SMALL_MAP_SIZE:
             if self.filters >= SMALL_MAP_MIN_FILTERS:
                 return small_map_convolution(inputs, kernel, self.strides[0], self.padding)
             return super().convolution_op(inputs, kernel)
@@ -107,13 +107,6 @@ class Conv2D(layers.Conv2D):
         if self.strides == (1, 1) and self.padding == "same" and k_h == k_w and k_h % 2 == 1 and k_h > 1:
             return same_convolution(inputs, tf.convert_to_tensor(kernel))
         return super().convolution_op(inputs, kernel)
-
-    def _larger_output_side(self, inputs):
-        """The output's larger side in pixels; None for an input whose size is not static."""
-        if inputs.shape[1] is None or inputs.shape[2] is None:
-            return None
-        return max(_output_and_padding(size, k, self.strides[0], self.padding)[0]
-                   for size, k in zip(inputs.shape[1:3], self.kernel_size))
 
 
 def conv2d(filters: int, kernel_size: int, use_bias: bool = True, padding: str = "same", name=None, dtype=None):
