@@ -17,7 +17,7 @@ setup(
     # The YAML presets live in the top-level configs/ folder and install as stargan_keras/configs.
     package_dir={"stargan_keras.configs": "configs"},
     # The in-browser demo's page (HTML, CSS, an ES module) is served by `python -m stargan_keras.demo`.
-    package_data={"stargan_keras.configs": ["*.yaml"], "stargan_keras": ["demo_page/*"]},
+    package_data={"stargan_keras.configs": ["*.yaml"], "stargan_keras.browser": ["page/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",

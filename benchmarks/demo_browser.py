@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from browser import Browser, missing  # noqa: E402 (benchmarks/, the script's own folder)
-from stargan_keras.browser_demo import make_server, prepare_model, progress_line, url  # noqa: E402
-from stargan_keras.config import load_config  # noqa: E402
+from stargan_keras.browser.server import make_server, prepare_model, progress_line, url  # noqa: E402
+from stargan_keras.core.config import load_config  # noqa: E402
 
 SHARED_CAT = Path(__file__).resolve().parents[2] / "shared/data/stargan_v2_representative/afhq/src/cat"
 READY = "document.body.dataset.state === 'ready'"
@@ -43,8 +43,8 @@ FIGURE_MS = "[...document.querySelectorAll('#outputs figure')].map(f => Number(f
 def build_tflite(config_name: str, quantize: str, work: Path) -> Path:
     import keras
 
-    from stargan_keras.inference import Translator
-    from stargan_keras.networks import build_networks
+    from stargan_keras.v2.inference import Translator
+    from stargan_keras.v2.networks import build_networks
     from stargan_keras.serving.export import export_saved_model
     from stargan_keras.serving.module import DOMAIN_NAMES_ASSET
     from stargan_keras.serving.tflite import convert

@@ -143,10 +143,10 @@ def main(argv=None) -> dict:
     import keras
     import tensorflow as tf
 
-    from stargan_keras.config import load_config
-    from stargan_keras.distribute import make_strategy, set_precision
+    from stargan_keras.core.config import load_config
+    from stargan_keras.core.distribute import make_strategy, set_precision
     from stargan_keras.face.fan import build_fan
-    from stargan_keras.trainer import StarGANv2
+    from stargan_keras.v2.trainer import StarGANv2
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)

@@ -15,7 +15,7 @@ def __getattr__(name):
     """`stargan_keras.load` (a `Translator`, or a `v1.inference.V1Translator` for a StarGAN v1 model) imports
     TensorFlow only when first used, keeping `import stargan_keras` light."""
     if name == "load":
-        from .inference import load
+        from stargan_keras.v2.inference import load
 
         return load
     raise AttributeError(f"module 'stargan_keras' has no attribute {name!r}")

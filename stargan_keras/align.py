@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_keras.errors import UserError, command
+from stargan_keras.core.errors import UserError, command
 
 COMMAND = "python -m stargan_keras.align"
 MIN_SIZE = 64  # the FAN's heatmaps are 64 px
@@ -65,7 +65,7 @@ def _read(path: Path, size: int) -> np.ndarray:
     """An image file as uint8 [size, size, 3], resized as the authors' loader does (PIL bilinear)."""
     from PIL import Image
 
-    from stargan_keras.imaging import open_rgb
+    from stargan_keras.core.imaging import open_rgb
 
     image = open_rgb(path)
     if image.size != (size, size):
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from stargan_keras.data.folders import display_path, image_files
     from stargan_keras.face.alignment import FaceAligner, load_mean_landmarks
     from stargan_keras.face.fan import FanCheckpointError, fan_from_file
-    from stargan_keras.imaging import ImageError, save_image
+    from stargan_keras.core.imaging import ImageError, save_image
 
     mean_landmarks = load_mean_landmarks(args.landmarks_mean)
     files = image_files(args.input)

@@ -29,10 +29,10 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import UserError, command
-from .imaging import save_image
-from .serving.client import GRPC_PORT, REST_PORT, ServingError, StarGANClient
-from .serving.outputs import check_writable_file
+from stargan_keras.core.errors import UserError, command
+from stargan_keras.core.imaging import save_image
+from stargan_keras.serving.client import GRPC_PORT, REST_PORT, ServingError, StarGANClient
+from stargan_keras.serving.outputs import check_writable_file
 
 __all__ = ["ServingError", "StarGANClient", "main", "output_paths"]
 

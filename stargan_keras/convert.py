@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import sys
 
-from .authors_checkpoints import convert_checkpoint
-from .config import ConfigArgumentParser, add_config_flags, load_config, overrides_from_args
-from .errors import command
-from .v1.convert import convert_checkpoint as convert_v1_checkpoint
+from stargan_keras.v2.convert import convert_checkpoint
+from stargan_keras.core.config import ConfigArgumentParser, add_config_flags, load_config, overrides_from_args
+from stargan_keras.core.errors import command
+from stargan_keras.v1.convert import convert_checkpoint as convert_v1_checkpoint
 
 MODEL_FLAGS = ("img_size", "num_domains", "w_hpf", "fan_checkpoint", "base_dim", "max_conv_dim", "style_dim",
                "latent_dim", "mapping_hidden_dim", "domain_names")

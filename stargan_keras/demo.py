@@ -19,8 +19,8 @@ import signal
 import sys
 import tempfile
 
-from .browser_demo import QUANTIZATIONS, DemoError, make_server, prepare_model, url
-from .errors import command
+from stargan_keras.browser.server import QUANTIZATIONS, DemoError, make_server, prepare_model, url
+from stargan_keras.core.errors import command
 
 
 @command

@@ -34,10 +34,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from stargan_keras import evaluation
-from stargan_keras.config import ConfigArgumentParser, add_config_flags, overrides_from_args
-from stargan_keras.errors import command
-from stargan_keras.evaluation import EVAL_DIR, METRICS, MODES, EvaluationError, MetricNetworks
+from stargan_keras.v2 import evaluation
+from stargan_keras.core.config import ConfigArgumentParser, add_config_flags, overrides_from_args
+from stargan_keras.core.errors import command
+from stargan_keras.v2.evaluation import EVAL_DIR, METRICS, MODES, EvaluationError, MetricNetworks
 from stargan_keras.metrics.fid import add_inception_arguments, inception_from_args
 
 DATA_FLAGS = ("dataset", "data_dir", "eval_batch_size")  # config fields the command may override
@@ -107,9 +107,9 @@ def build_metric_networks(args, metrics: list[str]) -> MetricNetworks:
 
 def run(args) -> list[Path]:
     """The command: load, score each mode, write JSON (and TensorBoard scalars for a run directory)."""
-    from stargan_keras.checkpoint import RunDir, is_v1_directory, load_networks
+    from stargan_keras.core.run_dir import RunDir, is_v1_directory, load_networks
     from stargan_keras.data import load_dataset
-    from stargan_keras.inference import Translator
+    from stargan_keras.v2.inference import Translator
     from stargan_keras.metrics import domain_classifier
     from stargan_keras.v1 import evaluation as v1_evaluation
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import command
-from .imaging import MAX_IMAGE_PIXELS
-from .inference import MEAN_STYLE_SAMPLES
-from .serving.export import check_output, export_saved_model, load_model
-from .serving.signatures import FAMILIES, SERVING_DEFAULT
+from stargan_keras.core.errors import command
+from stargan_keras.core.imaging import MAX_IMAGE_PIXELS
+from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES
+from stargan_keras.serving.export import check_output, export_saved_model, load_model
+from stargan_keras.serving.signatures import FAMILIES, SERVING_DEFAULT
 
 
 @command

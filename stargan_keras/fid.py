@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from stargan_keras.errors import command
+from stargan_keras.core.errors import command
 from stargan_keras.metrics.fid import (AUTHORS_IMG_SIZE, FidError, FidFeatureExtractor, add_inception_arguments,
                                        fid_of_folders, folder_image_files, inception_from_args)
 

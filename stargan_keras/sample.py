@@ -23,8 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from stargan_keras.errors import UserError, command
-from stargan_keras.figures import VIDEO_FORMATS, SampleError, sample
+from stargan_keras.core.errors import UserError, command
+from stargan_keras.v2.figures import VIDEO_FORMATS, SampleError, sample
 
 COMMAND = "python -m stargan_keras.sample"
 
@@ -50,12 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stargan_keras.checkpoint import is_v1_directory
-    from stargan_keras.inference import Translator, load
+    from stargan_keras.core.run_dir import is_v1_directory
+    from stargan_keras.v2.inference import Translator, load
 
     try:
         if is_v1_directory(args.checkpoint):  # StarGAN v1: the authors' test mode
-            from stargan_keras.v1.sampling import write_test_figures
+            from stargan_keras.v1.figures import write_test_figures
 
             written = write_test_figures(load(args.checkpoint), args.out, args.rows, progress=not args.quiet)
         elif args.src is None or args.ref is None:

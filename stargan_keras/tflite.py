@@ -23,9 +23,9 @@ import argparse
 import sys
 import time
 
-from .errors import command
-from .imaging import check_image_file
-from .serving.tflite import QUANTIZATIONS, convert, verify
+from stargan_keras.core.errors import command
+from stargan_keras.core.imaging import check_image_file
+from stargan_keras.serving.tflite import QUANTIZATIONS, convert, verify
 
 
 def format_results(results) -> str:

@@ -19,11 +19,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from stargan_keras.checkpoint import RunDir
-from stargan_keras.config import (Config, ConfigArgumentParser, ConfigError, add_config_flags, load_config,
+from stargan_keras.core.run_dir import RunDir
+from stargan_keras.core.config import (Config, ConfigArgumentParser, ConfigError, add_config_flags, load_config,
                                   overrides_from_args, preset_names)
-from stargan_keras.errors import EXIT_INTERRUPTED, EXIT_NON_FINITE, command
-from stargan_keras.training import NonFiniteLoss, Outcome, train
+from stargan_keras.core.errors import EXIT_INTERRUPTED, EXIT_NON_FINITE, command
+from stargan_keras.core.session import NonFiniteLoss, Outcome, train
 
 DATASET_PRESETS = {"afhq_v2": "afhq"}  # datasets without a preset of their own name
 V1_PRESETS = {"shapes": "v1_shapes", "celeba": "v1_celeba", "rafd": "v1_rafd", "both": "v1_both"}
@@ -82,10 +82,10 @@ def default_preset(dataset: str | None, family: str | None) -> str:
 def family_of(config: Config):
     """The model family's part of a training session (the library's `training` knows only StarGAN v2's)."""
     if config.model_family == "v1":
-        from stargan_keras.v1.training import V1Family
+        from stargan_keras.v1.family import V1Family
 
         return V1Family()
-    from stargan_keras.training import Family
+    from stargan_keras.core.session import Family
 
     return Family()
 
@@ -96,7 +96,7 @@ def _warm_start(args):
         if args.discriminator_checkpoint:
             raise ConfigError("--discriminator-checkpoint needs --init-from (the networks to fine-tune with it).")
         return None
-    from stargan_keras import warm_start
+    from stargan_keras.v2 import warm_start
 
     return warm_start.resolve(args.init_from, args.discriminator_checkpoint)
 
@@ -119,7 +119,7 @@ def print_summary(config: Config, outcome: Outcome, domain_images) -> None:
 
 @command
 def main(argv=None) -> int:
-    """The train command; exit codes as `stargan_keras.errors` says (3: a non-finite loss stopped the run)."""
+    """The train command; exit codes as `stargan_keras.core.errors` says (3: a non-finite loss stopped the run)."""
     try:
         args = build_parser().parse_args(argv)
         config, explicit = _config(args)

@@ -33,8 +33,8 @@ def main(mode: str, config_path: str, initial_checkpoint: str, output: str) -> N
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from stargan_keras.config import load_config
-    from stargan_keras.distribute import make_strategy
+    from stargan_keras.core.config import load_config
+    from stargan_keras.core.distribute import make_strategy
 
     strategy = make_strategy(mode)
     assert strategy.num_replicas_in_sync == (1 if mode == "default" else 2)

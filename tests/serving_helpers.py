@@ -32,8 +32,8 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from benchmarks.saved_model_session import SavedModelSession
-from stargan_keras.inference import Translator
-from stargan_keras.networks import build_networks
+from stargan_keras.v2.inference import Translator
+from stargan_keras.v2.networks import build_networks
 from stargan_keras.serving.export import export_saved_model
 
 MODEL_NAME = "stargan"

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_keras import callbacks as cb
-from stargan_keras.imaging import to_uint8
-from stargan_keras.inference import Translator
-from stargan_keras.networks import build_networks
+from stargan_keras.core import callbacks as cb
+from stargan_keras.core.imaging import to_uint8
+from stargan_keras.v2.inference import Translator
+from stargan_keras.v2.networks import build_networks
 
 
 class FakeModel:

@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes these tiny networks much slower
 
 import stargan_keras  # noqa: E402
-from stargan_keras.authors_checkpoints import ConversionError, convert_checkpoint  # noqa: E402
-from stargan_keras.config import ConfigError  # noqa: E402
+from stargan_keras.v2.convert import ConversionError, convert_checkpoint  # noqa: E402
+from stargan_keras.core.config import ConfigError  # noqa: E402
 from stargan_keras.convert import main  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
 
@@ -119,7 +119,7 @@ def test_command_line_converts_and_load_returns_the_networks(tmp_path, narrow_co
     assert model.style_encoder(np.zeros((2, 32, 32, 3), "float32"), np.array([0, 2], "int32")).shape == (2, 16)
 
     assert main(["--pytorch-checkpoint", str(ema_path), "--config", str(yaml_path), "--output",
-                 str(tmp_path / "bad")]) == 2  # a user error (stargan_keras.errors)
+                 str(tmp_path / "bad")]) == 2  # a user error (stargan_keras.core.errors)
     assert "--num-domains 1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stargan_keras import demo
-from stargan_keras.browser_demo import DemoError, DemoModel, find_litert, latent_from_seed, make_server, routes, url
+from stargan_keras.browser.server import PAGE_DIR, DemoError, DemoModel, find_litert, latent_from_seed, make_server, routes, url
 from tests.demo_helpers import start_demo, stop
 
 
@@ -64,7 +64,7 @@ def test_the_server_serves_its_files_and_nothing_else(tmp_path):
 
 def test_routes_cover_the_page_and_what_its_import_map_names(tmp_path):
     table = routes(DemoModel(tmp_path / "m.tflite", {}), tmp_path / "model.json", fake_litert(tmp_path))
-    page = (Path(demo.__file__).with_name("demo_page") / "index.html").read_text()
+    page = (PAGE_DIR / "index.html").read_text()
     for path in ("./litert/core/dist/index.js", "./litert/wasm-utils/dist/index.js", "style.css", "app.js"):
         assert path in page
     assert {"/", "/app.js", "/style.css", "/model.tflite", "/model.json", "/litert/core/wasm/"} <= set(table)
@@ -111,8 +111,8 @@ def litert_missing() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(litert_missing() is not None, reason=f"the demo serves LiteRT.js: {litert_missing()}")
 def test_the_command_converts_a_model_directory_and_serves_it(tmp_path, tiny_config):
-    from stargan_keras.checkpoint import save_networks
-    from stargan_keras.networks import build_networks
+    from stargan_keras.core.run_dir import save_networks
+    from stargan_keras.v2.networks import build_networks
 
     config = tiny_config()
     save_networks(tmp_path / "model", config, build_networks(config.model, with_discriminator=False))

@@ -60,8 +60,8 @@ def demo(tmp_path_factory, tiny_config):
     """(url, tflite path, a work directory): the demo command serving a tiny float32 .tflite."""
     import keras
 
-    from stargan_keras.inference import Translator
-    from stargan_keras.networks import build_networks
+    from stargan_keras.v2.inference import Translator
+    from stargan_keras.v2.networks import build_networks
     from stargan_keras.serving.export import export_saved_model
     from stargan_keras.serving.module import DOMAIN_NAMES_ASSET
     from stargan_keras.serving.tflite import convert
@@ -96,7 +96,7 @@ def settle(browser, condition):
 
 
 def test_page_translates_as_litert_does_in_python(demo, browser, tmp_path):
-    from stargan_keras.browser_demo import latent_from_seed
+    from stargan_keras.browser.server import latent_from_seed
     from stargan_keras.serving.tflite import make_interpreter
 
     url, tflite, _ = demo

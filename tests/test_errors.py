@@ -3,7 +3,7 @@
 import pytest
 
 from stargan_keras import convert, train
-from stargan_keras.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError, command
+from stargan_keras.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError, command
 
 
 def test_user_error_is_one_line_and_exit_2_and_debug_adds_the_traceback(capsys, monkeypatch):

@@ -10,15 +10,15 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_keras import evaluate as ev
-from stargan_keras import evaluation
-from stargan_keras.checkpoint import save_networks, training_checkpoint
+from stargan_keras.v2 import evaluation
+from stargan_keras.core.run_dir import save_networks, training_checkpoint
 from stargan_keras.data.shapes import DOMAINS, generate_shapes, shapes_domain_images
-from stargan_keras.inference import Translator
+from stargan_keras.v2.inference import Translator
 from stargan_keras.metrics import LPIPS
 from stargan_keras.metrics.domain_classifier import (INFO_FILE, WEIGHTS_FILE, degradations,
                                                      load_or_train_classifier)
 from stargan_keras.metrics.fid import inception_from_args
-from stargan_keras.networks import build_networks
+from stargan_keras.v2.networks import build_networks
 from tests.fid_helpers import needs_torch, save_random_torch_inception
 
 IMG = 32

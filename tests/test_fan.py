@@ -7,13 +7,13 @@ import tensorflow as tf
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes these networks slower
 
-from stargan_keras.errors import UserError  # noqa: E402
+from stargan_keras.core.errors import UserError  # noqa: E402
 from stargan_keras.face.fan import (INPUT_SIZE, WING_URL, FanCheckpointError, build_fan, fan_from_file,  # noqa: E402
                                     fan_variables, load_fan, load_fan_checkpoint, save_fan)
 from stargan_keras.face.masks import HEATMAP_CUT, face_masks, heatmaps, masks_from_heatmaps  # noqa: E402
-from stargan_keras.layers import torch_named_variables  # noqa: E402
-from stargan_keras.networks import Generator  # noqa: E402
-from stargan_keras.torch_io import assign_state_dict  # noqa: E402
+from stargan_keras.core.layers import torch_named_variables  # noqa: E402
+from stargan_keras.v2.networks import Generator  # noqa: E402
+from stargan_keras.core.torch_io import assign_state_dict  # noqa: E402
 from tests.references import torch_fan as ref  # noqa: E402
 from tests.references.torch_stargan_v2 import Generator as TorchGenerator  # noqa: E402
 from tests.references.torch_stargan_v2 import he_init  # noqa: E402
@@ -221,8 +221,8 @@ def test_masks_convert_to_tflite_builtins_and_match(fans, outputs, tmp_path):
 
 def _face_translator_and_images(fans, tiny_config, seed):
     """A translator of a tiny w_hpf 1 generator with the third FAN, and BATCH random 64 px images."""
-    from stargan_keras.inference import Translator
-    from stargan_keras.networks import build_networks
+    from stargan_keras.v2.inference import Translator
+    from stargan_keras.v2.networks import build_networks
 
     config = tiny_config(img_size=64, w_hpf=1.0, num_domains=2)
     networks = build_networks(config.model, with_discriminator=False)
@@ -234,8 +234,8 @@ def _face_translator_and_images(fans, tiny_config, seed):
 def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, tiny_config):
     """Grids and evaluation translate one x many times with the masks of one `face_masks(x)` call: the result must be
     G with the masks of x, whether the masks come in or are computed; other masks must change it."""
-    from stargan_keras.inference import Translator
-    from stargan_keras.networks import build_networks
+    from stargan_keras.v2.inference import Translator
+    from stargan_keras.v2.networks import build_networks
 
     translator, x = _face_translator_and_images(fans, tiny_config, seed=6)
     config, networks = translator.config, translator.networks
@@ -254,8 +254,8 @@ def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, 
 def test_sample_tables_run_the_fan_once_per_source(fans, tiny_config):
     """`sample`'s grids and videos translate each source with many styles: the FAN must see each source once, and
     the table must be what translating every (style, source) pair on its own gives."""
-    from stargan_keras.figures import generate_table
-    from stargan_keras.imaging import to_uint8
+    from stargan_keras.v2.figures import generate_table
+    from stargan_keras.core.imaging import to_uint8
 
     translator, x = _face_translator_and_images(fans, tiny_config, seed=7)
     styles = np.random.default_rng(8).standard_normal((3, translator.config.model.style_dim)).astype("float32")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stargan_keras.imaging import load_uint8, resize_uint8, to_uint8
+from stargan_keras.core.imaging import load_uint8, resize_uint8, to_uint8
 from stargan_keras.metrics import convert_weights, fid, inception
 from stargan_keras.metrics.fid import (FidFeatureExtractor, InceptionWeightsError, feature_statistics,
                                        fid_from_features, frechet_distance)
-from stargan_keras.torch_io import StateDictError
+from stargan_keras.core.torch_io import StateDictError
 from tests.fid_helpers import needs_torch, save_random_torch_inception
 
 

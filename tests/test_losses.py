@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stargan_keras.losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at,
+from stargan_keras.v2.losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at,
                                   r1_penalty, style_reconstruction_loss)
 
 torch = pytest.importorskip("torch")

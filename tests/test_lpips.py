@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from stargan_keras.metrics import convert_weights  # noqa: E402
 from stargan_keras.metrics.lpips import LPIPS, mean_pairwise_lpips  # noqa: E402
-from stargan_keras.torch_io import StateDictError  # noqa: E402
+from stargan_keras.core.torch_io import StateDictError  # noqa: E402
 from tests.conftest import SHARED_DIR  # noqa: E402
 from tests.references.torch_metrics import LPIPS_CHANNELS, TorchLPIPS  # noqa: E402
 

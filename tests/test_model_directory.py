@@ -5,9 +5,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from stargan_keras.checkpoint import CONFIG_FILE, load_networks, save_networks, weights_file
-from stargan_keras.config import ConfigError
-from stargan_keras.networks import build_networks
+from stargan_keras.core.run_dir import CONFIG_FILE, load_networks, save_networks, weights_file
+from stargan_keras.core.config import ConfigError
+from stargan_keras.v2.networks import build_networks
 
 
 def checksums(root):

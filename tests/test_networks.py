@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from stargan_keras.layers import torch_named_variables
-from stargan_keras.networks import Discriminator, Generator, MappingNetwork, StyleEncoder, build_networks
+from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.v2.networks import Discriminator, Generator, MappingNetwork, StyleEncoder, build_networks
 
 # Counted on the authors' PyTorch modules at 256 px (clovaai/stargan-v2 `core/model.py` `build_model`).
 PUBLISHED_COUNTS = {

@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from stargan_keras import imaging
-from stargan_keras.errors import UserError
-from stargan_keras.imaging import ImageError, check_image_file, check_image_pixels, image_size_from_header
+from stargan_keras.core import imaging
+from stargan_keras.core.errors import UserError
+from stargan_keras.core.imaging import ImageError, check_image_file, check_image_pixels, image_size_from_header
 from stargan_keras.serving import checks
 from tests.serving_helpers import bmp_declaring, encoded, gif_frame_bomb, jpeg_declaring, png_bomb
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stargan_keras.layers import (FOLD_MIN_SIZE, SMALL_MAP_MIN_FILTERS, SMALL_MAP_SIZE, Conv2D, authors_resampling,
+from stargan_keras.core.layers import (FOLD_MIN_SIZE, SMALL_MAP_MIN_FILTERS, SMALL_MAP_SIZE, Conv2D, authors_resampling,
                                   conv2d, conv3x3_avg_pool, upsample_conv3x3)
 
 torch = pytest.importorskip("torch")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from stargan_keras.checkpoint import RunDir
-from stargan_keras.config import ConfigError
+from stargan_keras.core.run_dir import RunDir
+from stargan_keras.core.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,7 +168,7 @@ def test_check_room_fails_before_training_on_a_read_only_directory(read_only_run
 def test_a_save_that_hits_a_full_disk_is_one_clear_error_and_leaves_no_partial_files(small_disk):
     import keras
 
-    from stargan_keras.callbacks import CheckpointWriteError, PeriodicCheckpoint
+    from stargan_keras.core.callbacks import CheckpointWriteError, PeriodicCheckpoint
 
     run = RunDir(small_disk / "run")
     weights = tf.Variable(tf.zeros([100_000]))  # 400 KB a checkpoint: two fit, the third does not

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stargan_keras import figures
+from stargan_keras.v2 import figures
 from stargan_keras import sample as sm
-from stargan_keras.checkpoint import save_networks
+from stargan_keras.core.run_dir import save_networks
 from stargan_keras.data.folders import image_files
-from stargan_keras.inference import SAMPLE_PSIS, Translator
-from stargan_keras.networks import build_networks
+from stargan_keras.v2.inference import SAMPLE_PSIS, Translator
+from stargan_keras.v2.networks import build_networks
 from tests.conftest import TINY_DOMAINS
 
 IMG = 32
@@ -132,7 +132,7 @@ def test_mp4_through_ffmpeg(tmp_path):
 
 def test_a_stargan_v1_model_is_sampled_as_the_authors_test_mode(tmp_path, capsys):
     """The test split of the model's own dataset: each input, then one translation per target label vector."""
-    from stargan_keras.config import load_config
+    from stargan_keras.core.config import load_config
     from stargan_keras.v1.labels import model_target_labels
     from stargan_keras.v1.networks import build_networks as build_v1_networks
 

@@ -1,4 +1,4 @@
-"""The serving commands (export, tflite, client) under the one error convention (`stargan_keras.errors`): a user
+"""The serving commands (export, tflite, client) under the one error convention (`stargan_keras.core.errors`): a user
 error is one line `error: ...` naming the flag, file or value, exit 2, no traceback without --debug; what the
 user owns is left as it was; and outputs and inputs are checked before the work (an export, a conversion, a
 request) rather than after it."""
@@ -26,9 +26,9 @@ from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras import client as client_cli
 from stargan_keras import export as export_cli
 from stargan_keras import tflite as tflite_cli
-from stargan_keras.checkpoint import save_networks
-from stargan_keras.errors import DEBUG_ENV
-from stargan_keras.networks import build_networks
+from stargan_keras.core.run_dir import save_networks
+from stargan_keras.core.errors import DEBUG_ENV
+from stargan_keras.v2.networks import build_networks
 from tests.net_helpers import free_ports
 from tests.serving_helpers import encoded, png_bomb
 

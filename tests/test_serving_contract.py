@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from benchmarks.saved_model_session import SavedModelSession
-from stargan_keras.imaging import from_uint8, to_uint8
+from stargan_keras.core.imaging import from_uint8, to_uint8
 from stargan_keras.serving import signatures as table
 from stargan_keras.serving.client import StarGANClient
 from stargan_keras.serving.warmup import WARMUP_FILE

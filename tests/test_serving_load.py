@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stargan_keras.imaging import from_uint8
+from stargan_keras.core.imaging import from_uint8
 from stargan_keras.serving.client import ServingError, StarGANClient
 from tests.serving_helpers import (bmp_declaring, encoded, export_random_model, gif_frame_bomb, jpeg_declaring,
                                    png_bomb)

@@ -21,8 +21,8 @@ from PIL import Image
 
 import stargan_keras
 from stargan_keras import train
-from stargan_keras.layers import torch_named_variables
-from stargan_keras.trainer import LOG_KEYS
+from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.v2.trainer import LOG_KEYS
 from tests.net_helpers import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,8 @@ TIMEOUT = 600
 DRIVER = textwrap.dedent("""
     import os, signal, sys
     import tensorflow as tf
-    from stargan_keras import callbacks, train
+    from stargan_keras import train
+    from stargan_keras.core import callbacks
     from stargan_keras.data import pipeline
 
     action, at_step, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -288,7 +289,7 @@ def test_mixed_bfloat16_through_the_command(tmp_path):
 
 
 def test_every_flag_has_help_and_its_default(capsys, monkeypatch):
-    from stargan_keras.config import flat_fields
+    from stargan_keras.core.config import flat_fields
 
     monkeypatch.setenv("COLUMNS", "1000")  # one line per flag: argparse wraps to the terminal width
     with pytest.raises(SystemExit):

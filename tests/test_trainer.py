@@ -21,8 +21,8 @@ import tensorflow as tf
 torch = pytest.importorskip("torch")
 
 from stargan_keras.face.fan import build_fan, load_fan_checkpoint  # noqa: E402
-from stargan_keras.losses import lambda_ds_at  # noqa: E402
-from stargan_keras.trainer import LOG_KEYS, TorchAdam  # noqa: E402
+from stargan_keras.v2.losses import lambda_ds_at  # noqa: E402
+from stargan_keras.v2.trainer import LOG_KEYS, TorchAdam  # noqa: E402
 from tests.net_helpers import free_ports  # noqa: E402
 from tests.references import torch_fan  # noqa: E402
 from tests.references import torch_training as ref  # noqa: E402
@@ -268,7 +268,7 @@ def test_mirrored_and_multi_worker_replicas_match_one_device(config, tmp_path):
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])
 def test_one_iteration_is_finite_under_mixed_precision(tiny_config, precision):
-    from stargan_keras.distribute import set_precision
+    from stargan_keras.core.distribute import set_precision
 
     set_precision(precision)
     keras.utils.set_random_seed(0)

@@ -7,7 +7,7 @@ import argparse
 import pytest
 import yaml
 
-from stargan_keras.config import Config, ConfigError, V1Config, add_config_flags, overrides_from_args
+from stargan_keras.core.config import Config, ConfigError, V1Config, add_config_flags, overrides_from_args
 
 
 def test_defaults_are_the_papers():

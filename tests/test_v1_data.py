@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stargan_keras.config import ConfigError
+from stargan_keras.core.config import ConfigError
 from stargan_keras.data import shapes
 from stargan_keras.v1.data import (LabelledImages, adopt_labels, fixed_test_batch, load_celeba, load_class_folders,
                                    load_labelled, make_eval_dataset, make_train_dataset, shapes_dataset)

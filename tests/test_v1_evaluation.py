@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from stargan_keras import evaluate
-from stargan_keras.checkpoint import RunDir, load_networks
+from stargan_keras.core.run_dir import RunDir, load_networks
 from stargan_keras.metrics import domain_classifier as dc
 from stargan_keras.v1.data import adopt_labels, load_labelled, make_eval_dataset, make_train_dataset
 from stargan_keras.v1.evaluation import LabelClassifier, dataset_parts, load_or_train_label_classifier

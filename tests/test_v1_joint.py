@@ -9,7 +9,7 @@ import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
-from stargan_keras.config import Config  # noqa: E402
+from stargan_keras.core.config import Config  # noqa: E402
 from stargan_keras.v1.losses import dataset_classification_loss  # noqa: E402
 from stargan_keras.v1.networks import build_networks  # noqa: E402
 from stargan_keras.v1.trainer import LOG_KEYS, StarGANv1  # noqa: E402

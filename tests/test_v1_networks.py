@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stargan_keras.authors_checkpoints import ConversionError  # noqa: E402
-from stargan_keras.config import ConfigError, V1Config  # noqa: E402
+from stargan_keras.v2.convert import ConversionError  # noqa: E402
+from stargan_keras.core.config import ConfigError, V1Config  # noqa: E402
 from stargan_keras.v1.convert import convert_checkpoint, load_checked  # noqa: E402
 from stargan_keras.v1.networks import build_networks  # noqa: E402
 from tests.references.torch_stargan_v1 import build_networks_like, nchw, save_authors_checkpoints  # noqa: E402
@@ -136,7 +136,7 @@ def test_convert_writes_a_v1_model_directory(tmp_path):
 def test_v1_classes_do_not_replace_the_v2_ones_in_keras_registry():
     import keras
 
-    from stargan_keras import networks as v2
+    from stargan_keras.v2 import networks as v2
     from stargan_keras.v1 import networks as v1
 
     assert keras.saving.get_registered_object("stargan_keras>Generator") is v2.Generator

@@ -25,7 +25,7 @@ TINY_FLAGS = ["--image-size", "64", "--g-conv-dim", "8", "--d-conv-dim", "8", "-
 
 
 def tiny_v1():
-    from stargan_keras.config import load_config
+    from stargan_keras.core.config import load_config
 
     return load_config("v1_celeba").replace(image_size=64, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2,
                                             d_repeat_num=3)
@@ -136,7 +136,7 @@ def faces(n, size, seed):
 
 
 def expected(model, images, labels):
-    from stargan_keras.imaging import from_uint8, to_uint8
+    from stargan_keras.core.imaging import from_uint8, to_uint8
 
     return to_uint8(model.translate(from_uint8(images), labels).numpy())
 

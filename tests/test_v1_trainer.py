@@ -8,7 +8,7 @@ import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
-from stargan_keras.layers import torch_named_variables  # noqa: E402
+from stargan_keras.core.layers import torch_named_variables  # noqa: E402
 from stargan_keras.v1.losses import gradient_penalty, learning_rate_at  # noqa: E402
 from stargan_keras.v1.trainer import LOG_KEYS, StarGANv1  # noqa: E402
 from tests.references import torch_stargan_v1 as ref  # noqa: E402
@@ -194,7 +194,7 @@ def test_one_generator_iteration_is_finite_under_mixed_precision(precision):
     """Eager, n_critic 1: a D and G update in reduced precision (float16 with loss scaling) stays finite."""
     import keras
 
-    from stargan_keras.distribute import set_precision
+    from stargan_keras.core.distribute import set_precision
 
     set_precision(precision)
     keras.utils.set_random_seed(0)

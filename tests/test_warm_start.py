@@ -14,11 +14,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stargan_keras import train, warm_start  # noqa: E402
-from stargan_keras.checkpoint import RunDir, save_networks  # noqa: E402
-from stargan_keras.config import ConfigError  # noqa: E402
-from stargan_keras.layers import torch_named_variables  # noqa: E402
-from stargan_keras.networks import EMA_NETWORKS  # noqa: E402
+from stargan_keras import train
+
+from stargan_keras.v2 import warm_start
+from stargan_keras.core.run_dir import RunDir, save_networks  # noqa: E402
+from stargan_keras.core.config import ConfigError  # noqa: E402
+from stargan_keras.core.layers import torch_named_variables  # noqa: E402
+from stargan_keras.v2.networks import EMA_NETWORKS  # noqa: E402
 from tests.references import torch_training as ref  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like  # noqa: E402
 from tests.trainer_helpers import build_model, keras_weights, make_batches  # noqa: E402

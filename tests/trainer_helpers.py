@@ -25,7 +25,7 @@ def make_batches(count, size=4, img_size=32, num_domains=3, latent_dim=16, seed=
 def build_model(config, nets_ckpt=None, nets_ema_ckpt=None, run_eagerly=False, fan=None):
     """The trainer on `config`, compiled, with the upstream-format weights when given (and the FAN of a
     w_hpf > 0 config)."""
-    from stargan_keras.trainer import StarGANv2
+    from stargan_keras.v2.trainer import StarGANv2
 
     model = StarGANv2(config, fan=fan)
     model.compile(run_eagerly=run_eagerly)
@@ -36,8 +36,8 @@ def build_model(config, nets_ckpt=None, nets_ema_ckpt=None, run_eagerly=False, f
 
 def keras_weights(model) -> dict:
     """{network/torch key: array in PyTorch layout} of the trained and EMA networks."""
-    from stargan_keras.layers import torch_named_variables
-    from stargan_keras.torch_io import torch_shape
+    from stargan_keras.core.layers import torch_named_variables
+    from stargan_keras.core.torch_io import torch_shape
 
     out = {}
     groups = (("", model.nets), ("ema_", getattr(model, "nets_ema", None)))  # StarGAN v1 has no EMA networks

@@ -12,7 +12,7 @@ TINY_V1 = dict(model_family="v1", image_size=32, c_dim=4, selected_attrs=["Black
 
 def make_tiny_v1_config(**overrides):
     """A v1 Config of tiny networks; overrides are config fields of any section."""
-    from stargan_keras.config import Config
+    from stargan_keras.core.config import Config
 
     return Config().replace(**{**TINY_V1, **overrides})
 

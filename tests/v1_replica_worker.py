@@ -18,7 +18,7 @@ def main(generator_ckpt: str, discriminator_ckpt: str, output: str) -> None:
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from stargan_keras.distribute import make_strategy
+    from stargan_keras.core.distribute import make_strategy
     from stargan_keras.v1.trainer import StarGANv1
     from tests.trainer_helpers import keras_weights
     from tests.v1_helpers import make_tiny_v1_config, make_v1_batches

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stargan_keras.config import ConfigError
+from stargan_keras.core.config import ConfigError
 
 SPLITS = ("train", "val")
 

@@ -27,7 +27,7 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_keras.data.domain_images import BadFile, DatasetError, DomainImages, ImageSource
-from stargan_keras.imaging import check_image_pixels
+from stargan_keras.core.imaging import check_image_pixels
 
 log = logging.getLogger(__name__)
 

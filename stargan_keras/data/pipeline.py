@@ -20,7 +20,7 @@ import tensorflow as tf
 from stargan_keras.data.domain_images import DatasetError, DomainImages, ImageSource
 from stargan_keras.data.folders import load_folder
 from stargan_keras.data.shapes import shapes_domain_images
-from stargan_keras.imaging import from_uint8_tensor
+from stargan_keras.core.imaging import from_uint8_tensor
 
 AUTHORS_DATASETS = ("afhq", "afhq_v2", "celeba_hq")
 CROP_SCALE = (0.8, 1.0)  # random-resized-crop area fraction (the authors' `core/data_loader.py`, `get_train_loader`)

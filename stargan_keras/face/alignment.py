@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from stargan_keras.errors import UserError
-from stargan_keras.imaging import from_uint8
+from stargan_keras.core.errors import UserError
+from stargan_keras.core.imaging import from_uint8
 
-from .fan import HEATMAP_SIZE, NUM_LANDMARKS
+from stargan_keras.face.fan import HEATMAP_SIZE, NUM_LANDMARKS
 
 REFERENCE_SIZE = 256  # the mean landmarks are given at 256 px
 # Published with dl=0 in the authors' download.sh (`bash download.sh wing`); dl=1 serves the file itself.
@@ -211,7 +211,7 @@ class FaceAligner:
     def __init__(self, fan, mean_landmarks: np.ndarray, size: int):
         import tensorflow as tf
 
-        from .masks import heatmaps
+        from stargan_keras.face.masks import heatmaps
 
         self.size = size
         self.reference = reference_landmarks(mean_landmarks, size)

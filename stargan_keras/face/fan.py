@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.layers import upsample_2x
-from stargan_keras.torch_io import (StateDictError, assign_state_dict, is_tensor, load_torch_file,
+from stargan_keras.core.layers import upsample_2x
+from stargan_keras.core.torch_io import (StateDictError, assign_state_dict, is_tensor, load_torch_file,
                                     state_dict_mismatches, to_numpy)
 
 INPUT_SIZE = 256  # the authors' CoordConv maps are built for 256 x 256 inputs

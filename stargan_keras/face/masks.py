@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from .fan import HEATMAP_SIZE, INPUT_SIZE, NUM_LANDMARKS
+from stargan_keras.face.fan import HEATMAP_SIZE, INPUT_SIZE, NUM_LANDMARKS
 
 MASK_SIZE = INPUT_SIZE  # get_heatmap brings every image to 256 px, so the masks are 256 px too
 HEATMAP_CUT = 0.1  # core/wing.py `truncate`

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from stargan_keras.errors import command
+from stargan_keras.core.errors import command
 
 
 @command

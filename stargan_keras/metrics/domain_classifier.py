@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.imaging import from_uint8_tensor, to_uint8_tensor
+from stargan_keras.core.imaging import from_uint8_tensor, to_uint8_tensor
 
 WEIGHTS_FILE = "domain_classifier.weights.h5"
 INFO_FILE = "domain_classifier.json"

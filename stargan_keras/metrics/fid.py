@@ -21,8 +21,8 @@ from typing import Iterable, Iterator
 import numpy as np
 from scipy import linalg
 
-from stargan_keras.errors import UserError
-from stargan_keras.imaging import as_uint8, from_uint8, load_uint8, resize_uint8
+from stargan_keras.core.errors import UserError
+from stargan_keras.core.imaging import as_uint8, from_uint8, load_uint8, resize_uint8
 
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048

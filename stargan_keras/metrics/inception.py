@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stargan_keras.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
+from stargan_keras.core.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
 
 TORCHVISION_INCEPTION_URL = "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"
 # torchvision ImageNet statistics, applied to [0, 1] images by the upstream eval loader.

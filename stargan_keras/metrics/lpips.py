@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from stargan_keras.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
+from stargan_keras.core.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 # ImageNet mean/std expressed for [-1, 1] inputs (upstream metrics/lpips.py).

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import UserError
-from ..imaging import check_image_file, open_rgb
-from .signatures import (ATTRIBUTE, ATTRIBUTE_NAMES_OUT, DOMAIN, DOMAIN_NAMES_OUT, FAMILIES, LABEL_TYPE_OUT,
+from stargan_keras.core.errors import UserError
+from stargan_keras.core.imaging import check_image_file, open_rgb
+from stargan_keras.serving.signatures import (ATTRIBUTE, ATTRIBUTE_NAMES_OUT, DOMAIN, DOMAIN_NAMES_OUT, FAMILIES, LABEL_TYPE_OUT,
                          SERVING_DEFAULT, SIZE_OUTS, TARGET_LABELS, V1_SIZE_OUTS)
 
 GRPC_PORT, REST_PORT = 8500, 8501

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ..config import ConfigError
-from ..errors import UserError
-from ..inference import MEAN_STYLE_SAMPLES, Translator, load
-from .module import ATTRIBUTE_NAMES_ASSET, DOMAIN_NAMES_ASSET, StarGANServing, V1Serving
-from .warmup import WARMUP_FILE, warmup_inputs, write_warmup
+from stargan_keras.core.config import ConfigError
+from stargan_keras.core.errors import UserError
+from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES, Translator, load
+from stargan_keras.serving.module import ATTRIBUTE_NAMES_ASSET, DOMAIN_NAMES_ASSET, StarGANServing, V1Serving
+from stargan_keras.serving.warmup import WARMUP_FILE, warmup_inputs, write_warmup
 
 VERSION = re.compile(r"\d+")
 LEFTOVER = re.compile(r"\.\d+\.(tmp|old)-.+")  # staging (and replaced) versions of an interrupted export

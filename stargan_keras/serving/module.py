@@ -32,13 +32,13 @@ import inspect
 
 import tensorflow as tf
 
-from .. import imaging
-from ..imaging import from_uint8_tensor, to_uint8_tensor
-from ..inference import Translator
-from ..layers import torch_named_variables
-from ..networks import EMA_NETWORKS
-from . import checks
-from .signatures import FAMILIES, MAX_IMAGE_PIXELS_OUT, SERVING_DEFAULT, SIZE_OUTS, V1_SIZE_OUTS, dimensions
+from stargan_keras.core import imaging
+from stargan_keras.core.imaging import from_uint8_tensor, to_uint8_tensor
+from stargan_keras.v2.inference import Translator
+from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.v2.networks import EMA_NETWORKS
+from stargan_keras.serving import checks
+from stargan_keras.serving.signatures import FAMILIES, MAX_IMAGE_PIXELS_OUT, SERVING_DEFAULT, SIZE_OUTS, V1_SIZE_OUTS, dimensions
 
 TFLITE_PREFIX = "tflite_"
 DOMAIN_NAMES_ASSET = "domain_names.txt"

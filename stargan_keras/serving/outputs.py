@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import UserError
+from stargan_keras.core.errors import UserError
 
 
 def check_writable_file(path, flag: str, error=UserError) -> Path:

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ..errors import UserError
-from ..imaging import load_image, to_uint8
-from .module import TFLITE_PREFIX
-from .outputs import check_writable_file
-from .signatures import (ATTRIBUTE, DOMAIN, IMAGE, PSI, REFERENCE, REFERENCE_DOMAIN, SIZE_OUTS, STYLE,
+from stargan_keras.core.errors import UserError
+from stargan_keras.core.imaging import load_image, to_uint8
+from stargan_keras.serving.module import TFLITE_PREFIX
+from stargan_keras.serving.outputs import check_writable_file
+from stargan_keras.serving.signatures import (ATTRIBUTE, DOMAIN, IMAGE, PSI, REFERENCE, REFERENCE_DOMAIN, SIZE_OUTS, STYLE,
                          TARGET_DOMAIN, TARGET_LABELS, TFLITE_NAMES, V1_SIZE_OUTS, Z, family_of, signature)
 
 QUANTIZATIONS = ("none", "float16", "dynamic")

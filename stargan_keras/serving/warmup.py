@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .signatures import ATTRIBUTE, DOMAIN, FAMILIES, IMAGE, SERVING_DEFAULT, TARGET_LABELS, dimensions
+from stargan_keras.serving.signatures import ATTRIBUTE, DOMAIN, FAMILIES, IMAGE, SERVING_DEFAULT, TARGET_LABELS, dimensions
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 

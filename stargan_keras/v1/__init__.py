@@ -11,10 +11,10 @@ Image-to-Image Translation", CVPR 2018) beside StarGAN v2, on the same infrastru
 - `labels`: CelebA's attribute file with the authors' split, and their test-time target labels.
 - `data`: labelled images (CelebA, class folders such as RaFD, both jointly, the embedded
   shapes) and their tf.data pipelines, batch k a pure function of (seed, step).
-- `training`: the family hooks through which `stargan_keras.training` runs a v1 session.
+- `training`: the family hooks through which `stargan_keras.core.session` runs a v1 session.
 - `sampling`: the authors' translation figure and label-interpolation strips.
 - `evaluation`: target-attribute accuracy of translations (the paper's classification
   protocol) and FID, for `python -m stargan_keras.evaluate`.
 
-The configuration is the `v1` section of `stargan_keras.config.Config` (`model_family: v1`).
+The configuration is the `v1` section of `stargan_keras.core.config.Config` (`model_family: v1`).
 """

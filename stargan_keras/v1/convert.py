@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..authors_checkpoints import ConversionError, check_fit
-from ..config import Config, V1Config
-from ..layers import torch_named_variables
-from ..torch_io import assign_state_dict, is_tensor, load_torch_file, to_numpy
-from .networks import V1Networks, build_networks
+from stargan_keras.v2.convert import ConversionError, check_fit
+from stargan_keras.core.config import Config, V1Config
+from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.core.torch_io import assign_state_dict, is_tensor, load_torch_file, to_numpy
+from stargan_keras.v1.networks import V1Networks, build_networks
 
 NORM_BUFFERS = (".running_mean", ".running_var", ".num_batches_tracked")
 AUTHORS_FILES = {"generator": "{step}-G.ckpt", "discriminator": "{step}-D.ckpt"}
@@ -110,7 +110,7 @@ def load_checked(networks: V1Networks, config: Config, generator_path, discrimin
 def convert_checkpoint(generator_path: str | Path, config: Config, output_dir: str | Path,
                        discriminator_path: str | Path | None = None, log=print, overwrite: bool = False) -> Path:
     """Convert the authors' G (and optionally D) into a model directory carrying `config` (model_family v1)."""
-    from ..checkpoint import check_model_target, save_networks
+    from stargan_keras.core.run_dir import check_model_target, save_networks
 
     if config.model_family != "v1":
         raise ConversionError(f"converting a StarGAN v1 checkpoint needs a v1 config (model_family v1); this one "

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.config import Config, ConfigError
+from stargan_keras.core.config import Config, ConfigError
 from stargan_keras.data import shapes
 from stargan_keras.data.domain_images import BadFile, DatasetError, ImageSource
 from stargan_keras.data.folders import check_files, display_path, load_folder

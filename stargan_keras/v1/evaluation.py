@@ -26,10 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras import evaluation
-from stargan_keras.config import Config
-from stargan_keras.evaluation import EVAL_DIR, EvaluationError
-from stargan_keras.imaging import to_uint8_tensor
+from stargan_keras.v2 import evaluation
+from stargan_keras.core.config import Config
+from stargan_keras.v2.evaluation import EVAL_DIR, EvaluationError
+from stargan_keras.core.imaging import to_uint8_tensor
 from stargan_keras.metrics import domain_classifier as dc
 from stargan_keras.v1.labels import model_target_labels
 
@@ -213,7 +213,7 @@ def run(args, metrics: list[str], build_metric_networks, data_overrides: dict) -
     """The evaluate command on a v1 run or model directory: `metrics` (accuracy, fid; LPIPS is skipped, with a
     note), the FID network from `build_metric_networks(args, metrics)`, the data flags `data_overrides`; one
     JSON file in OUT."""
-    from stargan_keras.checkpoint import RunDir, load_networks
+    from stargan_keras.core.run_dir import RunDir, load_networks
     from stargan_keras.v1.data import load_labelled
 
     progress = not args.quiet

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ..config import Config
-from .networks import V1Networks
+from stargan_keras.core.config import Config
+from stargan_keras.v1.networks import V1Networks
 
 
 class V1Translator:
@@ -37,7 +37,7 @@ class V1Translator:
     @classmethod
     def from_directory(cls, path: str | Path) -> "V1Translator":
         """A v1 model directory, or a v1 run directory's latest checkpoint."""
-        from ..checkpoint import load_networks
+        from stargan_keras.core.run_dir import load_networks
 
         return cls(*load_networks(path))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CELEBA_HAIR_COLOURS, V1Config
-from ..data.domain_images import DatasetError
+from stargan_keras.core.config import CELEBA_HAIR_COLOURS, V1Config
+from stargan_keras.data.domain_images import DatasetError
 
 CELEBA_SPLIT_SEED = 1234
 CELEBA_TEST_IMAGES = 1999  # the authors keep line i (0-based, after the shuffle) for testing while i + 1 < 2000

@@ -1,6 +1,6 @@
 """StarGAN v1's loss terms (Choi et al., CVPR 2018, Section 3; the authors' yunjey/stargan `solver.py`).
 
-As in `stargan_keras.losses`, every term returns one value per example ([N], float32)
+As in `stargan_keras.v2.losses`, every term returns one value per example ([N], float32)
 and the trainer averages over the global batch, so replicas' summed gradients are the
 single-device ones; the batch mean of each term is the authors' loss.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..losses import per_example_mean, cycle_consistency_loss
+from stargan_keras.v2.losses import per_example_mean, cycle_consistency_loss
 
 
 def critic_real_loss(out_src):

@@ -27,9 +27,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ..config import V1Config
-from ..layers import Conv2D, InstanceNormalization
-from ..networks import SymbolicBuild
+from stargan_keras.core.config import V1Config
+from stargan_keras.core.layers import Conv2D, InstanceNormalization
+from stargan_keras.v2.networks import SymbolicBuild
 
 D_LEAKY_SLOPE = 0.01  # the authors' nn.LeakyReLU(0.01)
 G_SAMPLING_LEVELS = 2  # stride-2 convs down, and transposed convs up, in G

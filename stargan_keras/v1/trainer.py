@@ -19,7 +19,7 @@ so the translation G(x, c_trg) that D sees is also the one G's update differenti
 D runs once on real and translated images together (it has no batch statistics).
 
 The optimizers, loss-scaled updates, global-batch logs and compiled distributed steps
-are the v2 trainer's (`stargan_keras.trainer.TrainerBase`).
+are the v2 trainer's (`stargan_keras.v2.trainer.TrainerBase`).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ import functools
 
 import tensorflow as tf
 
-from ..checkpoint import training_checkpoint
-from ..config import Config
-from ..trainer import TorchAdam, TrainerBase, as_batch, average_over_global_batch
-from .losses import (critic_fake_loss, critic_real_loss, dataset_classification_loss, gradient_penalty,
+from stargan_keras.core.run_dir import training_checkpoint
+from stargan_keras.core.config import Config
+from stargan_keras.v2.trainer import TorchAdam, TrainerBase, as_batch, average_over_global_batch
+from stargan_keras.v1.losses import (critic_fake_loss, critic_real_loss, dataset_classification_loss, gradient_penalty,
                      learning_rate_at, reconstruction_loss)
-from .networks import V1Networks, build_networks
+from stargan_keras.v1.networks import V1Networks, build_networks
 
 # x_real [N, H, W, 3] in [-1, 1]; c_org, c_trg [N, label_dim] float labels (one-hot for categorical labels);
 # alpha [N] uniform in [0, 1], the gradient penalty's interpolation weights.
@@ -145,6 +145,6 @@ class StarGANv1(TrainerBase):
 
     def load_authors_weights(self, generator_ckpt, discriminator_ckpt) -> None:
         """Load the authors' `{step}-G.ckpt` and `{step}-D.ckpt`, every tensor checked before any is assigned."""
-        from .convert import load_checked
+        from stargan_keras.v1.convert import load_checked
 
         load_checked(self.nets, self.config, generator_ckpt, discriminator_ckpt)

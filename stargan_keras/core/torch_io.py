@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from stargan_keras.core.errors import UserError
 
 INSTALL_HINT = "pip install 'stargan-keras[torch]'"
 

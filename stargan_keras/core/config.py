@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UserError
+from stargan_keras.core.errors import UserError
 
 
 class ConfigError(UserError, ValueError):
@@ -413,7 +413,7 @@ def network_differences(saved: Config, wanted: Config, ignore=()) -> list[str]:
 
 def presets_dir() -> Path:
     """The YAML presets: `configs/` of the source tree, or its installed copy `stargan_keras/configs/`."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     candidates = [package.parent / "configs", package / "configs"]
     for candidate in candidates:
         if candidate.is_dir() and any(candidate.glob("*.yaml")):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
+from stargan_keras.core.errors import UserError
 
 # The largest width x height of an image file that is decoded: 8192 x 8192, eight times a 4K UHD frame
 # (3840 x 2160). Set it here (or `export --max-image-pixels` for a served model) to change it.
@@ -67,7 +67,7 @@ def check_image_pixels(width: int, height: int, what, limit: int | None = None) 
     limit = MAX_IMAGE_PIXELS if limit is None else limit
     if width * height > limit:
         raise ImageError(f"{what} is {width} x {height} = {width * height:,} pixels, over the limit of {limit:,} "
-                         "pixels (stargan_keras.imaging.MAX_IMAGE_PIXELS, which guards against decompression "
+                         "pixels (stargan_keras.core.imaging.MAX_IMAGE_PIXELS, which guards against decompression "
                          "bombs): scale it down.")
 
 

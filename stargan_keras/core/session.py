@@ -6,7 +6,7 @@ state and the step, and the input pipeline is a pure function of (seed, step).
 
 The session is the same for both model families; what differs (the data, the trainer, the
 batches, the sample figures) is asked of the config's `Family`: this module's for StarGAN
-v2, `stargan_keras.v1.training.V1Family` for StarGAN v1.
+v2, `stargan_keras.v1.family.V1Family` for StarGAN v1.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras import callbacks as cb
-from stargan_keras.checkpoint import RunDir, check_fan_source, face_network
-from stargan_keras.config import Config, ConfigError, network_differences
+from stargan_keras.core import callbacks as cb
+from stargan_keras.core.run_dir import RunDir, check_fan_source, face_network
+from stargan_keras.core.config import Config, ConfigError, network_differences
 
 SAMPLE_COLUMNS = 8  # about this many images per grid row, rounded to a multiple of the domains
 
@@ -108,7 +108,7 @@ def as_config_error(load, config: Config):
 def build_model(config: Config, strategy, checkpoint_dir: Path, run: RunDir, make_trainer):
     """The trainer `make_trainer()` makes, in the strategy's scope and compiled, its checkpoint manager, and the
     run's newest readable checkpoint restored (its prefix, or None for a new run)."""
-    from stargan_keras.distribute import set_precision
+    from stargan_keras.core.distribute import set_precision
 
     set_precision(config.train.precision)
     keras.utils.set_random_seed(config.train.seed)  # the same initial weights in every process
@@ -151,10 +151,10 @@ def make_callbacks(config: Config, run: RunDir, model, manager, samples, start: 
 def train(config: Config, explicit: dict, warm_start=None, family: "Family | None" = None) -> tuple[Outcome, object]:
     """Hold the run directory, build or restore the model, and fit up to --total-iters.
 
-    `warm_start` (`stargan_keras.warm_start.WarmStart`) is what a new run starts from; a run with
+    `warm_start` (`stargan_keras.v2.warm_start.WarmStart`) is what a new run starts from; a run with
     checkpoints of its own resumes them instead. `family` is the model family's part of the session
-    (StarGAN v2's `Family` by default; `stargan_keras.v1.training.V1Family` for v1)."""
-    from stargan_keras.distribute import make_strategy
+    (StarGAN v2's `Family` by default; `stargan_keras.v1.family.V1Family` for v1)."""
+    from stargan_keras.core.distribute import make_strategy
 
     family = family or Family()
     if family.model_family != config.model_family:
@@ -187,7 +187,7 @@ def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: 
         config.save(run.config)
     model, manager, latest = family.build_model(config, strategy, checkpoint_dir, run, chief)
     if warm_start is not None and latest is None:
-        from stargan_keras import warm_start as warm
+        from stargan_keras.v2 import warm_start as warm
 
         warm.apply(model, warm_start, config)
     elif warm_start is not None:
@@ -220,7 +220,7 @@ def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: 
 
 class Family:
     """What differs between the model families in a training session. This one is StarGAN v2's
-    (`model_family: v2`); `stargan_keras.v1.training.V1Family` is StarGAN v1's."""
+    (`model_family: v2`); `stargan_keras.v1.family.V1Family` is StarGAN v1's."""
 
     model_family = "v2"
     resume_ignore = ("num_domains", "domain_names")  # known only after the dataset scan
@@ -241,7 +241,7 @@ class Family:
 
     def build_model(self, config: Config, strategy, checkpoint_dir: Path, run: RunDir, chief: bool):
         """`build_model` of StarGANv2, with the face-landmark network of a w_hpf > 0 model."""
-        from stargan_keras.trainer import StarGANv2
+        from stargan_keras.v2.trainer import StarGANv2
 
         fan = face_network(config, run.root, save=chief)
         return build_model(config, strategy, checkpoint_dir, run, lambda: StarGANv2(config, fan=fan))

@@ -18,10 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.checkpoint import remove_partial_save
-from stargan_keras.errors import UserError
-from stargan_keras.imaging import make_grid, save_image
-from stargan_keras.inference import SAMPLE_PSIS, Translator
+from stargan_keras.core.run_dir import remove_partial_save
+from stargan_keras.core.errors import UserError
+from stargan_keras.core.imaging import make_grid, save_image
+from stargan_keras.v2.inference import SAMPLE_PSIS, Translator
 
 
 def current_step(model) -> int:

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from stargan_keras.config import ConfigError
+from stargan_keras.core.config import ConfigError
 
 VIDEO_FPS = 12.5  # the authors' 25 fps raw video played at half speed (setpts=2*PTS)
 TAIL_FRAMES = 10  # the last frame is held this long at the end of a video
@@ -48,7 +48,7 @@ class DomainFolder:
 def load_domain_folder(root: str | Path, domain_names: list[str], img_size: int, flag: str = "--src") -> DomainFolder:
     """Every image of ROOT/<domain>/, domains in the model's order, files sorted; names must be the model's."""
     from stargan_keras.data.folders import domain_folders, image_files
-    from stargan_keras.imaging import load_image
+    from stargan_keras.core.imaging import load_image
 
     root = Path(root)
     if not root.is_dir():
@@ -91,7 +91,7 @@ def generate(translator, x, s, masks=None) -> np.ndarray:
 
     `masks`, the face masks of x row for row (`translator.face_masks`), are computed per chunk when not given.
     """
-    from stargan_keras.imaging import to_uint8
+    from stargan_keras.core.imaging import to_uint8
 
     batch_size = max(1, BATCH_PIXELS // (x.shape[1] * x.shape[2]))
     chunks = []
@@ -120,7 +120,7 @@ def _blank(img_size: int) -> np.ndarray:
 
 def reference_grid(translator, x_src, x_ref, y_ref) -> np.ndarray:
     """First row: a blank cell, then the references; then each source followed by its translations."""
-    from stargan_keras.imaging import make_grid, to_uint8
+    from stargan_keras.core.imaging import make_grid, to_uint8
 
     table = generate_table(translator, x_src, translator.style_from_reference(x_ref, y_ref))  # [refs, sources]
     rows = [[_blank(x_src.shape[1])] + list(to_uint8(x_ref))]
@@ -138,7 +138,7 @@ def domain_latent_styles(translator, z, psi: float) -> np.ndarray:
 
 def latent_grid(translator, x_src, styles) -> np.ndarray:
     """First row the sources, then one row per (domain, latent code) of `styles` [D, K, style_dim]."""
-    from stargan_keras.imaging import make_grid, to_uint8
+    from stargan_keras.core.imaging import make_grid, to_uint8
 
     table = generate_table(translator, x_src, styles.reshape(-1, styles.shape[-1]))
     return make_grid([list(to_uint8(x_src))] + [list(row) for row in table])
@@ -157,7 +157,7 @@ def pair_references(y_src, y_ref) -> np.ndarray:
 
 def cycle_grid(translator, x_src, y_src, x_ref, y_ref) -> np.ndarray:
     """Rows: sources, their references, translations G(x, E(ref)), reconstructions G(translation, E(x))."""
-    from stargan_keras.imaging import from_uint8, make_grid, to_uint8
+    from stargan_keras.core.imaging import from_uint8, make_grid, to_uint8
 
     translated = generate(translator, x_src, translator.style_from_reference(x_ref, y_ref))
     reconstructed = generate(translator, from_uint8(translated), translator.style_from_reference(x_src, y_src))
@@ -171,7 +171,7 @@ def _row(images: np.ndarray) -> np.ndarray:
 
 def _interpolation_panels(translator, x_src, s_prev, s_next, alphas) -> list[np.ndarray]:
     """Per alpha: the sources above their translations by lerp(s_prev, s_next, alpha), [2H, N*W, 3]."""
-    from stargan_keras.imaging import to_uint8
+    from stargan_keras.core.imaging import to_uint8
 
     unique, inverse = np.unique(alphas, return_inverse=True)  # the held ones are generated once
     styles = (1.0 - unique[:, None]) * s_prev[None] + unique[:, None] * s_next[None]
@@ -203,7 +203,7 @@ def _progress(label: str, total: int, enabled: bool):
 
 def reference_video_frames(translator, x_src, x_ref, y_ref, progress: bool = False) -> Iterator[np.ndarray]:
     """Frames moving the style from each reference to the next one of the same domain."""
-    from stargan_keras.imaging import to_uint8
+    from stargan_keras.core.imaging import to_uint8
 
     alphas = interpolation_alphas()
     styles = np.asarray(translator.style_from_reference(x_ref, y_ref))
@@ -304,8 +304,8 @@ def sample(translator, src_dir, ref_dir, out_dir, *, seed: int = 0, num_latent: 
     `seed` draws the latent codes; truncation pulls toward the translator's mean styles (the
     command seeds those with the same --seed, through `Translator(mean_style_seed=...)`).
     """
-    from stargan_keras.imaging import save_image
-    from stargan_keras.inference import SAMPLE_PSIS
+    from stargan_keras.core.imaging import save_image
+    from stargan_keras.v2.inference import SAMPLE_PSIS
 
     if num_latent < 2:
         raise SampleError(f"--num-latent {num_latent}: the latent video moves between codes and needs at least 2.")

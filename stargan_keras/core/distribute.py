@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import PRECISIONS, STRATEGIES, ConfigError
+from stargan_keras.core.config import PRECISIONS, STRATEGIES, ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_keras.config import ConfigError
+from stargan_keras.core.config import ConfigError
 
 METRICS = ("fid", "lpips", "accuracy")
 MODES = ("latent", "reference")
@@ -94,7 +94,7 @@ class EvalData:
     def uint8_batches(self, split: str, domain: int):
         """uint8 batches [n, img_size, img_size, 3] read like the authors' eval loader: the decoded file
         resized to img_size by PIL's bilinear filter, no float step (`imaging.load_uint8`)."""
-        from stargan_keras.imaging import load_uint8, resize_uint8
+        from stargan_keras.core.imaging import load_uint8, resize_uint8
 
         source, size = self.domain_images.splits[split][domain], self.config.model.img_size
         count = self.count(split, domain)
@@ -316,7 +316,7 @@ def _task_metrics(scores: TaskScores, task: Task, mode: str, networks: MetricNet
 
 def _save_outputs(directory: Path, outputs, start: int) -> None:
     """Every translation as PNG, with the authors' names <source number>_<output number>.png, both 1-based."""
-    from stargan_keras.imaging import save_image
+    from stargan_keras.core.imaging import save_image
 
     for j, batch in enumerate(outputs.numpy()):
         for k, image in enumerate(batch):
@@ -333,7 +333,7 @@ def check_domains(model_domains: list[str], domain_images) -> None:
 
 def checkpoint_step(path: str | Path) -> int | None:
     """The training step of a run directory's latest checkpoint; None for a model directory."""
-    from stargan_keras.checkpoint import RunDir, is_model_directory
+    from stargan_keras.core.run_dir import RunDir, is_model_directory
 
     return None if is_model_directory(path) else RunDir(path).step()
 

@@ -16,7 +16,7 @@ Exactly the authors' arithmetic, less of it:
 - Each update differentiates only the variables it changes.
 - In the networks, the nearest upsampling of G's decoder and the average pooling
   of D and E are folded into the 3x3 convolutions beside them, which then cost
-  16/36 of their arithmetic (`stargan_keras.layers.upsample_conv3x3`).
+  16/36 of their arithmetic (`stargan_keras.core.layers.upsample_conv3x3`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from .checkpoint import training_checkpoint
-from .config import Config
-from .distribute import distribute_batch, resolve_jit_compile
-from .layers import torch_named_variables
-from .losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at, r1_penalty,
+from stargan_keras.core.run_dir import training_checkpoint
+from stargan_keras.core.config import Config
+from stargan_keras.core.distribute import distribute_batch, resolve_jit_compile
+from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.v2.losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at, r1_penalty,
                      style_reconstruction_loss)
-from .networks import EMA_NETWORKS, MissingFaceNetworkError, Networks, build_networks
+from stargan_keras.v2.networks import EMA_NETWORKS, MissingFaceNetworkError, Networks, build_networks
 
 BATCH_KEYS = ("x_src", "y_src", "x_ref", "x_ref2", "y_trg", "z_trg", "z_trg2")
 D_TERMS = ("real", "fake", "reg")
@@ -365,8 +365,8 @@ class StarGANv2(TrainerBase):
         Returns the state dicts read from `nets_ckpt`, whose key order numbers the parameters of the authors'
         optimizer states (`warm_start.load_authors_optimizers`).
         """
-        from .authors_checkpoints import check_fit, read_checkpoint
-        from .torch_io import assign_state_dict
+        from stargan_keras.v2.convert import check_fit, read_checkpoint
+        from stargan_keras.core.torch_io import assign_state_dict
 
         sources = ((nets_ckpt, self.nets, EMA_NETWORKS + ("discriminator",)),
                    (nets_ema_ckpt, self.nets_ema, EMA_NETWORKS))

@@ -17,12 +17,12 @@ import dataclasses
 import re
 from pathlib import Path
 
-from .authors_checkpoints import IGNORED_KEYS, ConversionError, check_fit, read_checkpoint
-from .checkpoint import is_model_directory, load_networks, weights_file
-from .config import Config, ConfigError, network_differences
-from .layers import torch_named_variables
-from .networks import EMA_NETWORKS
-from .torch_io import assign_state_dict, is_tensor, load_torch_file, to_keras_layout, to_numpy, torch_shape
+from stargan_keras.v2.convert import IGNORED_KEYS, ConversionError, check_fit, read_checkpoint
+from stargan_keras.core.run_dir import is_model_directory, load_networks, weights_file
+from stargan_keras.core.config import Config, ConfigError, network_differences
+from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.v2.networks import EMA_NETWORKS
+from stargan_keras.core.torch_io import assign_state_dict, is_tensor, load_torch_file, to_keras_layout, to_numpy, torch_shape
 
 AUTHORS_FILE = re.compile(r"^(?P<step>\d+)_(?P<kind>nets|nets_ema|optims)\.ckpt$")  # `{:06d}_nets.ckpt`, ...
 NETWORKS_WITH_D = EMA_NETWORKS + ("discriminator",)

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .config import Config
-from .face.masks import MASK_SIZE
-from .layers import authors_resampling
-from .networks import Networks
+from stargan_keras.core.config import Config
+from stargan_keras.face.masks import MASK_SIZE
+from stargan_keras.core.layers import authors_resampling
+from stargan_keras.v2.networks import Networks
 
 MEAN_STYLE_SAMPLES = 10_000  # the authors' `Solver.sample`/`utils.translate_using_latent` average F over 10,000 z
 SAMPLE_PSIS = (0.5, 0.7, 1.0)  # truncation values of the authors' latent-guided figures
@@ -88,7 +88,7 @@ class Translator:
     @classmethod
     def from_directory(cls, path: str | Path, **kwargs) -> "Translator":
         """A model directory, or a run directory's latest EMA networks."""
-        from .checkpoint import load_networks
+        from stargan_keras.core.run_dir import load_networks
 
         return cls(*load_networks(path), **kwargs)
 
@@ -198,11 +198,11 @@ def _domains(value):
 def load(path: str | Path, **kwargs):
     """Open a model directory or a training run directory as its family's translation object: a `Translator`
     (StarGAN v2, the latest EMA networks) or, for `model_family: v1`, a `v1.inference.V1Translator`."""
-    from .checkpoint import load_networks
+    from stargan_keras.core.run_dir import load_networks
 
     config, networks = load_networks(path)
     if config.model_family == "v1":
-        from .v1.inference import V1Translator
+        from stargan_keras.v1.inference import V1Translator
 
         return V1Translator(config, networks, **kwargs)
     return Translator(config, networks, **kwargs)

@@ -1,7 +1,7 @@
 """The four networks of StarGAN v2 (paper Figure 2): G, F, E and D.
 
 Each class matches one box of the figure and the authors' `core/model.py`
-module for module (see `stargan_keras.layers` for the naming contract).
+module for module (see `stargan_keras.core.layers` for the naming contract).
 Domain-specific outputs are computed for every domain and the one asked for by
 `y` is picked, as upstream does; style codes and logits are float32 under every
 dtype policy.
@@ -16,8 +16,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .config import ModelConfig
-from .layers import AdainResBlk, HighPass, InstanceNormalization, ResBlk, conv2d, dense, leaky_relu
+from stargan_keras.core.config import ModelConfig
+from stargan_keras.core.layers import AdainResBlk, HighPass, InstanceNormalization, ResBlk, conv2d, dense, leaky_relu
 
 HPF_SKIP_SIZES = (32, 64, 128)  # resolutions where the CelebA-HQ generator adds high-pass skips
 EMA_NETWORKS = ("generator", "mapping_network", "style_encoder")  # the networks training averages (nets_ema)
@@ -256,7 +256,7 @@ class Networks:
                 f"this generator has w_hpf {self.generator.w_hpf:g} (high-pass face skips) but no face-landmark "
                 "network (FAN) was given: load the model from a directory that holds fan.weights.h5, or set "
                 "Networks.fan (stargan_keras.face.fan.load_fan_checkpoint).")
-        from .face.masks import face_masks
+        from stargan_keras.face.masks import face_masks
 
         return face_masks(self.fan, x)
 

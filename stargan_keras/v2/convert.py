@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, load_config
-from .networks import EMA_NETWORKS
-from .torch_io import (TorchFileError, assign_state_dict, is_tensor, load_torch_file, state_dict_mismatches,
+from stargan_keras.core.config import Config, load_config
+from stargan_keras.v2.networks import EMA_NETWORKS
+from stargan_keras.core.torch_io import (TorchFileError, assign_state_dict, is_tensor, load_torch_file, state_dict_mismatches,
                        to_numpy)
 
 IGNORED_KEYS = ("hpf.filter",)  # a constant of w_hpf; absent from the released CelebA-HQ file (issue #103)
@@ -136,7 +136,7 @@ def check_fit(states: dict, networks, model, sources: dict, explain=None, expect
     `explain(states)` lists the config values that probably differ (default: v2's, read off by
     `describe_checkpoint`); `expected` names the kind of file the networks come from.
     """
-    from .layers import torch_named_variables
+    from stargan_keras.core.layers import torch_named_variables
 
     problems, files = [], []
     for name, network in networks.items():
@@ -159,9 +159,9 @@ def convert_checkpoint(nets_ema_path: str | Path, config: Config | str, output_d
                        discriminator_path: str | Path | None = None, log=print,
                        overwrite: bool = False) -> Path:
     """Convert the authors' G, F, E (and optionally D) into a model directory carrying `config`."""
-    from .checkpoint import check_fan_source, check_model_target, save_networks
-    from .layers import torch_named_variables
-    from .networks import build_networks
+    from stargan_keras.core.run_dir import check_fan_source, check_model_target, save_networks
+    from stargan_keras.core.layers import torch_named_variables
+    from stargan_keras.v2.networks import build_networks
 
     if isinstance(config, str):
         config = load_config(config)
@@ -187,7 +187,7 @@ def convert_checkpoint(nets_ema_path: str | Path, config: Config | str, output_d
         count = sum(int(np.prod(v.shape)) for v in variables.values())
         log(f"  {name}: {len(variables)} tensors, {count:,} parameters")
     if config.model.w_hpf > 0:
-        from .face.fan import load_fan_checkpoint
+        from stargan_keras.face.fan import load_fan_checkpoint
 
         log(f"Reading {config.model.fan_checkpoint} (the face-landmark network behind the generator's face masks)")
         networks.fan = load_fan_checkpoint(config.model.fan_checkpoint)

@@ -1,10 +1,10 @@
-"""StarGAN v1's part of a training session: `stargan_keras.training` runs the session (run directory, lock,
+"""StarGAN v1's part of a training session: `stargan_keras.core.session` runs the session (run directory, lock,
 resume, callbacks, `fit`) and asks this family for the data, the trainer, the batches and the samples."""
 
 from __future__ import annotations
 
-from stargan_keras import training
-from stargan_keras.config import Config, ConfigError
+from stargan_keras.core import session as training
+from stargan_keras.core.config import Config, ConfigError
 
 SAMPLE_ROWS = 8  # input images of the sample figures, one row each
 
@@ -46,7 +46,7 @@ class V1Family(training.Family):
 
     def sample_callback(self, config: Config, model, data, run, writer):
         from stargan_keras.v1.data import fixed_test_batch
-        from stargan_keras.v1.sampling import TranslationGrids
+        from stargan_keras.v1.figures import TranslationGrids
 
         batch = fixed_test_batch(config, data, SAMPLE_ROWS)
         return TranslationGrids(config, model.nets.generator, batch, config.train.sample_every, run.samples, writer)

@@ -1,7 +1,7 @@
 """The in-browser demo's server side: a TFLite file and its metadata for the page, and a server that only
 serves files.
 
-Inference happens in the page (`demo_page/app.js`), which runs the TFLite file with LiteRT.js
+Inference happens in the page (`page/app.js`), which runs the TFLite file with LiteRT.js
 (npm `@litertjs/core`, https://ai.google.dev/edge/litert/web): this module turns what the user
 has (a `.tflite` file, an export version directory, a run or model directory) into a TFLite file
 and `model.json` (domain names and sizes), and serves them, the page and the LiteRT.js files
@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError
-from .errors import UserError
-from .serving.signatures import IMAGE, STYLE, TARGET_DOMAIN, Z
+from stargan_keras.core.config import ConfigError
+from stargan_keras.core.errors import UserError
+from stargan_keras.serving.signatures import IMAGE, STYLE, TARGET_DOMAIN, Z
 
-PAGE_DIR = Path(__file__).with_name("demo_page")
+PAGE_DIR = Path(__file__).with_name("page")
 MODEL_URL, METADATA_URL = "/model.tflite", "/model.json"
 LITERT_URL = "/litert/"          # LiteRT.js: /litert/core/{dist,wasm}/..., /litert/wasm-utils/dist/...
 LITERT_PACKAGES = ("core", "wasm-utils")  # @litertjs/core and the one package it imports
@@ -110,7 +110,7 @@ def prepare_model(path, workdir, quantize: str | None = None, mean_style_samples
 
     Conversions write into `workdir` and print one progress line per step.
     """
-    from .serving.module import DOMAIN_NAMES_ASSET  # TensorFlow: imported only once there is a model to read
+    from stargan_keras.serving.module import DOMAIN_NAMES_ASSET  # TensorFlow: imported only once there is a model to read
 
     path, workdir = Path(path), Path(workdir)
     if not path.exists():
@@ -144,8 +144,8 @@ def _read_names(path: Path) -> list[str]:
 
 
 def _export(model_dir: Path, output: Path, mean_style_samples: int | None) -> Path:
-    from .inference import MEAN_STYLE_SAMPLES, load
-    from .serving.export import export_saved_model
+    from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES, load
+    from stargan_keras.serving.export import export_saved_model
 
     samples = mean_style_samples or MEAN_STYLE_SAMPLES
     with progress_line(f"loading {model_dir}"):
@@ -158,7 +158,7 @@ def _export(model_dir: Path, output: Path, mean_style_samples: int | None) -> Pa
 
 
 def _convert(export_dir: Path, output: Path, quantize: str) -> Path:
-    from .serving.tflite import TFLiteError, convert
+    from stargan_keras.serving.tflite import TFLiteError, convert
 
     try:
         with progress_line(f"converting {export_dir} to TFLite (--quantize {quantize})"):
@@ -232,7 +232,7 @@ def find_litert(search=None) -> Path:
     Looked for in `search` (directories), else the current directory and the repository this
     package sits in (an editable install).
     """
-    roots = [Path(p) for p in search] if search else [Path.cwd(), Path(__file__).resolve().parents[1]]
+    roots = [Path(p) for p in search] if search else [Path.cwd(), Path(__file__).resolve().parents[2]]
     roots = list(dict.fromkeys(root.resolve() for root in roots))
     for root in roots:
         candidate = root / "node_modules" / "@litertjs"

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from .config import Config, ConfigError
-from .layers import torch_named_variables
-from .networks import Networks, build_networks
+from stargan_keras.core.config import Config, ConfigError
+from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.v2.networks import Networks, build_networks
 
 CONFIG_FILE = "config.yaml"
 FAN_FILE = "fan.weights.h5"
@@ -187,7 +187,7 @@ def check_fan_source(config: Config, directory: str | Path | None, where: str) -
     if config.model.w_hpf <= 0 or (directory is not None and (Path(directory) / FAN_FILE).exists()):
         return
     if not config.model.fan_checkpoint:
-        from .face.fan import WING_URL
+        from stargan_keras.face.fan import WING_URL
 
         raise ConfigError(
             f"{where}: --w-hpf {config.model.w_hpf:g} needs the face-landmark network (FAN) behind the generator's "
@@ -204,7 +204,7 @@ def face_network(config: Config, directory: str | Path, save: bool = False, log=
     `--fan-checkpoint` converted and, with `save`, written into `directory` (atomically) to travel with it."""
     if config.model.w_hpf <= 0:
         return None
-    from .face.fan import load_fan, load_fan_checkpoint, save_fan
+    from stargan_keras.face.fan import load_fan, load_fan_checkpoint, save_fan
 
     own = Path(directory) / FAN_FILE
     if own.exists():
@@ -251,7 +251,7 @@ def save_networks(directory: str | Path, config: Config, networks: Networks, ove
             network.save_weights(staging / weights_file(name))
         fan = getattr(networks, "fan", None)  # StarGAN v1's networks have none
         if fan is not None:
-            from .face.fan import save_fan
+            from stargan_keras.face.fan import save_fan
 
             save_fan(fan, staging / FAN_FILE)
         if directory.exists():
@@ -344,7 +344,7 @@ def _no_weights_error(run: RunDir) -> ConfigError:
 def _load_v1_networks(path: Path, config: Config):
     """StarGAN v1's G and D (`v1.networks.V1Networks`): a model directory's files (D if present), or a run's
     latest checkpoint (v1 keeps no EMA copies: the trained networks themselves)."""
-    from .v1.networks import build_networks as build_v1_networks
+    from stargan_keras.v1.networks import build_networks as build_v1_networks
 
     if is_model_directory(path):
         networks = build_v1_networks(config.v1, with_discriminator=(path / weights_file("discriminator")).exists())

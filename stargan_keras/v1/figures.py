@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_keras.callbacks import PeriodicSamples
-from stargan_keras.imaging import make_grid
+from stargan_keras.core.callbacks import PeriodicSamples
+from stargan_keras.core.imaging import make_grid
 from stargan_keras.v1.labels import model_target_labels
 
 INTERPOLATION_STEPS = 6  # images per strip, the image's own labels to the target, both included
@@ -65,7 +65,7 @@ class TranslationGrids(PeriodicSamples):
 def write_test_figures(translator, out_dir, rows: int = 8, progress: bool = True) -> dict[str, Path]:
     """The authors' test mode (yunjey/stargan `Solver.test`): `rows` images of the model's own test split (the
     labels their targets derive from come with them), as `translations.jpg` and `interpolation.jpg` in `out_dir`."""
-    from stargan_keras.imaging import save_image
+    from stargan_keras.core.imaging import save_image
     from stargan_keras.v1.data import fixed_test_batch, load_labelled
 
     config = translator.config
