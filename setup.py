@@ -32,9 +32,12 @@ setup(
         "grpcio",
     ],
     extras_require={
-        # Only to read the authors' PyTorch checkpoints and weights; install a CPU build first if you can.
+        # Only to read the authors' PyTorch checkpoints and weights. Any CPU build from 2.1 reads them; install it
+        # first (`pip install torch==2.13.0`): an unpinned torch pulls a multi-GB CUDA build, whose Triton does
+        # not load beside TensorFlow in one process.
         "torch": ["torch>=2.1"],
-        "test": ["pytest>=8", "pytest-xdist>=3", "torch>=2.1", "dill", "importlib_resources"],  # the last two for tfds.testing
+        # The tests' PyTorch references run beside TensorFlow: the CPU 2.13 build the README installs first.
+        "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0", "dill", "importlib_resources"],  # the last two for tfds.testing
     },
     entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
 )

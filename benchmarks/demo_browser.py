@@ -33,7 +33,7 @@ from PIL import Image  # noqa: E402
 
 from browser import Browser, missing  # noqa: E402 (benchmarks/, the script's own folder)
 from stargan_keras.browser.server import make_server, prepare_model, progress_line, url  # noqa: E402
-from stargan_keras.core.config import load_config  # noqa: E402
+from stargan_keras.families import load_config  # noqa: E402
 
 SHARED_CAT = Path(__file__).resolve().parents[2] / "shared/data/stargan_v2_representative/afhq/src/cat"
 READY = "document.body.dataset.state === 'ready'"
@@ -46,7 +46,7 @@ def build_tflite(config_name: str, quantize: str, work: Path) -> Path:
     from stargan_keras.v2.inference import Translator
     from stargan_keras.v2.networks import build_networks
     from stargan_keras.serving.export import export_saved_model
-    from stargan_keras.serving.module import DOMAIN_NAMES_ASSET
+    from stargan_keras.v2.serving import NAMES_ASSET as DOMAIN_NAMES_ASSET
     from stargan_keras.serving.tflite import convert
 
     keras.utils.set_random_seed(0)

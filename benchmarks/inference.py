@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from saved_model_session import SavedModelSession  # noqa: E402 (benchmarks/, the script's own folder)
-from stargan_keras.core.run_dir import save_networks  # noqa: E402
-from stargan_keras.core.config import load_config  # noqa: E402
-from stargan_keras.v2.inference import load  # noqa: E402
+from stargan_keras.core.model_dir import save_networks  # noqa: E402
+from stargan_keras.families import load_config  # noqa: E402
+from stargan_keras.families import load  # noqa: E402
 from stargan_keras.v2.networks import build_networks  # noqa: E402
 from stargan_keras.serving import tflite  # noqa: E402
 from stargan_keras.serving.export import export_saved_model  # noqa: E402

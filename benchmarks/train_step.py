@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
     import keras
     import tensorflow as tf
 
-    from stargan_keras.core.config import load_config
+    from stargan_keras.families import load_config
     from stargan_keras.core.distribute import make_strategy, set_precision
     from stargan_keras.face.fan import build_fan
     from stargan_keras.v2.trainer import StarGANv2

@@ -100,7 +100,7 @@ def main(argv=None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from stargan_keras.core.config import load_config
+    from stargan_keras.families import load_config
     from stargan_keras.v1.trainer import StarGANv1
 
     config = load_config("v1_celeba").replace(image_size=args.image_size, c_dim=args.c_dim,

@@ -12,10 +12,10 @@ __all__ = ["__version__", "load"]
 
 
 def __getattr__(name):
-    """`stargan_keras.load` (a `Translator`, or a `v1.inference.V1Translator` for a StarGAN v1 model) imports
+    """`stargan_keras.load` (a `v2.inference.Translator`, or a `v1.inference.Translator` for a StarGAN v1 model) imports
     TensorFlow only when first used, keeping `import stargan_keras` light."""
     if name == "load":
-        from stargan_keras.v2.inference import load
+        from stargan_keras.families import load
 
         return load
     raise AttributeError(f"module 'stargan_keras' has no attribute {name!r}")

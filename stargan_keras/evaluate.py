@@ -21,7 +21,8 @@ resized to 299 px by PIL's bilinear filter (`--fid-resize pil`). `--inception ke
 uses keras.applications' InceptionV3 and, unless `--fid-resize pil`, its float pipeline.
 
 A StarGAN v1 run or model directory (`--run-dir` is `--checkpoint`'s other name) is scored
-by `stargan_keras.v1.evaluation`: target-attribute accuracy of translations and FID.
+with its own protocol (`stargan_keras.v1.evaluation`): target-attribute accuracy of
+translations and FID. Either way the report has the same keys (`core.reports.make_report`).
 
     python -m stargan_keras.evaluate --checkpoint runs/shapes --metrics accuracy
     python -m stargan_keras.evaluate --checkpoint models/afhq --metrics fid --seeds 10 \\
@@ -34,13 +35,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from stargan_keras.v2 import evaluation
+from stargan_keras import families
 from stargan_keras.core.config import ConfigArgumentParser, add_config_flags, overrides_from_args
 from stargan_keras.core.errors import command
-from stargan_keras.v2.evaluation import EVAL_DIR, METRICS, MODES, EvaluationError, MetricNetworks
-from stargan_keras.metrics.fid import add_inception_arguments, inception_from_args
+from stargan_keras.core.reports import EVAL_DIR, METRICS, EvaluationError
+from stargan_keras.metrics.fid import add_inception_arguments
+from stargan_keras.v2.evaluation import MODES
 
-DATA_FLAGS = ("dataset", "data_dir", "eval_batch_size")  # config fields the command may override
+DATA_FLAGS = ("dataset", "data_dir", "eval_batch_size")  # the shared data fields the command may override
 COMMAND = "python -m stargan_keras.evaluate"
 
 
@@ -76,101 +78,24 @@ def build_parser() -> ConfigArgumentParser:
     parser.add_argument("--save-images", action="store_true", help="also write every translation as PNG under OUT")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--untrained-metric-networks", action="store_true", help=argparse.SUPPRESS)
-    add_config_flags(parser, only=DATA_FLAGS)
+    add_config_flags(parser, _data_config_class(), only=DATA_FLAGS)
     return parser
 
 
-def build_metric_networks(args, metrics: list[str]) -> MetricNetworks:
-    """The FID and LPIPS networks, before any long work: missing weights fail in seconds."""
-    networks = MetricNetworks()
-    if "fid" in metrics:
-        from stargan_keras.metrics import FidFeatureExtractor
-
-        choice = inception_from_args(args, args.untrained_metric_networks)
-        networks.fid = FidFeatureExtractor(**choice)
-        weights = choice["weights"]
-        if weights is not None:
-            weights_id = str(Path(weights).resolve()) if weights != "imagenet" else "imagenet"
-            networks.fid_fingerprint = {**choice, "weights": weights_id}
-    if "lpips" in metrics:
-        from stargan_keras.metrics import LPIPS
-        from stargan_keras.metrics.lpips import CONVERT_HINT
-
-        if args.untrained_metric_networks:
-            networks.lpips = LPIPS()
-        elif args.lpips_weights is None:
-            raise EvaluationError(f"--metrics lpips needs --lpips-weights PATH: {CONVERT_HINT}.")
-        else:
-            networks.lpips = LPIPS.from_weights(args.lpips_weights)
-    return networks
+def _data_config_class():
+    """Any family's config class: the data flags are fields of the shared `core.config.DataConfig`."""
+    return families.get(families.DEFAULT).config_class
 
 
 def run(args) -> list[Path]:
-    """The command: load, score each mode, write JSON (and TensorBoard scalars for a run directory)."""
-    from stargan_keras.core.run_dir import RunDir, is_v1_directory, load_networks
-    from stargan_keras.data import load_dataset
-    from stargan_keras.v2.inference import Translator
-    from stargan_keras.metrics import domain_classifier
-    from stargan_keras.v1 import evaluation as v1_evaluation
-
+    """Check the flags, then run the protocol of the directory's family."""
     metrics = parse_metrics(args.metrics)
     for flag in ("num_outputs", "max_images_per_domain", "classifier_steps", "seeds"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise EvaluationError(f"--{flag.replace('_', '-')} {value}: must be at least 1.")
-    if is_v1_directory(args.checkpoint):  # StarGAN v1: target-attribute accuracy and FID, its own protocol
-        data_flags = {k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS}
-        return v1_evaluation.run(args, metrics, build_metric_networks, data_flags)
-    config, model_networks = load_networks(args.checkpoint)
-    # The data flags change where images come from, never the networks.
-    config = config.replace(**{k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS})
-    translator = Translator(config, model_networks)
-    step = evaluation.checkpoint_step(args.checkpoint)
-    out_dir = args.out if args.out is not None else args.checkpoint / EVAL_DIR
-    progress = not args.quiet
-    networks = build_metric_networks(args, metrics)
-    domain_images = load_dataset(config, progress=progress)
-    evaluation.check_domains(config.model.resolved_domain_names, domain_images)
-    if "accuracy" in metrics:
-        steps = args.classifier_steps or domain_classifier.STEPS
-        networks.classifier = domain_classifier.load_or_train_classifier(out_dir, config, domain_images, steps,
-                                                                         args.seed, progress)
-    real = None
-    if networks.fid is not None:
-        data = evaluation.EvalData(config, domain_images, args.max_images_per_domain)
-        real = evaluation.RealFeatures(data, networks.fid, out_dir, networks.fid_fingerprint, progress)
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    written = []
-    for mode in (MODES if args.mode == "both" else (args.mode,)):
-        results = evaluation.evaluate_seeds(translator, domain_images, mode, networks, seeds,
-                                            num_outputs=args.num_outputs,
-                                            max_images_per_domain=args.max_images_per_domain, real_features=real,
-                                            image_dir=out_dir / "images" if args.save_images else None,
-                                            progress=progress)
-        fid = networks.fid
-        report = {"checkpoint": str(args.checkpoint), "step": step, "mode": mode, "dataset": domain_images.name,
-                  "num_outputs": args.num_outputs, **results,
-                  "settings": {"seed": args.seed, "seeds": args.seeds,
-                               "max_images_per_domain": args.max_images_per_domain,
-                               "inception": fid.inception if fid is not None else None,
-                               "fid_resize": fid.resize if fid is not None else None,
-                               "untrained_metric_networks": args.untrained_metric_networks}}
-        if networks.classifier is not None:
-            report["domain_classifier"] = {"val_accuracy": networks.classifier.info.val_accuracy,
-                                           "weights": str(out_dir / domain_classifier.WEIGHTS_FILE)}
-        path = evaluation.write_results(out_dir, mode, step, report)
-        written.append(path)
-        if step is not None:
-            evaluation.write_tensorboard(RunDir(args.checkpoint).logs / EVAL_DIR, results["metrics"], step)
-        print_summary(mode, results, path)
-    return written
-
-
-def print_summary(mode: str, results: dict, path: Path) -> None:
-    seeds = results["seeds"]
-    print(f"\n{mode}-guided, mean ± std over {len(seeds)} seed(s) {', '.join(map(str, seeds))} ({path}):")
-    for key, value in results["metrics"].items():
-        print(f"  {key:<40} {value:.4f} ± {results['metrics_std'][key]:.4f}")
+    data_overrides = {k: v for k, v in overrides_from_args(args, _data_config_class()).items() if k in DATA_FLAGS}
+    return families.of_directory(args.checkpoint).evaluate(args, metrics, data_overrides)
 
 
 @command

@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stargan_keras import families
 from stargan_keras.core.errors import command
 from stargan_keras.core.imaging import MAX_IMAGE_PIXELS
-from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES
 from stargan_keras.serving.export import check_output, export_saved_model, load_model
-from stargan_keras.serving.signatures import FAMILIES, SERVING_DEFAULT
+from stargan_keras.serving.signatures import SERVING_DEFAULT
+from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES
 
 
 @command
@@ -48,8 +49,8 @@ def main(argv=None) -> int:
     translator = load_model(args.checkpoint)
     path = export_saved_model(translator, args.output, args.version, args.mean_style_samples, args.model_name,
                               progress=True, max_image_pixels=args.max_image_pixels, overwrite=args.overwrite)
-    family = FAMILIES[translator.config.model_family]
-    print(f"exported {path} with signatures {', '.join(family.names)} ({SERVING_DEFAULT} = {family.default})")
+    table = families.of_config(translator.config).signatures
+    print(f"exported {path} with signatures {', '.join(table.names)} ({SERVING_DEFAULT} = {table.default})")
     return 0
 
 

@@ -23,8 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from stargan_keras import families
 from stargan_keras.core.errors import UserError, command
-from stargan_keras.v2.figures import VIDEO_FORMATS, SampleError, sample
+from stargan_keras.v2.figures import VIDEO_FORMATS, SampleError
 
 COMMAND = "python -m stargan_keras.sample"
 
@@ -50,22 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stargan_keras.core.run_dir import is_v1_directory
-    from stargan_keras.v2.inference import Translator, load
-
     try:
-        if is_v1_directory(args.checkpoint):  # StarGAN v1: the authors' test mode
-            from stargan_keras.v1.figures import write_test_figures
-
-            written = write_test_figures(load(args.checkpoint), args.out, args.rows, progress=not args.quiet)
-        elif args.src is None or args.ref is None:
-            raise SampleError("--src and --ref are required for a StarGAN v2 model: folders of domain folders of "
-                              "source and reference images.")
-        else:
-            translator = Translator.from_directory(args.checkpoint, mean_style_seed=args.seed)
-            written = sample(translator, args.src, args.ref, args.out, seed=args.seed, num_latent=args.num_latent,
-                             video_sources=args.video_sources, video_format=args.video_format,
-                             progress=not args.quiet)
+        written = families.of_directory(args.checkpoint).sample(args)
     except (OSError, ValueError) as err:  # unreadable image files and folders
         if isinstance(err, UserError):
             raise

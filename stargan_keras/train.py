@@ -19,86 +19,67 @@ import shlex
 import sys
 from pathlib import Path
 
-from stargan_keras.core.run_dir import RunDir
-from stargan_keras.core.config import (Config, ConfigArgumentParser, ConfigError, add_config_flags, load_config,
-                                  overrides_from_args, preset_names)
+from stargan_keras import families
+from stargan_keras.core.config import (ConfigArgumentParser, ConfigError, RunConfig, add_config_flags,
+                                       overrides_from_args, preset_names)
 from stargan_keras.core.errors import EXIT_INTERRUPTED, EXIT_NON_FINITE, command
+from stargan_keras.core.run_dir import RunDir
 from stargan_keras.core.session import NonFiniteLoss, Outcome, train
 
-DATASET_PRESETS = {"afhq_v2": "afhq"}  # datasets without a preset of their own name
-V1_PRESETS = {"shapes": "v1_shapes", "celeba": "v1_celeba", "rafd": "v1_rafd", "both": "v1_both"}
-V1_FOLDER_PRESET = "v1_rafd"  # a folder of class folders: categorical labels, as RaFD's
 COMMAND = "python -m stargan_keras.train"
 
 
-def build_parser() -> ConfigArgumentParser:
+def build_parser(family_name: str = families.DEFAULT) -> ConfigArgumentParser:
+    """The flags of one family: `train --help` shows StarGAN v2's fields, `train --model v1 --help` v1's."""
+    family = families.get(family_name)
     parser = ConfigArgumentParser(
-        prog=COMMAND,
-        description="Train StarGAN v2, or StarGAN v1 with --model v1. With no argument (or --model v1 alone): the "
-                    "embedded `shapes` dataset, in minutes on a CPU. Re-run the same command to resume the run "
-                    "directory's latest checkpoint.")
+        prog=COMMAND, unknown_flag_hint=families.other_family_flag(family_name),
+        description=f"Train {family.title} (--model chooses the family: {families.describe()}). With no argument "
+                    "(or --model alone): the embedded `shapes` dataset, in minutes on a CPU. Re-run the same command "
+                    "to resume the run directory's latest checkpoint.")
+    families.add_family_flag(parser)
     parser.add_argument("--config", default=None, metavar="PRESET_OR_YAML",
-                        help=f"a preset ({', '.join(preset_names())}) or a YAML file; default: the preset named "
-                             "like --dataset if there is one, else shapes (with --model v1: v1_<dataset>, v1_rafd "
-                             "for a folder, else v1_shapes)")
+                        help=f"a preset ({', '.join(preset_names())}) or a YAML file; default: the family's preset "
+                             "for --dataset if there is one, else its shapes preset")
     parser.add_argument("--init-from", default=None, metavar="PATH",
-                        help="start a new run from the authors' {step}_nets.ckpt (continuing their training at that "
-                             "step, with {step}_nets_ema.ckpt and {step}_optims.ckpt beside it), or fine-tune from "
-                             "{step}_nets_ema.ckpt or a converted model directory")
+                        help="StarGAN v2: start a new run from the authors' {step}_nets.ckpt (continuing their "
+                             "training at that step, with {step}_nets_ema.ckpt and {step}_optims.ckpt beside it), "
+                             "or fine-tune from {step}_nets_ema.ckpt or a converted model directory")
     parser.add_argument("--discriminator-checkpoint", default=None, metavar="FILE",
                         help="with --init-from *_nets_ema.ckpt: the authors' {step}_nets.ckpt whose discriminator "
                              "to fine-tune (default: a fresh one)")
-    add_config_flags(parser)
+    add_config_flags(parser, family.config_class)
     return parser
 
 
-def config_from_args(argv) -> tuple[Config, dict]:
+def config_from_args(argv) -> tuple[RunConfig, dict]:
     """The requested config (preset or YAML, then flags) and the flags given explicitly."""
-    return _config(build_parser().parse_args(argv))
+    argv = list(argv)
+    family = families.of_command_line(argv)
+    return _config(build_parser(family).parse_args(argv), family)
 
 
-def _config(args) -> tuple[Config, dict]:
-    overrides = overrides_from_args(args)
-    dataset, family = overrides.get("dataset"), overrides.get("model_family")
-    name = args.config if args.config is not None else default_preset(dataset, family)
-    config = load_config(name)
-    if family is not None and family != config.model_family and args.config is not None:
-        raise ConfigError(f"--model {family} does not match --config {name}, a {config.model_family} configuration; "
-                          f"drop one of them.")
+def _config(args, family_name: str) -> tuple[RunConfig, dict]:
+    family = families.get(args.model_family or family_name)
+    overrides = overrides_from_args(args, family.config_class)
+    dataset = overrides.get("dataset")
+    name = args.config if args.config is not None else family.preset_for(dataset, preset_names())
+    config = families.load_config(name)
+    if type(config) is not family.config_class:
+        raise ConfigError(f"--model {args.model_family} does not match --config {name}, a {config.FAMILY} "
+                          "configuration; drop one of them.")
     if dataset and "run_dir" not in overrides and dataset != config.data.dataset:
-        prefix = "v1_" if config.model_family == "v1" else ""
-        overrides["run_dir"] = str(Path("runs") / f"{prefix}{Path(dataset).name}")
+        overrides["run_dir"] = str(Path("runs") / f"{family.run_dir_prefix}{Path(dataset).name}")
     return config.replace(**overrides).validate(), overrides
 
 
-def default_preset(dataset: str | None, family: str | None) -> str:
-    """The preset named like the dataset (v1: v1_<dataset>), a folder's (v1_rafd for v1), else the shapes one."""
-    if family == "v1":
-        return V1_PRESETS.get(dataset or "shapes", V1_FOLDER_PRESET)
-    name = DATASET_PRESETS.get(dataset, dataset) if dataset else "shapes"
-    return name if name in preset_names() else "shapes"
-
-
-def family_of(config: Config):
-    """The model family's part of a training session (the library's `training` knows only StarGAN v2's)."""
-    if config.model_family == "v1":
-        from stargan_keras.v1.family import V1Family
-
-        return V1Family()
-    from stargan_keras.core.session import Family
-
-    return Family()
-
-
-def _warm_start(args):
+def _warm_start(args, config: RunConfig):
     """--init-from and --discriminator-checkpoint, checked before any work (None without --init-from)."""
     if args.init_from is None:
         if args.discriminator_checkpoint:
             raise ConfigError("--discriminator-checkpoint needs --init-from (the networks to fine-tune with it).")
         return None
-    from stargan_keras.v2 import warm_start
-
-    return warm_start.resolve(args.init_from, args.discriminator_checkpoint)
+    return families.of_config(config).resolve_warm_start(args.init_from, args.discriminator_checkpoint)
 
 
 def _duration(seconds: float) -> str:
@@ -107,7 +88,7 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def print_summary(config: Config, outcome: Outcome, domain_images) -> None:
+def print_summary(config: RunConfig, outcome: Outcome, domain_images) -> None:
     steps = outcome.step - outcome.start_step
     speed = f" ({steps / outcome.seconds:.2f} steps/s)" if steps and outcome.seconds > 0 else ""
     print(f"step {outcome.step} of {config.train.total_iters}: {steps} steps in {_duration(outcome.seconds)}{speed}")
@@ -120,10 +101,12 @@ def print_summary(config: Config, outcome: Outcome, domain_images) -> None:
 @command
 def main(argv=None) -> int:
     """The train command; exit codes as `stargan_keras.core.errors` says (3: a non-finite loss stopped the run)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
-        config, explicit = _config(args)
-        outcome, domain_images = train(config, explicit, _warm_start(args), family_of(config))
+        family = families.of_command_line(argv)
+        args = build_parser(family).parse_args(argv)
+        config, explicit = _config(args, family)
+        outcome, domain_images = train(config, explicit, families.of_config(config), _warm_start(args, config))
     except NonFiniteLoss as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_NON_FINITE

@@ -19,7 +19,7 @@ def make_tiny_config(**overrides):
 
     Overrides are config fields (any section), e.g. img_size=16 or num_domains=2.
     """
-    from stargan_keras.core.config import load_config
+    from stargan_keras.families import load_config
 
     fields = {**TINY_MODEL, **overrides}
     if "num_domains" in overrides and "domain_names" not in overrides:

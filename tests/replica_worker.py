@@ -33,7 +33,7 @@ def main(mode: str, config_path: str, initial_checkpoint: str, output: str) -> N
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from stargan_keras.core.config import load_config
+    from stargan_keras.families import load_config
     from stargan_keras.core.distribute import make_strategy
 
     strategy = make_strategy(mode)

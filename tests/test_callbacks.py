@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_keras.core import callbacks as cb
+from stargan_keras.v2.figures import SampleGrids, sample_grids
 from stargan_keras.core.imaging import to_uint8
 from stargan_keras.v2.inference import Translator
 from stargan_keras.v2.networks import build_networks
@@ -130,7 +131,7 @@ def test_sample_grids_rows(tiny_networks):
              "x_ref": rng.uniform(-1, 1, (n, 16, 16, 3)).astype(np.float32), "y_ref": np.array([1, 0, 1])}
     z = tf.constant(rng.normal(size=(n, model.latent_dim)).astype(np.float32))
     s_avg = rng.normal(size=(model.num_domains, model.style_dim)).astype(np.float32)
-    grids = cb.sample_grids(Translator(config, nets, mean_styles=s_avg), batch, z)
+    grids = sample_grids(Translator(config, nets, mean_styles=s_avg), batch, z)
     assert sorted(grids) == ["latent_psi0.5", "latent_psi0.7", "latent_psi1.0", "reference"]
 
     G, F, E = nets.generator, nets.mapping_network, nets.style_encoder
@@ -162,7 +163,7 @@ def test_sample_callback_writes_jpegs_and_tensorboard_images(tiny_networks, tmp_
              "x_ref": rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32), "y_ref": np.array([1, 0])}
     writer = tf.summary.create_file_writer(str(tmp_path / "logs"))
     model = FakeModel()
-    callback = attach(cb.SampleGrids(config, nets, batch, every=2, samples_dir=tmp_path / "samples", writer=writer),
+    callback = attach(SampleGrids(config, nets, batch, every=2, samples_dir=tmp_path / "samples", writer=writer),
                       model)
     for step in (1, 2, 3):
         model.step.assign(step)

@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes these tiny networks much slower
 
 import stargan_keras  # noqa: E402
-from stargan_keras.v2.convert import ConversionError, convert_checkpoint  # noqa: E402
+from stargan_keras.core.torch_io import ConversionError  # noqa: E402
+from stargan_keras.v2.convert import convert_checkpoint  # noqa: E402
 from stargan_keras.core.config import ConfigError  # noqa: E402
 from stargan_keras.convert import main  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402

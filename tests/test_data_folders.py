@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stargan_keras.core.config import Config
+from stargan_keras.v2.config import Config
 from stargan_keras.data import DatasetError, load_dataset, make_eval_dataset
 from stargan_keras.data.folders import load_folder
 from tests.data_helpers import make_coded_folder, solid, write_image

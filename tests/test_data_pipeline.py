@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stargan_keras.core.config import Config
+from stargan_keras.v2.config import Config
 from stargan_keras.data import DatasetError, fixed_val_batch, load_dataset, make_eval_dataset, make_train_dataset
 from tests.data_helpers import decode_code, make_coded_folder, write_image
 

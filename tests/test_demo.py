@@ -111,7 +111,7 @@ def litert_missing() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(litert_missing() is not None, reason=f"the demo serves LiteRT.js: {litert_missing()}")
 def test_the_command_converts_a_model_directory_and_serves_it(tmp_path, tiny_config):
-    from stargan_keras.core.run_dir import save_networks
+    from stargan_keras.core.model_dir import save_networks
     from stargan_keras.v2.networks import build_networks
 
     config = tiny_config()

@@ -63,7 +63,7 @@ def demo(tmp_path_factory, tiny_config):
     from stargan_keras.v2.inference import Translator
     from stargan_keras.v2.networks import build_networks
     from stargan_keras.serving.export import export_saved_model
-    from stargan_keras.serving.module import DOMAIN_NAMES_ASSET
+    from stargan_keras.v2.serving import NAMES_ASSET as DOMAIN_NAMES_ASSET
     from stargan_keras.serving.tflite import convert
 
     work = tmp_path_factory.mktemp("demo")

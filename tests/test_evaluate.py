@@ -11,14 +11,17 @@ from PIL import Image
 
 from stargan_keras import evaluate as ev
 from stargan_keras.v2 import evaluation
-from stargan_keras.core.run_dir import save_networks, training_checkpoint
+from stargan_keras.core.model_dir import save_networks
+from stargan_keras.core.run_dir import training_checkpoint
 from stargan_keras.data.shapes import DOMAINS, generate_shapes, shapes_domain_images
 from stargan_keras.v2.inference import Translator
 from stargan_keras.metrics import LPIPS
+from stargan_keras.metrics.networks import MetricNetworks
 from stargan_keras.metrics.domain_classifier import (INFO_FILE, WEIGHTS_FILE, degradations,
                                                      load_or_train_classifier)
 from stargan_keras.metrics.fid import inception_from_args
 from stargan_keras.v2.networks import build_networks
+from stargan_keras.core.reports import REPORT_KEYS, SHARED_SETTINGS
 from tests.fid_helpers import needs_torch, save_random_torch_inception
 
 IMG = 32
@@ -125,7 +128,7 @@ def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):
     for domain, source in enumerate(train):  # per domain, an image the classifier gets right
         images = source.array / 127.5 - 1.0
         prototypes.append(images[np.argmax(classifier.predict(images) == domain)].astype(np.float32))
-    networks = evaluation.MetricNetworks(lpips=LPIPS(), classifier=classifier)
+    networks = MetricNetworks(lpips=LPIPS(), classifier=classifier)
     painter = _stub_translator(config, np.stack(prototypes))
     for mode in evaluation.MODES:
         painted = evaluation.evaluate(painter, domain_images, mode, networks, num_outputs=3,
@@ -135,7 +138,7 @@ def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):
             assert painted[evaluation.metric_key("lpips", mode, task.name)] == pytest.approx(0.0, abs=1e-6)
 
     identity = _stub_translator(config, np.stack(prototypes), generator=lambda x, s, masks=None: tf.identity(x))
-    results = evaluation.evaluate(identity, domain_images, "latent", evaluation.MetricNetworks(classifier=classifier),
+    results = evaluation.evaluate(identity, domain_images, "latent", MetricNetworks(classifier=classifier),
                                   num_outputs=2, progress=False)["metrics"]
     for task in evaluation.make_tasks(DOMAINS):
         sources = domain_images.splits["val"][task.source].array / 127.5 - 1.0
@@ -164,7 +167,8 @@ def test_protocol_end_to_end_with_accuracy(model_dir, capsys):
         values = [report["metrics"][f"accuracy_{mode}/{task}"] for task in tasks]
         assert all(0.0 <= v <= 1.0 for v in values)
         assert report["metrics"][f"accuracy_{mode}/mean"] == pytest.approx(np.mean(values))
-        assert 0.0 <= report["domain_classifier"]["val_accuracy"] <= 1.0
+        assert 0.0 <= report["classifiers"]["domains"]["accuracy"] <= 1.0
+        assert set(REPORT_KEYS) <= set(report) and set(SHARED_SETTINGS) <= set(report["settings"])
     assert (model_dir / "eval" / WEIGHTS_FILE).is_file()
     assert not (model_dir / "eval" / "images").exists()  # nothing written per image unless asked
 

@@ -14,9 +14,9 @@ import tensorflow as tf
 from PIL import Image
 
 from benchmarks.saved_model_session import SavedModelSession
-from stargan_keras.core.run_dir import save_networks
+from stargan_keras.core.model_dir import save_networks
 from stargan_keras.core.imaging import MAX_IMAGE_PIXELS, from_uint8, to_uint8
-from stargan_keras.v2.inference import load
+from stargan_keras.families import load
 from stargan_keras.v2.networks import build_networks
 from stargan_keras.serving.export import existing_versions, export_saved_model, resolve_version
 from stargan_keras.serving.signatures import NAMES

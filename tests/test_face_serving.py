@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch")
 
 from benchmarks.saved_model_session import SavedModelSession  # noqa: E402
 from stargan_keras.v2.convert import convert_checkpoint  # noqa: E402
-from stargan_keras.core.run_dir import FAN_FILE  # noqa: E402
+from stargan_keras.face.model_files import FAN_FILE  # noqa: E402
 from stargan_keras.core.config import ConfigError  # noqa: E402
 from stargan_keras.core.imaging import from_uint8, to_uint8  # noqa: E402
-from stargan_keras.v2.inference import load  # noqa: E402
+from stargan_keras.families import load  # noqa: E402
 from stargan_keras.serving import tflite  # noqa: E402
 from stargan_keras.serving.client import StarGANClient  # noqa: E402
 from stargan_keras.serving.export import export_saved_model  # noqa: E402

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 import stargan_keras  # noqa: E402
 from stargan_keras import train  # noqa: E402
-from stargan_keras.core.run_dir import FAN_FILE  # noqa: E402
+from stargan_keras.face.model_files import FAN_FILE  # noqa: E402
 from stargan_keras.face.masks import face_masks  # noqa: E402
 from tests.references import torch_fan  # noqa: E402
 

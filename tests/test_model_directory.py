@@ -5,7 +5,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from stargan_keras.core.run_dir import CONFIG_FILE, load_networks, save_networks, weights_file
+from stargan_keras.core.run_dir import CONFIG_FILE
+
+from stargan_keras.core.model_dir import save_networks, weights_file
+from stargan_keras.families import load_networks
 from stargan_keras.core.config import ConfigError
 from stargan_keras.v2.networks import build_networks
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from stargan_keras.v2 import figures
 from stargan_keras import sample as sm
-from stargan_keras.core.run_dir import save_networks
+from stargan_keras.core.model_dir import save_networks
 from stargan_keras.data.folders import image_files
 from stargan_keras.v2.inference import SAMPLE_PSIS, Translator
 from stargan_keras.v2.networks import build_networks
@@ -132,16 +132,16 @@ def test_mp4_through_ffmpeg(tmp_path):
 
 def test_a_stargan_v1_model_is_sampled_as_the_authors_test_mode(tmp_path, capsys):
     """The test split of the model's own dataset: each input, then one translation per target label vector."""
-    from stargan_keras.core.config import load_config
+    from stargan_keras.families import load_config
     from stargan_keras.v1.labels import model_target_labels
     from stargan_keras.v1.networks import build_networks as build_v1_networks
 
     config = load_config("v1_shapes").replace(image_size=16, d_repeat_num=2, g_conv_dim=4, d_conv_dim=4,
                                               g_repeat_num=1, shapes_train_per_domain=4, shapes_val_per_domain=2)
-    model_dir = save_networks(tmp_path / "model", config, build_v1_networks(config.v1))
+    model_dir = save_networks(tmp_path / "model", config, build_v1_networks(config.model))
     assert sm.main(["--checkpoint", str(model_dir), "--out", str(tmp_path / "out"), "--rows", "3",
                         "--quiet"]) == 0
-    targets = len(model_target_labels(np.zeros((1, config.v1.c_dim), np.float32), config.v1))
+    targets = len(model_target_labels(np.zeros((1, config.model.c_dim), np.float32), config.model))
     with Image.open(tmp_path / "out" / "translations.jpg") as grid:
         width, height = grid.size
     assert round(width / height * 3) == 1 + targets  # 3 rows of 16 px cells: the input and each target's translation

@@ -26,7 +26,7 @@ from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras import client as client_cli
 from stargan_keras import export as export_cli
 from stargan_keras import tflite as tflite_cli
-from stargan_keras.core.run_dir import save_networks
+from stargan_keras.core.model_dir import save_networks
 from stargan_keras.core.errors import DEBUG_ENV
 from stargan_keras.v2.networks import build_networks
 from tests.net_helpers import free_ports

@@ -21,9 +21,9 @@ from PIL import Image
 
 from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras import client as client_cli
-from stargan_keras.core.run_dir import save_networks
+from stargan_keras.core.model_dir import save_networks
 from stargan_keras.core.imaging import from_uint8, to_uint8
-from stargan_keras.v2.inference import load
+from stargan_keras.families import load
 from stargan_keras.v2.networks import build_networks
 from stargan_keras.serving.client import ServingError, StarGANClient
 from stargan_keras.serving.export import export_saved_model

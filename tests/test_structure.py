@@ -1,5 +1,6 @@
-"""The package's shape: no import cycle, library modules never import command modules, code cites
-only what users have."""
+"""The package's shape: commands at the top, a family-agnostic core, one folder per model family that imports
+no other family, one registry that knows them all; no import cycle, library modules never import command
+modules, code cites only what users have."""
 
 import ast
 from pathlib import Path
@@ -55,9 +56,10 @@ GRAPH = {name: imported_modules(name) for name in MODULES}
 
 def test_the_walk_sees_real_edges():
     """Guard against a walker that finds nothing: known imports are present."""
-    assert "stargan_keras.core.run_dir" in GRAPH["stargan_keras.v2.inference"]
+    assert "stargan_keras.core.model_dir" in GRAPH["stargan_keras.families"]
     assert "stargan_keras.core.session" in GRAPH["stargan_keras.train"]
-    assert "stargan_keras.core.config" in GRAPH["stargan_keras.v2.networks"]
+    assert "stargan_keras.v2.config" in GRAPH["stargan_keras.v2.networks"]
+    assert "stargan_keras.core.trainer_base" in GRAPH["stargan_keras.v1.trainer"]
     commands = {name for name in MODULES if is_command(name)}
     assert {"stargan_keras.train", "stargan_keras.export", "stargan_keras.evaluate"} <= commands
 
@@ -109,3 +111,71 @@ def test_code_does_not_cite_files_users_do_not_have():
     citing = [str(path.relative_to(PACKAGE_DIR.parent)) for path in MODULES.values()
               if "REFERENCE.md" in path.read_text(encoding="utf-8")]
     assert not citing, f"{citing} cite REFERENCE.md, which users do not have: cite the paper or the authors' code"
+
+
+FAMILY_PACKAGES = ("stargan_keras.v2", "stargan_keras.v1")
+REGISTRY = "stargan_keras.families"
+
+
+def family_of_module(name: str) -> str | None:
+    return next((f for f in FAMILY_PACKAGES if name == f or name.startswith(f + ".")), None)
+
+
+def test_the_family_list_is_the_registry():
+    from stargan_keras import families
+
+    assert sorted(FAMILY_PACKAGES) == sorted(module.rpartition(".")[0] for module in families.FAMILY_MODULES.values())
+
+
+def test_the_top_holds_only_commands_package_files_and_the_registry():
+    top = {name for name in MODULES if name.count(".") == 1 and not is_package(name)}
+    extra = sorted(name for name in top if not is_command(name)
+                   and name not in ("stargan_keras.__main__", REGISTRY))
+    assert not extra, f"library modules at the top of the package: {extra}; move them into a folder"
+
+
+def test_families_never_import_each_other():
+    crossing = sorted((name, target) for name, targets in GRAPH.items() for target in targets
+                      if family_of_module(name) and family_of_module(target)
+                      and family_of_module(name) != family_of_module(target))
+    assert not crossing, f"one family imports another: {crossing}"
+
+
+def test_only_families_the_registry_and_commands_import_a_family():
+    """The core, serving/, metrics/, face/, data/ and the browser demo ask the registry for what is family-
+    specific."""
+    allowed = lambda name: family_of_module(name) or name == REGISTRY or is_command(name)  # noqa: E731
+    offending = sorted((name, target) for name, targets in GRAPH.items() for target in targets
+                       if family_of_module(target) and not allowed(name))
+    assert not offending, f"shared modules import a family's modules: {offending}"
+
+
+def _family_tests(path: Path) -> list[str]:
+    """Lines that tell families apart by name (`x == "v1"`) or by a family-only attribute (`hasattr(x, "c_dim")`)."""
+    import ast
+
+    from stargan_keras import families
+
+    names = set(families.names())
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Constant) and o.value in names for o in operands):
+                found.append(f"{path.name}:{node.lineno} compares a family name")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr")
+              and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+              and node.args[1].value in ("c_dim", "v1", "img_size", "image_size", "num_domains")):
+            found.append(f"{path.name}:{node.lineno} probes {node.args[1].value!r}")
+    return found
+
+
+def test_the_family_check_finds_planted_tests(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text('if config.model_family == "v1":\n    pass\nok = hasattr(model, "c_dim")\n')
+    assert len(_family_tests(planted)) == 2
+
+
+def test_no_module_outside_the_registry_tells_families_apart():
+    found = [line for name, path in MODULES.items() if name != REGISTRY for line in _family_tests(path)]
+    assert not found, f"ask the registry (stargan_keras.families) instead: {found}"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from stargan_keras.core.config import Config
+from stargan_keras.v2.config import Config
 from stargan_keras.data import DatasetError, load_dataset
 from stargan_keras.data import tfds_builders
 from stargan_keras.data.tfds_builders import AUTHORS_ZIPS, DatasetDownloadError, prepare_authors_dataset

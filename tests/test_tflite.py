@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from stargan_keras import tflite as tflite_cli
-from stargan_keras.core.run_dir import save_networks
+from stargan_keras.core.model_dir import save_networks
 from stargan_keras.core.imaging import from_uint8, to_uint8
-from stargan_keras.v2.inference import load
+from stargan_keras.families import load
 from stargan_keras.v2.networks import build_networks
 from stargan_keras.serving import tflite
 from stargan_keras.serving.export import export_saved_model

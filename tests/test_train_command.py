@@ -288,14 +288,28 @@ def test_mixed_bfloat16_through_the_command(tmp_path):
     assert weights and all(w.dtype == np.float32 and np.isfinite(w).all() for w in weights)  # float32 variables
 
 
-def test_every_flag_has_help_and_its_default(capsys, monkeypatch):
-    from stargan_keras.core.config import flat_fields
+@pytest.mark.parametrize("family", ["v2", "v1"])
+def test_help_lists_every_flag_of_the_family_and_no_other(capsys, monkeypatch, family):
+    """`train --help` shows StarGAN v2's fields, `train --model v1 --help` v1's: each with its help and default,
+    and none of the other family's."""
+    from stargan_keras import families
 
     monkeypatch.setenv("COLUMNS", "1000")  # one line per flag: argparse wraps to the terminal width
     with pytest.raises(SystemExit):
-        train.main(["--help"])
+        train.main(["--model", family, "--help"])
     text = capsys.readouterr().out
-    for name, (section, _cls) in flat_fields().items():
+    own = families.get(family).config_class.flat_fields()
+    for name, (section, _cls) in own.items():
         key = name if section is None else f"{section}.{name}"
         assert f"--{name.replace('_', '-')} VALUE" in text and f"[{key}; default" in text, name
-    assert "diversity-sensitive loss [train.lambda_ds; default 1.0]" in text
+    others = {name for other in families.names() if other != family
+              for name in families.get(other).config_class.flat_fields()} - set(own)
+    assert others and not [name for name in others if f"--{name.replace('_', '-')} VALUE" in text]
+
+
+@pytest.mark.parametrize("argv, family", [(["--lambda-gp", "5"], "StarGAN v1 flag: pass --model v1"),
+                                          (["--model", "v1", "--lambda-ds", "2"], "StarGAN v2 flag: pass --model v2")])
+def test_a_flag_of_the_other_family_names_it(capsys, argv, family):
+    with pytest.raises(SystemExit) as info:
+        train.main(argv)
+    assert info.value.code == 2 and family in capsys.readouterr().err

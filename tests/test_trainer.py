@@ -22,7 +22,8 @@ torch = pytest.importorskip("torch")
 
 from stargan_keras.face.fan import build_fan, load_fan_checkpoint  # noqa: E402
 from stargan_keras.v2.losses import lambda_ds_at  # noqa: E402
-from stargan_keras.v2.trainer import LOG_KEYS, TorchAdam  # noqa: E402
+from stargan_keras.v2.trainer import LOG_KEYS  # noqa: E402
+from stargan_keras.core.trainer_base import TorchAdam  # noqa: E402
 from tests.net_helpers import free_ports  # noqa: E402
 from tests.references import torch_fan  # noqa: E402
 from tests.references import torch_training as ref  # noqa: E402

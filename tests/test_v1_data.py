@@ -179,7 +179,7 @@ def test_adopting_the_data_labels_and_refusing_conflicting_flags(tmp_path):
     config = make_tiny_v1_config(dataset=str(tmp_path / "faces"), rafd_crop_size=0)
     data = load_labelled(config)
     adopted = adopt_labels(config, data, {})
-    assert (adopted.v1.c_dim, adopted.v1.selected_attrs, adopted.v1.label_type) == (2, ["happy", "sad"],
+    assert (adopted.model.c_dim, adopted.model.selected_attrs, adopted.model.label_type) == (2, ["happy", "sad"],
                                                                                    "categorical")
     with pytest.raises(ConfigError, match="--c-dim 4 does not match dataset"):
         adopt_labels(config, data, {"c_dim": 4})
@@ -196,7 +196,7 @@ def test_joint_mode_labels_masks_and_alternating_batches(tmp_path, small_test_sp
                                  c2_dim=8, selected_attrs=SELECTED + RAFD, celeba_crop_size=16, rafd_crop_size=16)
     data = load_labelled(config, progress=False)
     assert adopt_labels(config, data, {}) == config and data.joint
-    assert (config.v1.label_dim, config.v1.num_classes) == (15, 13)
+    assert (config.model.label_dim, config.model.num_classes) == (15, 13)
     celeba, rafd = data.model_labels(0, "train"), data.model_labels(1, "train")
     np.testing.assert_array_equal(celeba[:, :5], data.datasets[0].splits["train"].labels)
     assert np.all(celeba[:, 5:13] == 0) and np.all(celeba[:, 13:] == [1, 0])

@@ -10,10 +10,12 @@ import pytest
 import tensorflow as tf
 
 from stargan_keras import evaluate
-from stargan_keras.core.run_dir import RunDir, load_networks
+from stargan_keras.core.run_dir import RunDir
+from stargan_keras.families import load_networks
 from stargan_keras.metrics import domain_classifier as dc
 from stargan_keras.v1.data import adopt_labels, load_labelled, make_eval_dataset, make_train_dataset
 from stargan_keras.v1.evaluation import LabelClassifier, dataset_parts, load_or_train_label_classifier
+from stargan_keras.core.reports import REPORT_KEYS, SHARED_SETTINGS
 from tests.v1_helpers import make_tiny_v1_config
 
 CLASSIFIER_STEPS = "30"
@@ -85,7 +87,7 @@ def test_accuracy_matches_a_direct_computation(tiny_run):
                                                 progress=False)  # the cached one
     x, c_org = (np.concatenate(parts) for parts in zip(*[(a.numpy(), b.numpy())
                                                           for a, b in make_eval_dataset(config, data)]))
-    names = config.v1.selected_attrs
+    names = config.model.selected_attrs
     for k, target in enumerate(_by_hand_targets(c_org)):
         fake = np.asarray(networks.generator(x, target))
         logits = np.asarray(classifier.model(dc.resize_for_classifier(tf.constant(fake), 16), training=False))
@@ -93,7 +95,8 @@ def test_accuracy_matches_a_direct_computation(tiny_run):
         assert metrics[f"accuracy/{names[k]}"] == pytest.approx(np.mean(right)), names[k]
         assert 0.0 <= metrics[f"accuracy_all/{names[k]}"] <= metrics[f"accuracy/{names[k]}"]
     assert metrics["accuracy/mean"] == pytest.approx(np.mean([metrics[f"accuracy/{n}"] for n in names]))
-    assert 0.0 <= report["label_classifiers"]["shapes"]["test_accuracy"] <= 1.0
+    assert 0.0 <= report["classifiers"]["shapes"]["accuracy"] <= 1.0
+    assert set(REPORT_KEYS) <= set(report) and set(SHARED_SETTINGS) <= set(report["settings"])
     assert any((tiny_run.logs / "eval").iterdir())
 
 

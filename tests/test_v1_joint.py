@@ -9,13 +9,13 @@ import tensorflow as tf
 
 torch = pytest.importorskip("torch")
 
-from stargan_keras.core.config import Config  # noqa: E402
+from stargan_keras.v1.config import Config  # noqa: E402
 from stargan_keras.v1.losses import dataset_classification_loss  # noqa: E402
 from stargan_keras.v1.networks import build_networks  # noqa: E402
 from stargan_keras.v1.trainer import LOG_KEYS, StarGANv1  # noqa: E402
 from tests.references import torch_stargan_v1 as ref  # noqa: E402
 from tests.test_trainer import assert_close_logs  # noqa: E402
-from tests.v1_helpers import make_tiny_v1_config  # noqa: E402
+from tests.v1_helpers import make_tiny_v1_config, reference_settings  # noqa: E402
 
 D_KEYS = [key for key in LOG_KEYS if key.startswith("D/")]
 
@@ -51,7 +51,7 @@ def test_widths_and_parameters_are_the_authors_for_celeba_and_rafd():
 
 
 def test_each_example_is_classified_with_its_own_datasets_slice():
-    v1 = _joint_config().v1
+    v1 = _joint_config().model
     rng = np.random.default_rng(1)
     for dataset in (0, 1):
         batch = _joint_batch(v1, dataset, size=5, seed=dataset)
@@ -72,12 +72,13 @@ def test_each_example_is_classified_with_its_own_datasets_slice():
 def test_joint_iterations_match_the_reference(tmp_path):
     """A CelebA-like batch then a RaFD-like one, each a D and G update, from the same weights."""
     config = _joint_config()
-    v1 = config.v1
+    v1 = config.model
     batches = [_joint_batch(v1, 0, seed=2), _joint_batch(v1, 1, seed=3)]
     nets = ref.build_networks_like(v1)
     authors_files = ref.save_authors_checkpoints(nets, tmp_path)
-    optims = ref.make_optimizers(nets, v1)
-    expected = [ref.train_iteration(nets, optims, batch, v1, True, dataset=i) for i, batch in enumerate(batches)]
+    settings = reference_settings(config)
+    optims = ref.make_optimizers(nets, settings)
+    expected = [ref.train_iteration(nets, optims, batch, settings, True, dataset=i) for i, batch in enumerate(batches)]
     model = StarGANv1(config)
     model.compile(run_eagerly=True)
     model.load_authors_weights(*authors_files)
@@ -92,7 +93,7 @@ def test_g_updates_on_both_steps_of_every_n_critic_th_iteration():
     model.compile(run_eagerly=True)
     kinds = []
     for step in range(6):
-        logs = model.distributed_train_step(_joint_batch(config.v1, step % 2, seed=step))
+        logs = model.distributed_train_step(_joint_batch(config.model, step % 2, seed=step))
         kinds.append("G/loss_fake" in logs)
         assert set(logs) == set(LOG_KEYS if kinds[-1] else D_KEYS)
     assert kinds == [False, False, True, True, False, False]

@@ -9,8 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stargan_keras.v2.convert import ConversionError  # noqa: E402
-from stargan_keras.core.config import ConfigError, V1Config  # noqa: E402
+from stargan_keras.core.torch_io import ConversionError  # noqa: E402
+from stargan_keras.core.config import ConfigError  # noqa: E402
+from stargan_keras.v1.config import ModelConfig  # noqa: E402
+from stargan_keras.v2.config import Config as V2Config  # noqa: E402
 from stargan_keras.v1.convert import convert_checkpoint, load_checked  # noqa: E402
 from stargan_keras.v1.networks import build_networks  # noqa: E402
 from tests.references.torch_stargan_v1 import build_networks_like, nchw, save_authors_checkpoints  # noqa: E402
@@ -42,20 +44,20 @@ def test_discriminator_parameters_equal_the_papers(image_size):
 
 def _outputs_match(config, tmp_path, seed=0):
     """Reference networks -> the authors' files -> converted; G's and D's outputs on the same inputs."""
-    ref = build_networks_like(config.v1, seed=seed)
+    ref = build_networks_like(config.model, seed=seed)
     g_path, d_path = save_authors_checkpoints(ref, tmp_path)
-    nets = build_networks(config.v1)
+    nets = build_networks(config.model)
     load_checked(nets, config, g_path, d_path)
-    batch = make_v1_batches(1, config.v1, size=3, seed=seed)[0]
+    batch = make_v1_batches(1, config.model, size=3, seed=seed)[0]
     x, c = batch["x_real"], batch["c_trg"]
     with torch.no_grad():
         g_ref = ref["generator"](nchw(x), torch.from_numpy(c)).numpy().transpose(0, 2, 3, 1)
         src_ref, cls_ref = ref["discriminator"](nchw(x))
     np.testing.assert_allclose(np.asarray(nets.generator(x, c)), g_ref, atol=1e-4, rtol=0)
     src, cls = nets.discriminator(x)
-    assert src.shape == (3, config.v1.image_size // 2 ** config.v1.d_repeat_num,
-                         config.v1.image_size // 2 ** config.v1.d_repeat_num, 1)
-    assert cls.shape == (3, config.v1.c_dim)
+    assert src.shape == (3, config.model.image_size // 2 ** config.model.d_repeat_num,
+                         config.model.image_size // 2 ** config.model.d_repeat_num, 1)
+    assert cls.shape == (3, config.model.c_dim)
     np.testing.assert_allclose(np.asarray(src), src_ref.numpy().transpose(0, 2, 3, 1), atol=1e-4, rtol=0)
     np.testing.assert_allclose(np.asarray(cls), cls_ref.numpy(), atol=1e-4, rtol=0)
     return ref, nets, batch
@@ -83,14 +85,14 @@ def test_any_size_divisible_by_the_discriminators_stride_and_any_label_width(tmp
 
 def test_image_size_must_fit_the_discriminators_head():
     with pytest.raises(ConfigError, match="divisible by 2\\*\\*d_repeat_num = 8"):
-        V1Config(image_size=36, d_repeat_num=3, c_dim=5).validate()
+        ModelConfig(image_size=36, d_repeat_num=3, c_dim=5).validate()
 
 
 def test_mismatched_checkpoint_names_keys_shapes_and_the_flag(tmp_path):
     config = make_tiny_v1_config()
-    ref = build_networks_like(dataclasses.replace(config.v1, c_dim=5, selected_attrs=[]))
+    ref = build_networks_like(dataclasses.replace(config.model, c_dim=5, selected_attrs=[]))
     g_path, d_path = save_authors_checkpoints(ref, tmp_path)
-    nets = build_networks(config.v1)
+    nets = build_networks(config.model)
     before = [np.asarray(v).copy() for v in nets.generator.weights]
     with pytest.raises(ConversionError) as info:
         load_checked(nets, config, g_path, d_path)
@@ -103,10 +105,10 @@ def test_mismatched_checkpoint_names_keys_shapes_and_the_flag(tmp_path):
 
 def test_code_carrying_and_wrong_files_are_refused(tmp_path):
     config = make_tiny_v1_config()
-    ref = build_networks_like(config.v1)
+    ref = build_networks_like(config.model)
     whole_module = tmp_path / "200000-G.ckpt"
     torch.save(ref["generator"], whole_module)  # a pickled module: needs code to load
-    nets = build_networks(config.v1, with_discriminator=False)
+    nets = build_networks(config.model, with_discriminator=False)
     with pytest.raises(ConversionError, match="refused"):
         load_checked(nets, config, whole_module)
     not_a_dict = tmp_path / "list.ckpt"
@@ -117,20 +119,20 @@ def test_code_carrying_and_wrong_files_are_refused(tmp_path):
 
 def test_convert_writes_a_v1_model_directory(tmp_path):
     config = make_tiny_v1_config()
-    ref = build_networks_like(config.v1)
+    ref = build_networks_like(config.model)
     g_path, d_path = save_authors_checkpoints(ref, tmp_path)
     lines = []
     out = convert_checkpoint(g_path, config, tmp_path / "model", discriminator_path=d_path, log=lines.append)
     assert (out / "config.yaml").exists() and (out / "generator.weights.h5").exists()
     assert (out / "discriminator.weights.h5").exists()
-    fresh = build_networks(config.v1)
+    fresh = build_networks(config.model)
     fresh.generator.load_weights(out / "generator.weights.h5")
-    x = make_v1_batches(1, config.v1, size=2)[0]
+    x = make_v1_batches(1, config.model, size=2)[0]
     with torch.no_grad():
         want = ref["generator"](nchw(x["x_real"]), torch.from_numpy(x["c_trg"])).numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(np.asarray(fresh.generator(x["x_real"], x["c_trg"])), want, atol=1e-4, rtol=0)
     with pytest.raises(ConversionError, match="needs a v1 config"):
-        convert_checkpoint(g_path, config.replace(model_family="v2"), tmp_path / "other")
+        convert_checkpoint(g_path, V2Config(), tmp_path / "other")
 
 
 def test_v1_classes_do_not_replace_the_v2_ones_in_keras_registry():

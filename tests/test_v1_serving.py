@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 import stargan_keras  # noqa: E402
 from stargan_keras import convert as convert_cli  # noqa: E402
-from stargan_keras.v1.inference import V1Translator  # noqa: E402
+from stargan_keras.v1.inference import Translator as V1Translator  # noqa: E402
 from tests.references.torch_stargan_v1 import build_networks_like, nchw, save_authors_checkpoints  # noqa: E402
 from tests.v1_helpers import make_v1_batches  # noqa: E402
 
@@ -25,7 +25,7 @@ TINY_FLAGS = ["--image-size", "64", "--g-conv-dim", "8", "--d-conv-dim", "8", "-
 
 
 def tiny_v1():
-    from stargan_keras.core.config import load_config
+    from stargan_keras.families import load_config
 
     return load_config("v1_celeba").replace(image_size=64, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2,
                                             d_repeat_num=3)
@@ -35,7 +35,7 @@ def tiny_v1():
 def converted(tmp_path_factory):
     """(torch reference G and D, the model directory the convert command wrote from their authors'-layout files)."""
     root = tmp_path_factory.mktemp("v1_convert")
-    reference = build_networks_like(tiny_v1().v1, seed=3)
+    reference = build_networks_like(tiny_v1().model, seed=3)
     g_path, d_path = save_authors_checkpoints(reference, root)
     argv = [*TINY_FLAGS, "--config", "v1_celeba", "--output", str(root / "model"), "--pytorch-checkpoint", str(g_path),
             "--discriminator-checkpoint", str(d_path)]
@@ -46,11 +46,11 @@ def converted(tmp_path_factory):
 def test_convert_command_then_load_gives_the_torch_outputs(converted):
     reference, model_dir = converted
     saved = yaml.safe_load((model_dir / "config.yaml").read_text())
-    assert saved["model_family"] == "v1" and saved["v1"]["image_size"] == 64
+    assert saved["model_family"] == "v1" and saved["model"]["image_size"] == 64
     model = stargan_keras.load(model_dir)
     assert isinstance(model, V1Translator)
-    assert model.config.v1.selected_attrs == ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
-    batch = make_v1_batches(1, model.config.v1, size=3, seed=5)[0]
+    assert model.config.model.selected_attrs == ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+    batch = make_v1_batches(1, model.config.model, size=3, seed=5)[0]
     x, c = batch["x_real"], batch["c_trg"]
     with torch.no_grad():
         want = reference["generator"](nchw(x), torch.from_numpy(c)).numpy().transpose(0, 2, 3, 1)
@@ -65,7 +65,7 @@ def test_convert_command_then_load_gives_the_torch_outputs(converted):
 
 
 def test_convert_command_names_a_mismatched_flag(tmp_path, capsys):
-    reference = build_networks_like(tiny_v1().v1, seed=3)
+    reference = build_networks_like(tiny_v1().model, seed=3)
     g_path, _ = save_authors_checkpoints(reference, tmp_path)
     argv = [*TINY_FLAGS, "--config", "v1_celeba", "--c-dim", "4",
             "--selected-attrs", "[Black_Hair,Blond_Hair,Male,Young]", "--output", str(tmp_path / "model"), "--pytorch-checkpoint", str(g_path)]
@@ -156,7 +156,7 @@ def test_grpc_translate_answers_as_the_loaded_model(exported, grpc_server):
     model, _, _ = exported
     client = StarGANClient(grpc_server, timeout=60, retries=0)
     assert client.metadata() == {"attribute_names": NAMES, "image_size": 64, "c_dim": 5, "label_type": "attributes"}
-    assert client.family == "v1"
+    assert client.table.name == "v1"
     images = faces(2, 64, seed=0)
     got = np.stack(client.translate(list(images), "Blond_Hair=1,Male=0,Young=1"))
     share = assert_within_one_level(got, expected(model, images, np.tile([[0, 1, 0, 0, 1]], (2, 1)).astype("f4")))
@@ -252,11 +252,11 @@ def test_warmup_requests_follow_the_v1_table_and_run(exported):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from stargan_keras.serving.signatures import FAMILIES, SERVING_DEFAULT
+    from stargan_keras.serving.signatures import SERVING_DEFAULT, TABLES
     from stargan_keras.serving.warmup import WARMUP_FILE
 
     _, path, session = exported
-    family = FAMILIES["v1"]
+    family = TABLES["v1"]
     names = []
     for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)):
         log = prediction_log_pb2.PredictionLog()

@@ -51,8 +51,8 @@ def test_a_run_writes_checkpoints_samples_logs_and_its_config(runs):
         "000003_interpolation.jpg", "000003_translations.jpg", "000006_interpolation.jpg", "000006_translations.jpg"]
     assert any((run / "logs").iterdir())
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["model_family"] == "v1" and "model" not in saved
-    assert saved["v1"]["selected_attrs"] == ["circle", "square", "triangle", "red", "large"]
+    assert saved["model_family"] == "v1" and "img_size" not in saved["model"] and "lr" not in saved["train"]
+    assert saved["model"]["selected_attrs"] == ["circle", "square", "triangle", "red", "large"]
     assert "shapes: 5 attributes" in runs["a"] and "16 px" in runs["a"]
 
 
@@ -73,14 +73,14 @@ def test_presets_follow_the_model_and_the_dataset():
     config, _ = train.config_from_args(["--model", "v1"])
     assert (config.model_family, config.data.dataset, config.run_dir) == ("v1", "shapes", "runs/v1_shapes")
     config, _ = train.config_from_args(["--model-family", "v1", "--dataset", "celeba"])
-    assert (config.v1.image_size, config.v1.c_dim, config.train.batch_size, config.run_dir) == (
+    assert (config.model.image_size, config.model.c_dim, config.train.batch_size, config.run_dir) == (
         128, 5, 16, "runs/v1_celeba")
     config, _ = train.config_from_args(["--config", "v1_both"])
-    assert (config.model_family, config.v1.label_dim, config.v1.num_classes) == ("v1", 15, 13)
+    assert (config.model_family, config.model.label_dim, config.model.num_classes) == ("v1", 15, 13)
     config, _ = train.config_from_args(["--model", "v1", "--dataset", "/data/my_faces"])
-    assert (config.v1.label_type, config.run_dir) == ("categorical", "runs/v1_my_faces")
+    assert (config.model.label_type, config.run_dir) == ("categorical", "runs/v1_my_faces")
     config, _ = train.config_from_args(["--config", "v1_rafd", "--model", "v1"])
-    assert config.v1.c_dim == 8
+    assert config.model.c_dim == 8
     assert train.config_from_args([])[0].model_family == "v2"
 
 

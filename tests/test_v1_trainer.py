@@ -14,7 +14,7 @@ from stargan_keras.v1.trainer import LOG_KEYS, StarGANv1  # noqa: E402
 from tests.references import torch_stargan_v1 as ref  # noqa: E402
 from tests.test_trainer import _sign_agreement, assert_close_logs  # noqa: E402
 from tests.trainer_helpers import keras_weights  # noqa: E402
-from tests.v1_helpers import make_tiny_v1_config, make_v1_batches  # noqa: E402
+from tests.v1_helpers import make_tiny_v1_config, make_v1_batches, reference_settings  # noqa: E402
 
 D_KEYS = [key for key in LOG_KEYS if key.startswith("D/")]
 
@@ -26,7 +26,7 @@ def config():
 
 
 def _authors_files(config, directory):
-    return ref.save_authors_checkpoints(ref.build_networks_like(config.v1), directory)
+    return ref.save_authors_checkpoints(ref.build_networks_like(config.model), directory)
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,12 @@ def _reference_run(config, batches, dtype):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        nets = {name: net.to(dtype) for name, net in ref.build_networks_like(config.v1).items()}
-        optims = ref.make_optimizers(nets, config.v1)
+        nets = {name: net.to(dtype) for name, net in ref.build_networks_like(config.model).items()}
+        optims = ref.make_optimizers(nets, reference_settings(config))
         snapshots, logs = [ref.weights(nets)], []
         for i, batch in enumerate(batches):
-            update_generator = (i + 1) % config.v1.n_critic == 0
-            logs.append(ref.train_iteration(nets, optims, batch, config.v1, update_generator, dtype))
+            update_generator = (i + 1) % config.train.n_critic == 0
+            logs.append(ref.train_iteration(nets, optims, batch, reference_settings(config), update_generator, dtype))
             snapshots.append(ref.weights(nets))
     finally:
         torch.set_num_threads(threads)
@@ -71,7 +71,7 @@ def test_two_iterations_match_the_pytorch_reference(label_type, n_critic, eager,
     """
     config = make_tiny_v1_config(n_critic=n_critic, label_type=label_type)
     authors_files = _authors_files(config, tmp_path)
-    batches = make_v1_batches(2, config.v1)
+    batches = make_v1_batches(2, config.model)
     expected, ref64 = _reference_run(config, batches, torch.float64)
     _, ref32 = _reference_run(config, batches, torch.float32)
     model = _model(config, authors_files, run_eagerly=eager)
@@ -110,14 +110,14 @@ def test_gradient_penalty_and_its_second_derivative_match_pytorch(config, author
     """The penalty and its gradient with respect to D's weights (through the input gradient) in float64."""
     model = _model(config, authors_files, run_eagerly=True)
     D = model.nets.discriminator
-    batch = make_v1_batches(1, config.v1, seed=3)[0]
+    batch = make_v1_batches(1, config.model, seed=3)[0]
     x_fake = np.asarray(model.nets.generator(batch["x_real"], batch["c_trg"]))
     with tf.GradientTape() as tape:
         penalty = tf.reduce_mean(gradient_penalty(D, batch["x_real"], x_fake, batch["alpha"]))
     named = torch_named_variables(D)
     grads = dict(zip(named, tape.gradient(penalty, list(named.values()))))
 
-    torch_d = ref.build_networks_like(config.v1)["discriminator"].double()
+    torch_d = ref.build_networks_like(config.model)["discriminator"].double()
     alpha = torch.from_numpy(batch["alpha"]).double().view(-1, 1, 1, 1)
     x_hat = (alpha * ref.nchw(batch["x_real"], torch.float64)
              + (1 - alpha) * ref.nchw(x_fake, torch.float64)).requires_grad_(True)
@@ -144,7 +144,7 @@ def test_fit_follows_the_n_critic_rhythm_and_the_checkpoint_restores_it(config, 
     Adam steps of entries whose exact gradient is zero (the label planes' taps that always fall inside
     the image in G's first conv: instance norm removes their constant response), as it would in PyTorch.
     The compiled step is checked against the reference above."""
-    batches = make_v1_batches(3, config.v1, seed=5)
+    batches = make_v1_batches(3, config.model, seed=5)
     stepped = _model(config, authors_files, run_eagerly=True)
     for batch in batches:
         logs = stepped.distributed_train_step(batch)
@@ -161,7 +161,7 @@ def test_fit_follows_the_n_critic_rhythm_and_the_checkpoint_restores_it(config, 
     restored.compile(run_eagerly=True)
     restored.checkpoint().restore(prefix).assert_existing_objects_matched()
     assert int(restored.step.numpy()) == 3
-    more = make_v1_batches(1, config.v1, seed=6)[0]  # step 3 -> 4: a G iteration for both
+    more = make_v1_batches(1, config.model, seed=6)[0]  # step 3 -> 4: a G iteration for both
     np.testing.assert_equal({k: float(v) for k, v in restored.distributed_train_step(more).items()},
                             {k: float(v) for k, v in stepped.distributed_train_step(more).items()})
 
@@ -204,7 +204,7 @@ def test_one_generator_iteration_is_finite_under_mixed_precision(precision):
         assert all(isinstance(opt, keras.optimizers.LossScaleOptimizer) for opt in model.optimizers.values())
     assert model.nets.generator.compute_dtype == precision.split("_")[1]
     before = np.asarray(model.nets.generator.trainable_variables[0]).copy()
-    logs = model.distributed_train_step(make_v1_batches(1, model.config.v1)[0])
+    logs = model.distributed_train_step(make_v1_batches(1, model.config.model)[0])
     assert set(logs) == set(LOG_KEYS)
     assert all(np.isfinite(float(v)) for v in logs.values()), logs
     assert not np.array_equal(np.asarray(model.nets.generator.trainable_variables[0]), before)

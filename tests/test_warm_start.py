@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 from stargan_keras import train
 
 from stargan_keras.v2 import warm_start
-from stargan_keras.core.run_dir import RunDir, save_networks  # noqa: E402
+from stargan_keras.core.run_dir import RunDir  # noqa: E402
+from stargan_keras.core.model_dir import save_networks  # noqa: E402
 from stargan_keras.core.config import ConfigError  # noqa: E402
 from stargan_keras.core.layers import torch_named_variables  # noqa: E402
 from stargan_keras.v2.networks import EMA_NETWORKS  # noqa: E402

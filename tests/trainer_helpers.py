@@ -30,7 +30,7 @@ def build_model(config, nets_ckpt=None, nets_ema_ckpt=None, run_eagerly=False, f
     model = StarGANv2(config, fan=fan)
     model.compile(run_eagerly=run_eagerly)
     if nets_ckpt is not None:
-        model.load_upstream_weights(nets_ckpt, nets_ema_ckpt)
+        model.load_authors_weights(nets_ckpt, nets_ema_ckpt)
     return model
 
 

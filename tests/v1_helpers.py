@@ -6,15 +6,23 @@ import numpy as np
 
 # 32 px, widths 8-32, 2 residual blocks, 3 stride-2 convs in D (a 4x4 classification head), 4 labels; the paper's
 # 200,000 iterations, so that the learning rates stay constant over the first ones (as in the reference).
-TINY_V1 = dict(model_family="v1", image_size=32, c_dim=4, selected_attrs=["Black_Hair", "Blond_Hair", "Male", "Young"],
+TINY_V1 = dict(image_size=32, c_dim=4, selected_attrs=["Black_Hair", "Blond_Hair", "Male", "Young"],
                g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=3, batch_size=4, total_iters=200_000)
 
 
 def make_tiny_v1_config(**overrides):
     """A v1 Config of tiny networks; overrides are config fields of any section."""
-    from stargan_keras.core.config import Config
+    from stargan_keras.v1.config import Config
 
     return Config().replace(**{**TINY_V1, **overrides})
+
+
+def reference_settings(config):
+    """The settings the PyTorch reference reads, as one namespace: the v1 config's model and train fields."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**dataclasses.asdict(config.model), **dataclasses.asdict(config.train))
 
 
 def make_v1_batches(count, v1, size=4, seed=0):

@@ -32,7 +32,7 @@ def main(generator_ckpt: str, discriminator_ckpt: str, output: str) -> None:
             model.compile()
         model.load_authors_weights(generator_ckpt, discriminator_ckpt)
         logs = [{k: float(v) for k, v in model.distributed_train_step(b).items()}
-                for b in make_v1_batches(2, config.v1)]
+                for b in make_v1_batches(2, config.model)]
         runs.append((strategy.num_replicas_in_sync, logs, keras_weights(model)))
     (one, logs1, weights1), (two, logs2, weights2) = runs
     differs = np.concatenate([(np.abs(weights1[k] - weights2[k]) > 1e-6).ravel() for k in weights1])

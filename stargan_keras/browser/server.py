@@ -24,7 +24,9 @@ from pathlib import Path
 
 from stargan_keras.core.config import ConfigError
 from stargan_keras.core.errors import UserError
-from stargan_keras.serving.signatures import IMAGE, STYLE, TARGET_DOMAIN, Z
+from stargan_keras.serving.signatures import IMAGE, STYLE, TABLES, TARGET_DOMAIN, Z
+
+DOMAIN_NAMES_ASSET = TABLES["v2"].names_asset  # the page translates with the StarGAN v2 table's TFLite signatures
 
 PAGE_DIR = Path(__file__).with_name("page")
 MODEL_URL, METADATA_URL = "/model.tflite", "/model.json"
@@ -110,7 +112,6 @@ def prepare_model(path, workdir, quantize: str | None = None, mean_style_samples
 
     Conversions write into `workdir` and print one progress line per step.
     """
-    from stargan_keras.serving.module import DOMAIN_NAMES_ASSET  # TensorFlow: imported only once there is a model to read
 
     path, workdir = Path(path), Path(workdir)
     if not path.exists():
@@ -144,15 +145,14 @@ def _read_names(path: Path) -> list[str]:
 
 
 def _export(model_dir: Path, output: Path, mean_style_samples: int | None) -> Path:
-    from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES, load
+    from stargan_keras import families
     from stargan_keras.serving.export import export_saved_model
 
-    samples = mean_style_samples or MEAN_STYLE_SAMPLES
     with progress_line(f"loading {model_dir}"):
-        translator = load(model_dir)
+        translator = families.load(model_dir)
     try:
-        with progress_line(f"exporting a SavedModel ({samples} latent codes per domain for the mean styles)"):
-            return export_saved_model(translator, output, version=1, mean_style_samples=samples)
+        with progress_line("exporting a SavedModel"):
+            return export_saved_model(translator, output, version=1, mean_style_samples=mean_style_samples)
     except ConfigError as err:
         raise DemoError(str(err)) from None
 

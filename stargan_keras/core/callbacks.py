@@ -20,8 +20,7 @@ import tensorflow as tf
 
 from stargan_keras.core.run_dir import remove_partial_save
 from stargan_keras.core.errors import UserError
-from stargan_keras.core.imaging import make_grid, save_image
-from stargan_keras.v2.inference import SAMPLE_PSIS, Translator
+from stargan_keras.core.imaging import save_image
 
 
 def current_step(model) -> int:
@@ -184,27 +183,6 @@ class TensorBoardScalars(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def sample_grids(translator: Translator, batch: dict, z) -> dict[str, np.ndarray]:
-    """The grids of a sample step, uint8, from a Translator (of the EMA networks) and a fixed val batch.
-
-    `reference`: rows source, reference, output = G(src, E(ref)), cycle = G(output, E(src)).
-    `latent_psi<psi>`: the sources, then one row per domain of G(src, F(z, domain) truncated toward
-    the translator's mean style of the domain).
-    """
-    x_src, y_src = batch["x_src"], batch["y_src"]
-    masks = translator.face_masks(x_src)
-    output = translator.reference_guided(x_src, batch["x_ref"], batch["y_ref"], masks)
-    cycle = translator.reference_guided(output, x_src, y_src, translator.face_masks(output))
-    grids = {"reference": make_grid([list(x_src), list(batch["x_ref"]), list(output.numpy()), list(cycle.numpy())])}
-    for psi in SAMPLE_PSIS:
-        rows = [list(x_src)]
-        for domain in range(translator.config.model.num_domains):
-            y = np.full(len(x_src), domain, np.int32)
-            rows.append(list(translator.latent_guided(x_src, y, z, psi, masks).numpy()))
-        grids[f"latent_psi{psi}"] = make_grid(rows)
-    return grids
-
-
 class PeriodicSamples(keras.callbacks.Callback):
     """Image grids every `every` steps and at the end: JPEGs in samples/ and images in TensorBoard.
 
@@ -238,24 +216,6 @@ class PeriodicSamples(keras.callbacks.Callback):
         step = current_step(self.model)
         if step != self.sampled_step and not self.model.stop_training:  # an interrupted run exits fast
             self.sample(step)
-
-
-class SampleGrids(PeriodicSamples):
-    """StarGAN v2's `sample_grids` of a fixed val batch.
-
-    `networks` are the EMA networks the trainer updates in place; the mean styles of the
-    truncation are recomputed at each sample step, since the weights have changed.
-    """
-
-    def __init__(self, config, networks, batch: dict, every: int, samples_dir, writer, seed: int = 0):
-        super().__init__(every, samples_dir, writer)
-        self.translator = Translator(config, networks, mean_style_seed=seed)
-        self.batch = batch
-        self.z = tf.random.stateless_normal((len(batch["x_src"]), config.model.latent_dim), seed=[seed, 1])
-
-    def grids(self) -> dict[str, np.ndarray]:
-        self.translator.update_mean_styles()
-        return sample_grids(self.translator, self.batch, self.z)
 
 
 class ProfileWindow(keras.callbacks.Callback):

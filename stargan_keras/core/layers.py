@@ -1,16 +1,17 @@
-"""The building blocks of StarGAN v2 (paper Figure 2 and Appendix), channels-last.
+"""The layers every family's networks are made of, channels-last: the convolution (in the forms that are
+faster on a CPU), instance normalisation, the resampling (folded into the 3x3 convolutions beside it),
+and the naming of every Keras variable by its upstream PyTorch state-dict key.
 
 Attribute names follow the authors' PyTorch modules (`conv1`, `norm1`, `conv1x1`,
 `fc`, ...), and each block lists them in `TORCH_MODULES`, so that
 `torch_named_variables` can name every Keras variable by its upstream
-state-dict key. The converter relies on that; nothing else does.
+state-dict key. The converters rely on that; nothing else does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 
 import keras
 import tensorflow as tf
@@ -26,17 +27,13 @@ def he_normal():
 
 
 # Two forms of Keras' convolution, the same sums in an order TensorFlow's CPU kernels run faster
-# (`Conv2D`; measured on 2 cores of an AMD EPYC without AVX-512, forward and backward):
+# (`Conv2D`; the timings are README's, "Tests and benchmarks"):
 # - Outputs of at most SMALL_MAP_SIZE pixels a side, with at least SMALL_MAP_MIN_FILTERS filters, as
-#   one matrix product. There the gradient kernels are 1.4-10x slower than the product's two GEMMs
-#   (4x4 stride 2, batch 8: 4x4x1024 -> 2x2x2048, 1915 ms against 195 ms; 8x8x512 -> 4x4x1024, 308
-#   against 140 ms; 3x3 at 4x4x512: 48 against 35 ms), and D's and E's last layers are such maps.
-#   At 8 px outputs the two are even, and a head with a few filters (D's 1 or c_dim) is faster as a
-#   convolution.
+#   one matrix product, whose gradients are two GEMMs: there the convolution's gradient kernels are
+#   slower, and D's and E's last layers are such maps. At 8 px outputs the two are even, and a head
+#   with a few filters (D's 1 or c_dim) is faster as a convolution.
 # - Stride-1 "same" convolutions with an odd kernel of 3 or more on larger maps, their gradients as
-#   forward convolutions (`same_convolution`): 1.1-12x faster than the gradient kernels (7x7,
-#   128x128x64 -> 3, batch 4: 231 ms -> 19 ms for the input's gradient, 335 -> 75 ms for the
-#   kernel's; 3x3 at 32x32x256: 44 -> 31 and 45 -> 32 ms).
+#   forward convolutions (`same_convolution`), faster than the gradient kernels.
 SMALL_MAP_SIZE = 4
 SMALL_MAP_MIN_FILTERS = 64
 
@@ -118,7 +115,7 @@ def dense(units: int, name=None, dtype=None):
     return layers.Dense(units, kernel_initializer=he_normal(), bias_initializer="zeros", name=name, dtype=dtype)
 
 
-def _channels(num: int) -> tuple:
+def channels(num: int) -> tuple:
     """An NHWC shape known only by its channel count: all that a conv or norm needs to build."""
     return (None, None, None, num)
 
@@ -154,7 +151,7 @@ def avg_pool_2x(x):
 # (zero padding included) and leave the layers' weights the authors' 3x3 kernels; the
 # 4x4 kernels are built from them on the fly, so autodiff maps gradients back.
 # Arithmetic per output: 4x4 taps at a quarter of the positions instead of 3x3 at all
-# of them, 44%. Below FOLD_MIN_SIZE pixels oneDNN's GEMMs are too small to gain
+# of them (16/36). Below FOLD_MIN_SIZE pixels oneDNN's GEMMs are too small to gain
 # (README, "Tests and benchmarks").
 # The authors' pool averages four rounded 9-tap sums, which halves their rounding
 # noise; a folded one rounds a single 16-tap sum. Behind G's instance norms that noise
@@ -253,161 +250,12 @@ class InstanceNormalization(layers.Layer):
         return {**super().get_config(), "affine": self.affine, "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable("stargan_keras")
-class ResBlk(layers.Layer):
-    """Pre-activation residual block of the encoder, style encoder and discriminator."""
+class SymbolicBuild:
+    """`load_model` rebuilds a model from its recorded input shapes, which neither builds sub-layers
+    kept in lists nor knows that y is an integer: build these networks by one symbolic call instead."""
 
-    TORCH_MODULES = ("conv1", "conv2", "norm1", "norm2", "conv1x1")
-
-    def __init__(self, dim_in: int, dim_out: int, normalize: bool = False, downsample: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.dim_in, self.dim_out = dim_in, dim_out
-        self.normalize, self.downsample = normalize, downsample
-        self.learned_sc = dim_in != dim_out
-        self.conv1 = conv2d(dim_in, 3, name="conv1")
-        self.conv2 = conv2d(dim_out, 3, name="conv2")
-        self.norm1 = InstanceNormalization(name="norm1") if normalize else None
-        self.norm2 = InstanceNormalization(name="norm2") if normalize else None
-        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1") if self.learned_sc else None
-        self.activation = leaky_relu()
-
-    def build(self, input_shape):
-        """Create the weights from channel counts alone (faster than Keras tracing the call)."""
-        in_shape, out_shape = _channels(self.dim_in), _channels(self.dim_in)
-        self.conv1.build(in_shape)
-        self.conv2.build(out_shape)
-        if self.normalize:
-            self.norm1.build(in_shape)
-            self.norm2.build(out_shape)
-        if self.learned_sc:
-            self.conv1x1.build(in_shape)
-
-    def shortcut(self, x):
-        """Upstream's conv1x1 then pool, in the cheaper order: a 1x1 conv commutes with averaging."""
-        if self.downsample:
-            x = avg_pool_2x(x)
-        if self.learned_sc:
-            x = self.conv1x1(x)
-        return x
-
-    def residual(self, x):
-        """In D and E the pool is folded into conv1; G's encoder keeps the authors' order (see below)."""
-        if self.normalize:
-            x = self.norm1(x)
-        x = self.activation(x)
-        if self.downsample and not self.normalize:
-            x = conv3x3_avg_pool(self.conv1, x)
-        else:
-            x = self.conv1(x)
-            if self.downsample:
-                x = avg_pool_2x(x)
-        if self.normalize:
-            x = self.norm2(x)
-        return self.conv2(self.activation(x))
-
-    def call(self, x):
-        return (self.shortcut(x) + self.residual(x)) / math.sqrt(2)
-
-    def get_config(self):
-        return {**super().get_config(), "dim_in": self.dim_in, "dim_out": self.dim_out,
-                "normalize": self.normalize, "downsample": self.downsample}
-
-
-@keras.saving.register_keras_serializable("stargan_keras")
-class AdaIN(layers.Layer):
-    """Adaptive instance normalization: the style code sets each channel's scale and shift."""
-
-    TORCH_MODULES = ("fc",)
-
-    def __init__(self, style_dim: int, num_features: int, **kwargs):
-        super().__init__(**kwargs)
-        self.style_dim, self.num_features = style_dim, num_features
-        self.norm = InstanceNormalization(affine=False, name="norm")
-        self.fc = dense(num_features * 2, name="fc")
-
-    def build(self, x_shape, s_shape):
-        self.norm.build(x_shape)
-        self.fc.build(s_shape)
-
-    def call(self, x, s):
-        h = self.fc(s)
-        gamma, beta = ops.split(h[:, None, None, :], 2, axis=-1)
-        return (1 + gamma) * self.norm(x) + beta
-
-    def get_config(self):
-        return {**super().get_config(), "style_dim": self.style_dim, "num_features": self.num_features}
-
-
-@keras.saving.register_keras_serializable("stargan_keras")
-class AdainResBlk(layers.Layer):
-    """Decoder block: AdaIN-modulated residual; without shortcut when high-pass skips are on."""
-
-    TORCH_MODULES = ("conv1", "conv2", "norm1", "norm2", "conv1x1")
-
-    def __init__(self, dim_in: int, dim_out: int, style_dim: int = 64, w_hpf: float = 0.0, upsample: bool = False,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.dim_in, self.dim_out, self.style_dim = dim_in, dim_out, style_dim
-        self.w_hpf, self.upsample = w_hpf, upsample
-        self.learned_sc = dim_in != dim_out
-        self.conv1 = conv2d(dim_out, 3, name="conv1")
-        self.conv2 = conv2d(dim_out, 3, name="conv2")
-        self.norm1 = AdaIN(style_dim, dim_in, name="norm1")
-        self.norm2 = AdaIN(style_dim, dim_out, name="norm2")
-        # The shortcut conv exists even when w_hpf > 0 leaves it unused: the released
-        # checkpoints (and the parameter counts) include it.
-        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1") if self.learned_sc else None
-        self.activation = leaky_relu()
-
-    def build(self, x_shape, s_shape):
-        self.norm1.build(_channels(self.dim_in), s_shape)
-        self.norm2.build(_channels(self.dim_out), s_shape)
-        self.conv1.build(_channels(self.dim_in))
-        self.conv2.build(_channels(self.dim_out))
-        if self.learned_sc:
-            self.conv1x1.build(_channels(self.dim_in))
-
-    def shortcut(self, x):
-        """Upstream's upsample then conv1x1, in the cheaper order: a 1x1 conv commutes with copying pixels."""
-        if self.learned_sc:
-            x = self.conv1x1(x)
-        if self.upsample:
-            x = upsample_2x(x)
-        return x
-
-    def residual(self, x, s):
-        x = self.activation(self.norm1(x, s))
-        x = upsample_conv3x3(self.conv1, x) if self.upsample else self.conv1(x)
-        x = self.activation(self.norm2(x, s))
-        return self.conv2(x)
-
-    def call(self, x, s):
-        out = self.residual(x, s)
-        if self.w_hpf == 0:
-            out = (out + self.shortcut(x)) / math.sqrt(2)
-        return out
-
-    def get_config(self):
-        return {**super().get_config(), "dim_in": self.dim_in, "dim_out": self.dim_out,
-                "style_dim": self.style_dim, "w_hpf": self.w_hpf, "upsample": self.upsample}
-
-
-@keras.saving.register_keras_serializable("stargan_keras")
-class HighPass(layers.Layer):
-    """Fixed depthwise Laplacian-like filter that passes face edges through the skip connections."""
-
-    def __init__(self, w_hpf: float, **kwargs):
-        super().__init__(**kwargs)
-        self.w_hpf = w_hpf
-
-    def call(self, x):
-        channels = x.shape[-1]
-        kernel = tf.constant([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1.0]]) / self.w_hpf
-        kernel = tf.tile(ops.cast(kernel, x.dtype)[:, :, None, None], [1, 1, channels, 1])
-        return tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1], padding="SAME")
-
-    def get_config(self):
-        return {**super().get_config(), "w_hpf": self.w_hpf}
+    def build_from_config(self, config):
+        self(*self.symbolic_inputs())
 
 
 _TORCH_VARIABLE_NAMES = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias"}

@@ -1,18 +1,7 @@
-"""Where networks live on disk: the two directory layouts, their writers and their readers.
-
-- A *model directory* (written by the converter or `save_networks`): `config.yaml`
-  and one `<network>.weights.h5` per network.
-- A *training run directory* (`RunDir`): `config.yaml`, `checkpoints/` (TensorFlow
-  checkpoints of the object graph made by `training_checkpoint`), `samples/`, `logs/`
-  and `eval/`.
-
-Both hold `fan.weights.h5` when the generator has high-pass face skips (w_hpf > 0): the
-frozen face-landmark network that makes its masks travels with the model, so that a
-directory alone translates as the authors' code does.
-
-`load_networks` reads either one: a model directory's networks, or a run's latest
-EMA networks (and trained discriminator). `stargan_keras.load` wraps it in a
-`Translator`.
+"""A training run directory (`RunDir`): `config.yaml`, `checkpoints/` (TensorFlow checkpoints of the
+object graph made by `training_checkpoint`), `samples/`, `logs/` and `eval/`; its lock, its room
+for one more checkpoint, and its newest readable checkpoint. A model directory is
+`core.model_dir`'s.
 """
 
 from __future__ import annotations
@@ -28,12 +17,10 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from stargan_keras.core.config import Config, ConfigError
+from stargan_keras.core.config import ConfigError
 from stargan_keras.core.layers import torch_named_variables
-from stargan_keras.v2.networks import Networks, build_networks
 
 CONFIG_FILE = "config.yaml"
-FAN_FILE = "fan.weights.h5"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # where the trainer's `step` variable sits in a checkpoint
 LOCK_FILE = ".lock"
 CHECKPOINT_ROOM = 1.1  # free space wanted before training, in checkpoints: the manager writes before it deletes
@@ -181,109 +168,7 @@ def remove_partial_save(prefix: str) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def check_fan_source(config: Config, directory: str | Path | None, where: str) -> None:
-    """Before any work: a w_hpf > 0 model has its FAN, as `directory`'s own `fan.weights.h5` (when given) or a
-    `--fan-checkpoint` file; a model never silently runs without its face masks."""
-    if config.model.w_hpf <= 0 or (directory is not None and (Path(directory) / FAN_FILE).exists()):
-        return
-    if not config.model.fan_checkpoint:
-        from stargan_keras.face.fan import WING_URL
-
-        raise ConfigError(
-            f"{where}: --w-hpf {config.model.w_hpf:g} needs the face-landmark network (FAN) behind the generator's "
-            f"face masks, and there is no {FAN_FILE}: pass --fan-checkpoint wing.ckpt (the authors publish it at "
-            f"{WING_URL}; `bash download.sh wing` in clovaai/stargan-v2), or --w-hpf 0 for a model without face "
-            "skips.")
-    if not Path(config.model.fan_checkpoint).is_file():
-        raise ConfigError(f"--fan-checkpoint {config.model.fan_checkpoint}: no such file. Pass the authors' "
-                          "wing.ckpt.")
-
-
-def face_network(config: Config, directory: str | Path, save: bool = False, log=print):
-    """The FAN of a w_hpf > 0 model (None when w_hpf is 0): `directory`'s own `fan.weights.h5`, else
-    `--fan-checkpoint` converted and, with `save`, written into `directory` (atomically) to travel with it."""
-    if config.model.w_hpf <= 0:
-        return None
-    from stargan_keras.face.fan import load_fan, load_fan_checkpoint, save_fan
-
-    own = Path(directory) / FAN_FILE
-    if own.exists():
-        if config.model.fan_checkpoint and save:
-            log(f"using {own}; --fan-checkpoint {config.model.fan_checkpoint} is not read")
-        return load_fan(own)
-    check_fan_source(config, directory, str(directory))
-    fan = load_fan_checkpoint(config.model.fan_checkpoint)
-    if save:
-        staging = own.with_name(f".{os.getpid()}.{FAN_FILE}")
-        save_fan(fan, staging)
-        os.replace(staging, own)
-    return fan
-
-
-def is_v1_directory(path: str | Path) -> bool:
-    """Whether a run or model directory holds a StarGAN v1 model (its config says so)."""
-    config = Path(path) / CONFIG_FILE
-    return config.is_file() and Config.load(config).model_family == "v1"
-
-
-def weights_file(name: str) -> str:
-    return f"{name}.weights.h5"
-
-
-def is_model_directory(path: str | Path) -> bool:
-    return (Path(path) / weights_file("generator")).exists()
-
-
-def save_networks(directory: str | Path, config: Config, networks: Networks, overwrite: bool = False) -> Path:
-    """Write a model directory atomically: all files appear together or not at all.
-
-    An existing model directory is replaced; any other non-empty directory is refused
-    unless `overwrite`, since replacing it would delete files this writer did not write.
-    """
-    directory = Path(directory).resolve()
-    check_model_target(directory, overwrite)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a serving container's user
-    try:
-        config.save(staging / CONFIG_FILE)
-        for name, network in networks.items():
-            network.save_weights(staging / weights_file(name))
-        fan = getattr(networks, "fan", None)  # StarGAN v1's networks have none
-        if fan is not None:
-            from stargan_keras.face.fan import save_fan
-
-            save_fan(fan, staging / FAN_FILE)
-        if directory.exists():
-            retired = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(retired, ignore_errors=True)
-            directory.rename(retired)
-            staging.rename(directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
-
-
-def check_model_target(directory: str | Path, overwrite: bool = False) -> None:
-    """Refuse to write a model directory over something else (callers check before long work too)."""
-    directory = Path(directory).resolve()
-    if not directory.exists() or overwrite:
-        return
-    if not directory.is_dir():
-        raise ConfigError(f"{directory} exists and is not a directory: pass a new directory for the model.")
-    entries = sorted(p.name for p in directory.iterdir())
-    if entries and not (is_model_directory(directory) and (directory / CONFIG_FILE).exists()):
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise ConfigError(f"{directory} is not empty ({shown}) and is not a model directory: writing the model "
-                          "there would replace those files. Pass a new or empty directory, or --overwrite to "
-                          "replace it.")
-
-
-def training_checkpoint(networks: Networks, ema_networks: Networks | None, optimizers: dict | None = None,
+def training_checkpoint(networks, ema_networks, optimizers: dict | None = None,
                         **extra) -> tf.train.Checkpoint:
     """The object graph of a training checkpoint; the trainer adds optimizers, step and data state.
 
@@ -292,66 +177,15 @@ def training_checkpoint(networks: Networks, ema_networks: Networks | None, optim
     names (stable across processes, unlike Keras' generated layer names), and
     optimizer variables by position (fixed by the order they were built in).
     """
-    tracked = {"networks": _trackable(networks)}
-    if ema_networks is not None:  # StarGAN v1 keeps no EMA copies
-        tracked["ema_networks"] = _trackable(ema_networks)
+    tracked = {"networks": trackable(networks)}
+    if ema_networks is not None:  # a family may keep no EMA copies
+        tracked["ema_networks"] = trackable(ema_networks)
     if optimizers:
         tracked["optimizers"] = tf.train.Checkpoint(
             **{name: tf.train.Checkpoint(variables=list(opt.variables)) for name, opt in optimizers.items()})
     return tf.train.Checkpoint(**tracked, **extra)
 
 
-def _trackable(networks: Networks) -> tf.train.Checkpoint:
+def trackable(networks) -> tf.train.Checkpoint:
+    """The networks' variables under their upstream names, for a checkpoint's object graph."""
     return tf.train.Checkpoint(**{name: torch_named_variables(net) for name, net in networks.items()})
-
-
-def load_networks(path: str | Path) -> tuple[Config, Networks]:
-    """The config and networks of a model directory, or of a run directory's latest checkpoint (its EMA
-    networks, with the trained discriminator; for StarGAN v1, G and D themselves)."""
-    path = Path(path)
-    config_path = path / CONFIG_FILE
-    if not config_path.exists():
-        raise ConfigError(f"{path} is not a stargan_keras model or run directory: it has no {CONFIG_FILE}. "
-                          "Pass a directory written by `stargan_keras.convert` or by training (--run-dir).")
-    config = Config.load(config_path)
-    if config.model_family == "v1":
-        return config, _load_v1_networks(path, config)
-    if is_model_directory(path):
-        has_d = (path / weights_file("discriminator")).exists()
-        networks = build_networks(config.model, with_discriminator=has_d)
-        for name, network in networks.items():
-            network.load_weights(path / weights_file(name))
-        networks.fan = face_network(config, path)
-        return config, networks
-    run = RunDir(path)
-    ema = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
-    ema.discriminator = build_networks(config.model, with_discriminator=True).discriminator
-    restore_graph = tf.train.Checkpoint(
-        networks=tf.train.Checkpoint(discriminator=torch_named_variables(ema.discriminator)),
-        ema_networks=_trackable(dataclasses.replace(ema, discriminator=None)))
-    if run.restore_latest(restore_graph, partial=True) is None:
-        raise _no_weights_error(run)
-    ema.fan = face_network(config, path)
-    return config, ema
-
-
-def _no_weights_error(run: RunDir) -> ConfigError:
-    return ConfigError(f"{run.root} has a {CONFIG_FILE} but no network weights: neither "
-                       f"{weights_file('generator')} nor a checkpoint in {run.checkpoints}/. "
-                       "Train it first, or pass the run directory that holds the checkpoints.")
-
-
-def _load_v1_networks(path: Path, config: Config):
-    """StarGAN v1's G and D (`v1.networks.V1Networks`): a model directory's files (D if present), or a run's
-    latest checkpoint (v1 keeps no EMA copies: the trained networks themselves)."""
-    from stargan_keras.v1.networks import build_networks as build_v1_networks
-
-    if is_model_directory(path):
-        networks = build_v1_networks(config.v1, with_discriminator=(path / weights_file("discriminator")).exists())
-        for name, network in networks.items():
-            network.load_weights(path / weights_file(name))
-        return networks
-    networks, run = build_v1_networks(config.v1), RunDir(path)
-    if run.restore_latest(tf.train.Checkpoint(networks=_trackable(networks)), partial=True) is None:
-        raise _no_weights_error(run)
-    return networks

@@ -4,9 +4,9 @@ The run directory's layout is `checkpoint.RunDir`. Re-running a session continue
 the last one stopped, exactly: the checkpoint holds every network, EMA copy, optimizer
 state and the step, and the input pipeline is a pure function of (seed, step).
 
-The session is the same for both model families; what differs (the data, the trainer, the
-batches, the sample figures) is asked of the config's `Family`: this module's for StarGAN
-v2, `stargan_keras.v1.family.V1Family` for StarGAN v1.
+The session is the same for every model family; what differs (the data, the trainer, the
+batches, the sample figures) is asked of the config's family (`core.family.Family`), which
+the caller finds in the registry (`stargan_keras.families`) and hands over.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_keras.core import callbacks as cb
-from stargan_keras.core.run_dir import RunDir, check_fan_source, face_network
-from stargan_keras.core.config import Config, ConfigError, network_differences
-
-SAMPLE_COLUMNS = 8  # about this many images per grid row, rounded to a multiple of the domains
+from stargan_keras.core.config import FAMILY_KEY, ConfigError, RunConfig, read_yaml
+from stargan_keras.core.run_dir import RunDir
 
 
 @dataclasses.dataclass
@@ -41,32 +39,25 @@ class Outcome:
     signal_name: str | None = None
 
 
-def adopt_dataset_domains(config: Config, domain_images, explicit: dict) -> Config:
-    """The networks get the dataset's domains, unless the user named other ones on the command line."""
-    names = list(domain_images.domain_names)
-    if config.model.domain_names == names and config.model.num_domains == len(names):
-        return config
-    given = [f"--{k.replace('_', '-')} {explicit[k]}" for k in ("num_domains", "domain_names") if k in explicit]
-    if given:
-        raise ConfigError(f"{' '.join(given)} does not match dataset {domain_images.name}, whose domains are "
-                          f"{', '.join(names)}; drop the flag or pass --domain-names {','.join(names)}.")
-    return config.replace(num_domains=len(names), domain_names=names)
-
-
-def other_differences(saved: Config, wanted: Config) -> list[str]:
+def other_differences(saved: RunConfig, wanted: RunConfig) -> list[str]:
+    """The changed settings outside the networks, as `--flag old -> new`."""
     diffs = []
-    for section in ("data", "train", "v1") if wanted.model_family == "v1" else ("data", "train"):
+    for section in ("data", "train"):
         old, new = dataclasses.asdict(getattr(saved, section)), dataclasses.asdict(getattr(wanted, section))
         diffs += [f"--{k.replace('_', '-')} {old[k]} -> {new[k]}" for k in old if old[k] != new.get(k)]
     return diffs
 
 
-def check_resumable(run: RunDir, config: Config, ignore=(), quiet: bool = False) -> None:
+def check_resumable(run: RunDir, config: RunConfig, ignore=(), quiet: bool = False) -> None:
     """Refuse to resume a run whose networks differ from the requested ones; note other changes."""
     if not run.config.exists() or run.latest_checkpoint() is None:
         return
-    saved = Config.load(run.config)
-    diffs = network_differences(saved, config, ignore)
+    data = read_yaml(run.config) or {}
+    if data.get(FAMILY_KEY, config.FAMILY) != config.FAMILY:
+        raise ConfigError(f"run directory {run.root} holds a {FAMILY_KEY} {data[FAMILY_KEY]} run, not {config.FAMILY}: "
+                          "pass --run-dir NEW_DIR, or the run's own --model to resume it.")
+    saved = type(config).from_dict(data, str(run.config))
+    diffs = saved.network_differences(config, ignore)
     if diffs:
         raise ConfigError(
             f"run directory {run.root} holds a run with other networks: {'; '.join(diffs)}. Pass --run-dir NEW_DIR "
@@ -88,14 +79,7 @@ def parse_profile_steps(text: str) -> tuple[int, int] | None:
     return first, last
 
 
-def load_data(config: Config):
-    """The dataset; data errors become ConfigErrors, printed without a traceback."""
-    from stargan_keras.data.pipeline import load_dataset
-
-    return as_config_error(load_dataset, config)
-
-
-def as_config_error(load, config: Config):
+def as_config_error(load, config: RunConfig):
     """`load(config)`, its data errors as ConfigErrors naming --dataset (printed without a traceback)."""
     try:
         return load(config)
@@ -105,7 +89,7 @@ def as_config_error(load, config: Config):
         raise ConfigError(f"--dataset {config.data.dataset}: {err}") from None
 
 
-def build_model(config: Config, strategy, checkpoint_dir: Path, run: RunDir, make_trainer):
+def build_model(config: RunConfig, strategy, checkpoint_dir: Path, run: RunDir, make_trainer):
     """The trainer `make_trainer()` makes, in the strategy's scope and compiled, its checkpoint manager, and the
     run's newest readable checkpoint restored (its prefix, or None for a new run)."""
     from stargan_keras.core.distribute import set_precision
@@ -129,7 +113,7 @@ def checkpoint_bytes(model) -> int:
     return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
-def make_callbacks(config: Config, run: RunDir, model, manager, samples, start: int, chief: bool) -> list:
+def make_callbacks(config: RunConfig, run: RunDir, model, manager, samples, start: int, chief: bool) -> list:
     """The callbacks in the order they must run: a non-finite step is caught before the saver sees it, and
     the signal handlers, installed last, stay until the final checkpoint and samples are written.
     `samples(writer)` makes the sample-figure callback (the chief's only)."""
@@ -148,18 +132,16 @@ def make_callbacks(config: Config, run: RunDir, model, manager, samples, start: 
     return callbacks
 
 
-def train(config: Config, explicit: dict, warm_start=None, family: "Family | None" = None) -> tuple[Outcome, object]:
+def train(config: RunConfig, explicit: dict, family, warm_start=None) -> tuple[Outcome, object]:
     """Hold the run directory, build or restore the model, and fit up to --total-iters.
 
-    `warm_start` (`stargan_keras.v2.warm_start.WarmStart`) is what a new run starts from; a run with
-    checkpoints of its own resumes them instead. `family` is the model family's part of the session
-    (StarGAN v2's `Family` by default; `stargan_keras.v1.family.V1Family` for v1)."""
+    `family` is the config's family (`core.family.Family`, from the registry), which is asked what
+    differs between families; `warm_start` (its `resolve_warm_start`) is what a new run starts from;
+    a run with checkpoints of its own resumes them instead."""
     from stargan_keras.core.distribute import make_strategy
 
-    family = family or Family()
-    if family.model_family != config.model_family:
-        raise ValueError(f"training.train: a model_family {config.model_family} config needs its family's session "
-                         f"part (got {type(family).__name__}); see stargan_keras.train.family_of.")
+    if family.config_class is not type(config):
+        raise ValueError(f"session.train: a {config.FAMILY} config needs its own family, not {family.name}")
     parse_profile_steps(config.train.profile_steps)
     run = RunDir(Path(config.run_dir))
     family.check(config, run, warm_start)
@@ -178,8 +160,8 @@ def train(config: Config, explicit: dict, warm_start=None, family: "Family | Non
                              warm_start, family)
 
 
-def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: bool, checkpoint_dir: Path,
-                  warm_start, family: "Family"):
+def _train_locked(config: RunConfig, explicit: dict, run: RunDir, strategy, chief: bool, checkpoint_dir: Path,
+                  warm_start, family):
     domain_images = family.load_data(config)
     config = family.adopt(config, domain_images, explicit).validate()
     check_resumable(run, config)
@@ -187,9 +169,7 @@ def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: 
         config.save(run.config)
     model, manager, latest = family.build_model(config, strategy, checkpoint_dir, run, chief)
     if warm_start is not None and latest is None:
-        from stargan_keras.v2 import warm_start as warm
-
-        warm.apply(model, warm_start, config)
+        family.warm_start(model, warm_start, config)
     elif warm_start is not None:
         print(f"{run.root} has checkpoints of its own: resuming them; --init-from {warm_start.source} is not read.")
     if chief:
@@ -218,56 +198,11 @@ def _train_locked(config: Config, explicit: dict, run: RunDir, strategy, chief: 
     return Outcome(start, step, time.perf_counter() - began, manager.latest_checkpoint, stopped_by), domain_images
 
 
-class Family:
-    """What differs between the model families in a training session. This one is StarGAN v2's
-    (`model_family: v2`); `stargan_keras.v1.family.V1Family` is StarGAN v1's."""
-
-    model_family = "v2"
-    resume_ignore = ("num_domains", "domain_names")  # known only after the dataset scan
-    lr_flags = "--lr / --f-lr"
-
-    def check(self, config: Config, run: RunDir, warm_start) -> None:
-        """Before any work: what would make the run fail later (a w_hpf > 0 model without its FAN)."""
-        check_fan_source(config, run.root, f"--run-dir {run.root}")
-
-    def load_data(self, config: Config):
-        return load_data(config)
-
-    def adopt(self, config: Config, data, explicit: dict) -> Config:
-        return adopt_dataset_domains(config, data, explicit)
-
-    def image_size(self, config: Config) -> int:
-        return config.model.img_size
-
-    def build_model(self, config: Config, strategy, checkpoint_dir: Path, run: RunDir, chief: bool):
-        """`build_model` of StarGANv2, with the face-landmark network of a w_hpf > 0 model."""
-        from stargan_keras.v2.trainer import StarGANv2
-
-        fan = face_network(config, run.root, save=chief)
-        return build_model(config, strategy, checkpoint_dir, run, lambda: StarGANv2(config, fan=fan))
-
-    def train_dataset(self, config: Config, data, start_step: int):
-        from stargan_keras.data.pipeline import make_train_dataset
-
-        return make_train_dataset(config, data, start_step=start_step)
-
-    def sample_callback(self, config: Config, model, data, run: RunDir, writer):
-        from stargan_keras.data.pipeline import fixed_val_batch
-
-        batch = fixed_val_batch(config, data, _sample_columns(data.num_domains))
-        return cb.SampleGrids(config, model.nets_ema, batch, config.train.sample_every, run.samples, writer,
-                              seed=config.train.seed)
-
-
 class NonFiniteLoss(RuntimeError):
     """The run stopped on a non-finite loss; the message says which step, term and checkpoint."""
 
 
-def _sample_columns(num_domains: int) -> int:
-    return num_domains * max(1, round(SAMPLE_COLUMNS / num_domains))
-
-
-def print_start(config: Config, run: RunDir, domain_images, strategy, start: int, latest: str | None,
+def print_start(config: RunConfig, run: RunDir, domain_images, strategy, start: int, latest: str | None,
                 image_size: int) -> None:
     t = config.train
     state = f"resuming from step {start} ({latest})" if latest else "new run"

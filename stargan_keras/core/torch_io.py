@@ -135,3 +135,33 @@ def assign_state_dict(variables: dict, state: dict[str, np.ndarray]) -> None:
     """Copy a checked state dict into the Keras variables named by its keys."""
     for key, variable in variables.items():
         variable.assign(to_keras_layout(state[key]).astype(variable.dtype))
+
+
+class ConversionError(TorchFileError):
+    """A checkpoint that cannot be read or does not fit the config; the message says why and what to do."""
+
+
+MAX_LISTED = 5  # misfits listed in a ConversionError
+
+
+def check_state_dicts(states: dict, networks, sources: dict, explain, expected: str, ignored=()) -> None:
+    """Every tensor of `states` ({network: state dict}) against `networks`, before any is assigned; raise a
+    ConversionError listing the misfits and `explain(states)`, the config values that probably differ
+    (`expected` names the kind of file when none does; `ignored` keys may be extra)."""
+    from stargan_keras.core.layers import torch_named_variables
+
+    problems, files = [], []
+    for name, network in networks.items():
+        found = state_dict_mismatches(name, torch_named_variables(network), states[name], ignored)
+        problems += found
+        if found and str(sources[name]) not in files:
+            files.append(str(sources[name]))
+    if not problems:
+        return
+    files = " and ".join(files)
+    listed = "\n  ".join(problems[:MAX_LISTED])
+    more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    hints = explain(states)
+    advice = ("Probably: " + "; ".join(hints) + ".") if hints else f"No config value explains it: is this {expected}?"
+    raise ConversionError(f"{files}: {len(problems)} tensors do not fit the config (nothing was written):\n"
+                          f"  {listed}{more}\n{advice}")

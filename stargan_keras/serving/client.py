@@ -26,8 +26,8 @@ from PIL import Image
 
 from stargan_keras.core.errors import UserError
 from stargan_keras.core.imaging import check_image_file, open_rgb
-from stargan_keras.serving.signatures import (ATTRIBUTE, ATTRIBUTE_NAMES_OUT, DOMAIN, DOMAIN_NAMES_OUT, FAMILIES, LABEL_TYPE_OUT,
-                         SERVING_DEFAULT, SIZE_OUTS, TARGET_LABELS, V1_SIZE_OUTS)
+from stargan_keras.serving.signatures import (ATTRIBUTE_NAMES_OUT, MAX_IMAGE_PIXELS_OUT, SERVING_DEFAULT, TABLES,
+                                              TARGET_LABELS)
 
 GRPC_PORT, REST_PORT = 8500, 8501
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -35,10 +35,9 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 INPUT_MISMATCH = ("does not match signature", "not found in signature")
 
 
-def _table_entry(signature_name: str, family: str | None = None):
-    """The table's entry of a signature name (in `family`'s table, or the first family that has it), or None."""
-    families = [FAMILIES[family]] if family else list(FAMILIES.values())
-    for table in families:
+def _table_entry(signature_name: str, table=None):
+    """The entry of a signature name (in `table`, or the first table that has it), or None."""
+    for table in [table] if table is not None else TABLES.values():
         name = table.default if signature_name == SERVING_DEFAULT else signature_name
         if name in table.names:
             return table.signature(name)
@@ -144,7 +143,7 @@ class StarGANClient:
         self.server = server or f"localhost:{REST_PORT if rest else GRPC_PORT}"
         self.model_name, self.timeout, self.retries, self.version = model_name, timeout, retries, version
         self._metadata = None
-        self.family = None  # "v2" or "v1", known after the first metadata request
+        self.table = None  # the served model's signature table, known after the first metadata request
         self._stub = self._channel = None
 
     # -- transport ---------------------------------------------------------------------------------------------
@@ -179,7 +178,7 @@ class StarGANClient:
             text = (f"{model} at {self.server} has no signature {signature!r}: {details}. Export it again with "
                     "`python -m stargan_keras.export` to get every signature.")
         elif code == "INVALID_ARGUMENT" and any(m in lowered for m in INPUT_MISMATCH):
-            text = (f"{model} rejected the {signature!r} request: {_input_mismatch(signature, sent, self.family)}"
+            text = (f"{model} rejected the {signature!r} request: {_input_mismatch(signature, sent, self.table)}"
                     f"{details}")
         elif code == "INVALID_ARGUMENT":
             text = f"{model} rejected the {signature!r} request: {details}"
@@ -262,39 +261,41 @@ class StarGANClient:
     # -- the model's API ---------------------------------------------------------------------------------------
     def metadata(self) -> dict:
         """The `metadata` signature's answer: {"domain_names", "img_size", "num_domains", "latent_dim", "style_dim"},
-        or for a StarGAN v1 model {"attribute_names", "image_size", "c_dim", "label_type"} (`family` says which)."""
+        or for a StarGAN v1 model {"attribute_names", "image_size", "c_dim", "label_type"} (`table` says which)."""
         if self._metadata is None:
             blank = np.array([b""], dtype=object)  # one row, no name to resolve
-            try:
-                out = self.predict("metadata", {DOMAIN.name: blank})
-                self.family = "v2"
-            except ServingError as err:  # a v1 model's metadata takes `attribute`, not `domain`
-                if err.code != "INVALID_ARGUMENT" or not any(m in str(err).lower() for m in INPUT_MISMATCH):
-                    raise
-                out = self.predict("metadata", {ATTRIBUTE.name: blank})
-                self.family = "v1"
-            if self.family == "v1":
-                self._metadata = {ATTRIBUTE_NAMES_OUT.name: _strings(np.asarray(out[ATTRIBUTE_NAMES_OUT.name])[0]),
-                                  **{t.name: int(np.asarray(out[t.name]).ravel()[0]) for t in V1_SIZE_OUTS},
-                                  LABEL_TYPE_OUT.name: _strings(np.asarray(out[LABEL_TYPE_OUT.name]).ravel())[0]}
+            for table in TABLES.values():  # each table's metadata takes its own question (`domain`, `attribute`)
+                entry = table.signature("metadata")
+                try:
+                    out = self.predict("metadata", {entry.inputs[0].name: blank})
+                except ServingError as err:
+                    if err.code != "INVALID_ARGUMENT" or not any(m in str(err).lower() for m in INPUT_MISMATCH):
+                        raise
+                    continue
+                self.table, (_, names, *rest) = table, entry.outputs
+                self._metadata = {names.name: _strings(np.asarray(out[names.name])[0])}
+                for t in rest:
+                    value = np.asarray(out[t.name]).ravel()
+                    if t != MAX_IMAGE_PIXELS_OUT:
+                        self._metadata[t.name] = _strings(value)[0] if t.dtype == "string" else int(value[0])
+                break
             else:
-                self._metadata = {DOMAIN_NAMES_OUT.name: _strings(np.asarray(out[DOMAIN_NAMES_OUT.name])[0]),
-                                  **{t.name: int(np.asarray(out[t.name]).ravel()[0]) for t in SIZE_OUTS}}
+                raise ServingError(f"{self.model_name!r} at {self.server} answers no metadata signature of a "
+                                   "stargan_keras export.", "INVALID_ARGUMENT")
         return self._metadata
 
-    def _require(self, family: str, what: str) -> dict:
-        """The metadata, after checking that the served model is of `family` (`what`: the asked translation)."""
+    def _require(self, signature: str, what: str) -> dict:
+        """The metadata, after checking that the served model has `signature` (`what`: the asked translation)."""
         metadata = self.metadata()
-        if self.family != family:
-            other = {"v1": "StarGAN v1 (use `translate` with --attrs)",
-                     "v2": "StarGAN v2 (use `latent` or `reference`)"}[self.family]
-            raise ServingError(f"{what} needs a {'StarGAN v1' if family == 'v1' else 'StarGAN v2'} model, but "
-                               f"{self.model_name!r} at {self.server} is {other}.", "INVALID_ARGUMENT")
+        if signature not in self.table.names:
+            wanted = next(t.title for t in TABLES.values() if signature in t.names)
+            raise ServingError(f"{what} needs a {wanted} model, but {self.model_name!r} at {self.server} is "
+                               f"{self.table.title} ({self.table.usage}).", "INVALID_ARGUMENT")
         return metadata
 
     def target_labels(self, attrs) -> np.ndarray:
         """A v1 model's target label vector from `--attrs NAME=VALUE,...` text or a dict (`parse_attrs`)."""
-        return parse_attrs(attrs, self._require("v1", "--attrs")[ATTRIBUTE_NAMES_OUT.name])
+        return parse_attrs(attrs, self._require("translate", "--attrs")[ATTRIBUTE_NAMES_OUT.name])
 
     def translate(self, images, attrs) -> list[np.ndarray]:
         """StarGAN v1: G(image, c) for each image, c from `attrs` (`target_labels`; unnamed attributes 0)."""
@@ -310,7 +311,7 @@ class StarGANClient:
 
     def domain_index(self, domain) -> int:
         """A domain name (or index, as int or digits) -> its index."""
-        names = self._require("v2", "a domain")["domain_names"]
+        names = self._require("latent_guided", "a domain")["domain_names"]
         if isinstance(domain, (int, np.integer)) or str(domain).isdigit():
             index = int(domain)
             if not 0 <= index < len(names):
@@ -324,7 +325,7 @@ class StarGANClient:
 
     def latent_code(self, seed: int) -> np.ndarray:
         """The z that a seed stands for: float32 [latent_dim], N(0, I)."""
-        latent_dim = self._require("v2", "a latent code")["latent_dim"]
+        latent_dim = self._require("latent_guided", "a latent code")["latent_dim"]
         return np.random.default_rng(seed).standard_normal(latent_dim).astype(np.float32)
 
     def latent(self, images, domain, seed: int = 0, psi: float = 1.0, z=None) -> list[np.ndarray]:
@@ -361,9 +362,9 @@ class StarGANClient:
         return list(self._predict_one("reference_guided", inputs))
 
 
-def _input_mismatch(signature_name: str, sent, family: str | None = None) -> str:
-    """What a request's input names lack or have too many, by the family's table (empty for unknown signatures)."""
-    entry = _table_entry(signature_name, family)
+def _input_mismatch(signature_name: str, sent, table=None) -> str:
+    """What a request's input names lack or have too many, by the model's table (empty for unknown signatures)."""
+    entry = _table_entry(signature_name, table)
     if entry is None:
         return ""
     expected = [t.name for t in entry.inputs]

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from stargan_keras import families
 from stargan_keras.core.config import ConfigError
 from stargan_keras.core.errors import UserError
-from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES, Translator, load
-from stargan_keras.serving.module import ATTRIBUTE_NAMES_ASSET, DOMAIN_NAMES_ASSET, StarGANServing, V1Serving
 from stargan_keras.serving.warmup import WARMUP_FILE, warmup_inputs, write_warmup
 
 VERSION = re.compile(r"\d+")
@@ -78,10 +77,10 @@ def check_base_dir(output_dir: Path, overwrite: bool = False) -> None:
                           "--overwrite to add a version beside them (nothing there is removed).")
 
 
-def load_model(path) -> Translator:
+def load_model(path):
     """`stargan_keras.load(path)`, with a damaged or foreign directory reported as an ExportError naming it."""
     try:
-        return load(path)
+        return families.load(path)
     except UserError:
         raise
     except DAMAGED_MODEL_ERRORS as err:
@@ -90,48 +89,44 @@ def load_model(path) -> Translator:
                           "It may be damaged or incomplete: pass another run or model directory.") from None
 
 
-def export_saved_model(translator: Translator, output_dir, version: int | None = None,
-                       mean_style_samples: int = MEAN_STYLE_SAMPLES, model_name: str | None = None,
+def export_saved_model(translator, output_dir, version: int | None = None,
+                       mean_style_samples: int | None = None, model_name: str | None = None,
                        progress: bool = False, max_image_pixels: int | None = None,
                        overwrite: bool = False) -> Path:
     """Write the translator's model to `<output_dir>/<version>/` atomically and return that path.
 
     version defaults to the next integer after the versions already there; the mean styles
-    saved for psi < 1 average `mean_style_samples` latent codes per domain; input images may
+    saved for psi < 1 (StarGAN v2) average `mean_style_samples` latent codes per domain (None: the
+    translator's own count); input images may
     have up to `max_image_pixels` pixels (default `imaging.MAX_IMAGE_PIXELS`). `overwrite`
     allows a base directory holding other files, and replaces an existing `version`.
 
-    A StarGAN v1 model (a `V1Translator`) gets the v1 table's signatures (`V1Serving`) and has no
-    mean styles (mean_style_samples is not used).
+    The signatures are those of the model family's table, traced from its serving module
+    (`Family.serving_module`).
     """
     output_dir = Path(output_dir)
-    v1 = translator.config.model_family == "v1"
-    if v1 and translator.config.v1.c2_dim:
-        raise ExportError("a joint two-dataset StarGAN v1 model (--dataset both, c2_dim > 0) cannot be exported: "
-                          "the serving signatures take one dataset's labels. Export a model of one dataset.")
+    family = families.of_config(translator.config)
+    family.check_exportable(translator.config)
     version = check_output(output_dir, version, overwrite)
     target = output_dir / str(version)
     created = _writable_dir(output_dir)
-    cfg = translator.config.v1 if v1 else translator.config.model
-    bar = _Steps(4, progress)  # mean styles, trace, save, warmup
+    bar = _Steps(4, progress)  # the family's preparation (v2: mean styles), trace, save, warmup
     staging = asset_dir = None
     try:
-        if not v1:
-            translator = Translator(translator.config, translator.networks, mean_style_samples=mean_style_samples,
-                                    mean_style_seed=translator.mean_style_seed)
-            translator.mean_styles()
+        translator = family.serving_translator(translator, mean_style_samples)
         bar.done()
         staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=output_dir))  # TF Serving skips non-integers
         asset_dir = Path(tempfile.mkdtemp(prefix="stargan-assets-"))
-        names_file = asset_dir / (ATTRIBUTE_NAMES_ASSET if v1 else DOMAIN_NAMES_ASSET)
-        names = translator.attribute_names if v1 else cfg.resolved_domain_names
+        asset_name, names = family.serving_names(translator)
+        names_file = asset_dir / asset_name
         names_file.write_text("".join(f"{name}\n" for name in names))
-        module = (V1Serving if v1 else StarGANServing)(translator, str(names_file), max_image_pixels)
+        module = family.serving_module(translator, str(names_file), max_image_pixels)
         signatures = module.signatures()
         bar.done()
         tf.saved_model.save(module, str(staging), signatures=signatures)
         bar.done()
-        write_warmup(staging / WARMUP_FILE, model_name or output_dir.name, warmup_inputs(cfg))
+        write_warmup(staging / WARMUP_FILE, model_name or output_dir.name,
+                     warmup_inputs(family.signatures, translator.config.model))
         bar.done()
         _readable_by_all(staging)
         _put_in_place(staging, target)

@@ -11,7 +11,7 @@ Every input and output has the batch first (psi may also be a scalar), so TF Ser
 
 Each model family has its table: `SIGNATURES` for StarGAN v2, `V1_SIGNATURES` for StarGAN v1
 (Choi et al., CVPR 2018; `model_family: v1`), where `C` is the width of the label vector
-(c_dim; joint two-dataset models are not exported); `FAMILIES` holds both (`Family`).
+(c_dim; joint two-dataset models are not exported); `TABLES` holds both, by family name (`Table`).
 """
 
 from __future__ import annotations
@@ -123,12 +123,17 @@ V1_SIGNATURES: tuple[Signature, ...] = (
 
 
 @dataclass(frozen=True)
-class Family:
-    """One model family's table: its signatures and the one published as `serving_default`."""
+class Table:
+    """One model family's contract: its signatures, the one published as `serving_default`, and which config
+    field of the family's `model` section gives each dimension name (`N` and `K` are the request's)."""
 
     name: str
+    title: str
     signatures: tuple[Signature, ...]
     default: str
+    sizes: tuple[tuple[str, str], ...]
+    usage: str  # how the client's command line translates with such a model
+    names_asset: str  # the export's asset file of the names `metadata` answers (domains or label columns)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -143,14 +148,27 @@ class Family:
         name = self.default if name == SERVING_DEFAULT else name
         return next(s for s in self.signatures if s.name == name)
 
+    def dimensions(self, model, batch=1, count=1) -> dict:
+        """The value of every dimension name for the family's `model` config section: `N` = batch, `K` = count."""
+        return {"N": batch, "K": count, **{dim: getattr(model, field) for dim, field in self.sizes}}
 
-FAMILIES = {"v2": Family("v2", SIGNATURES, DEFAULT_SIGNATURE), "v1": Family("v1", V1_SIGNATURES, "translate")}
+
+_SQUARE = ("H", "W", "S")
+TABLES = {
+    "v2": Table("v2", "StarGAN v2", SIGNATURES, DEFAULT_SIGNATURE,
+                tuple((dim, "img_size") for dim in _SQUARE) + (("D", "num_domains"), ("latent_dim", "latent_dim"),
+                                                               ("style_dim", "style_dim")),
+                "use `latent` or `reference`", "domain_names.txt"),
+    "v1": Table("v1", "StarGAN v1", V1_SIGNATURES, "translate",
+                tuple((dim, "image_size") for dim in _SQUARE) + (("C", "c_dim"),), "use `translate` with --attrs",
+                "attribute_names.txt"),
+}
 
 
-def family_of(signature_names) -> Family:
-    """The family whose signatures an export has (v2 when it has neither family's all)."""
+def table_of(signature_names) -> Table:
+    """The table whose signatures an export has (v2's when it has neither table's all)."""
     present = set(signature_names)
-    return next((f for f in FAMILIES.values() if set(f.names) <= present), FAMILIES["v2"])
+    return next((t for t in TABLES.values() if set(t.names) <= present), TABLES["v2"])
 
 
 def signature(name: str) -> Signature:
@@ -159,14 +177,8 @@ def signature(name: str) -> Signature:
 
 
 def dimensions(model, batch=1, count=1) -> dict:
-    """The value of every dimension name for a model's config section: a v2 `ModelConfig` (img_size,
-    num_domains, latent_dim, style_dim) or a `V1Config` (image_size, c_dim): `N` = batch, `K` = count."""
-    if hasattr(model, "c_dim"):
-        size = model.image_size
-        return {"N": batch, "K": count, "H": size, "W": size, "S": size, "C": model.c_dim}
-    size = model.img_size
-    return {"N": batch, "K": count, "H": size, "W": size, "S": size, "D": model.num_domains,
-            "latent_dim": model.latent_dim, "style_dim": model.style_dim}
+    """The v2 table's dimension values for a v2 `model` config section."""
+    return TABLES["v2"].dimensions(model, batch, count)
 
 
 def markdown_table(family: str = "v2") -> str:
@@ -174,7 +186,7 @@ def markdown_table(family: str = "v2") -> str:
     def tensors(items):
         return ", ".join(f"`{t.name}` {t.dtype} {t.shape_text()}" for t in items)
 
-    table = FAMILIES[family]
+    table = TABLES[family]
     lines = ["| signature | inputs | outputs | TFLite | what it computes |", "|---|---|---|---|---|"]
     for s in table.signatures:
         name = f"`{s.name}`" + (f" (= `{SERVING_DEFAULT}`)" if s.name == table.default else "")

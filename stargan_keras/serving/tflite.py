@@ -6,7 +6,7 @@ inputs with assert ops and resize with antialiasing, neither of which TFLite has
 builtin (see `serving.module`). Hence the on-device contract: S x S images, one per call,
 unchecked domain indices, a scalar psi. A StarGAN v1 export's file carries its `translate`
 twin (one S x S image, one [1, c_dim] label vector, unchecked); the export's signatures say
-which family it is (`signatures.family_of`).
+which family it is (`signatures.table_of`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from stargan_keras.core.errors import UserError
 from stargan_keras.core.imaging import load_image, to_uint8
 from stargan_keras.serving.module import TFLITE_PREFIX
 from stargan_keras.serving.outputs import check_writable_file
-from stargan_keras.serving.signatures import (ATTRIBUTE, DOMAIN, IMAGE, PSI, REFERENCE, REFERENCE_DOMAIN, SIZE_OUTS, STYLE,
-                         TARGET_DOMAIN, TARGET_LABELS, TFLITE_NAMES, V1_SIZE_OUTS, Z, family_of, signature)
+from stargan_keras.serving.signatures import (IMAGE, PSI, REFERENCE, REFERENCE_DOMAIN, STYLE, TARGET_DOMAIN,
+                                              TARGET_LABELS, TFLITE_NAMES, Z, signature, table_of)
 
 QUANTIZATIONS = ("none", "float16", "dynamic")
 
@@ -45,7 +45,7 @@ def _load_export(saved_model_dir, twins: bool = True):
         reason = (getattr(err, "message", None) or str(err) or type(err).__name__).strip().splitlines()[0]
         raise TFLiteError(f"--saved-model {path}: cannot load it ({reason[:200]}). Export it again with "
                           "`python -m stargan_keras.export`.") from None
-    missing = [n for n in family_of(loaded.signatures).tflite_names if not hasattr(loaded, TFLITE_PREFIX + n)]
+    missing = [n for n in table_of(loaded.signatures).tflite_names if not hasattr(loaded, TFLITE_PREFIX + n)]
     if twins and missing:
         raise TFLiteError(f"--saved-model {path} has no {TFLITE_PREFIX}* functions ({', '.join(missing)} missing): "
                           "it was not written by this version of `stargan_keras.export`. Export it again.")
@@ -65,7 +65,7 @@ def convert_many(saved_model_dir, outputs: dict) -> dict:
     for output in outputs.values():
         check_writable_file(output, "--output", TFLiteError)
     loaded = _load_export(saved_model_dir)
-    names = family_of(loaded.signatures).tflite_names
+    names = table_of(loaded.signatures).tflite_names
     functions = {name: getattr(loaded, TFLITE_PREFIX + name).get_concrete_function() for name in names}
     written = {}
     with tempfile.TemporaryDirectory(prefix="stargan-tflite-") as staging:
@@ -126,6 +126,14 @@ def sample_inputs(img_size: int, latent_dim: int, style_dim: int, num_domains: i
     return {name: {t.name: values[t.name] for t in signature(name).inputs} for name in TFLITE_NAMES}
 
 
+# Sample inputs of each table's TFLite signatures, from the export's metadata sizes (the table's `sizes` fields).
+SAMPLE_INPUTS = {
+    "v2": lambda meta, image, reference: sample_inputs(meta["img_size"], meta["latent_dim"], meta["style_dim"],
+                                                       meta["num_domains"], image, reference),
+    "v1": lambda meta, image, reference: v1_sample_inputs(meta["image_size"], meta["c_dim"], image),
+}
+
+
 def make_interpreter(tflite_path, threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -175,18 +183,13 @@ def verify(tflite_path, saved_model_dir, image=None, reference=None, runs: int =
     if not tflite_path.exists():
         raise TFLiteError(f"{tflite_path} does not exist: convert it first (drop --check).")
     saved = _load_export(saved_model_dir, twins=False)
-    family = family_of(saved.signatures)
-    signatures = family.tflite_names if signatures is None else signatures
+    table = table_of(saved.signatures)
+    signatures = table.tflite_names if signatures is None else signatures
     interpreter = make_interpreter(tflite_path, threads)
-    if family.name == "v1":
-        metadata = saved.signatures["metadata"](**{ATTRIBUTE.name: tf.constant([""])})  # one row
-        meta = {t.name: int(metadata[t.name][0]) for t in V1_SIZE_OUTS}
-        inputs = v1_sample_inputs(meta["image_size"], meta["c_dim"], image)
-    else:
-        metadata = saved.signatures["metadata"](**{DOMAIN.name: tf.constant([""])})  # one row
-        meta = {t.name: int(metadata[t.name][0]) for t in SIZE_OUTS}
-        inputs = sample_inputs(meta["img_size"], meta["latent_dim"], meta["style_dim"], meta["num_domains"], image,
-                               reference)
+    question = table.signature("metadata").inputs[0].name  # one row of sizes: any domain or attribute name
+    metadata = saved.signatures["metadata"](**{question: tf.constant([""])})
+    meta = {field: int(metadata[field][0]) for _, field in table.sizes}
+    inputs = SAMPLE_INPUTS[table.name](meta, image, reference)
     size = tflite_path.stat().st_size
     results = []
     for name in signatures:

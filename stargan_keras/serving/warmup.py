@@ -11,22 +11,21 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.serving.signatures import ATTRIBUTE, DOMAIN, FAMILIES, IMAGE, SERVING_DEFAULT, TARGET_LABELS, dimensions
+from stargan_keras.serving.signatures import ATTRIBUTE, DOMAIN, IMAGE, SERVING_DEFAULT, TARGET_LABELS
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
-def warmup_inputs(model, seed: int = 0) -> dict:
+def warmup_inputs(table, model, seed: int = 0) -> dict:
     """{signature: {input: ndarray}} for every signature of the model family's table and `serving_default`.
 
     Batch 1, model-size images: every uint8 input is one random image, every string input
     its PNG (the `domain` / `attribute` names: ""), domain indices 0, psi 1 as [N] (TF Serving's
     batching cannot merge scalars), v1 target labels random 0s and 1s, other floats N(0, 1).
-    `model` is a ModelConfig, or a V1Config for StarGAN v1.
+    `table` is the family's signature table, `model` its config's `model` section.
     """
-    family = FAMILIES["v1" if hasattr(model, "c_dim") else "v2"]
     rng = np.random.default_rng(seed)
-    dims = dimensions(model)
+    dims = table.dimensions(model)
     image = rng.integers(0, 256, IMAGE.resolve(**dims), dtype=np.uint8)
     png = np.array([tf.io.encode_png(image[0]).numpy()], dtype=object)
 
@@ -45,12 +44,12 @@ def warmup_inputs(model, seed: int = 0) -> dict:
         return rng.standard_normal(shape).astype(np.float32)
 
     values = {}  # one value per input name, shared by the signatures that take it
-    for entry in family.signatures:
+    for entry in table.signatures:
         for tensor in entry.inputs:
             if tensor.name not in values:
                 values[tensor.name] = value(tensor)
-    inputs = {entry.name: {t.name: values[t.name] for t in entry.inputs} for entry in family.signatures}
-    inputs[SERVING_DEFAULT] = inputs[family.default]
+    inputs = {entry.name: {t.name: values[t.name] for t in entry.inputs} for entry in table.signatures}
+    inputs[SERVING_DEFAULT] = inputs[table.default]
     return inputs
 
 

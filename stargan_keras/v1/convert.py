@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_keras.v2.convert import ConversionError, check_fit
-from stargan_keras.core.config import Config, V1Config
+from stargan_keras.v1.config import Config, ModelConfig
 from stargan_keras.core.layers import torch_named_variables
-from stargan_keras.core.torch_io import assign_state_dict, is_tensor, load_torch_file, to_numpy
+from stargan_keras.core.torch_io import ConversionError, check_state_dicts, assign_state_dict, is_tensor, load_torch_file, to_numpy
 from stargan_keras.v1.networks import V1Networks, build_networks
 
 NORM_BUFFERS = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -75,7 +74,7 @@ def describe_checkpoint(states: dict) -> dict:
     return facts
 
 
-def _hints(facts: dict, v1: V1Config) -> list[str]:
+def _hints(facts: dict, v1: ModelConfig) -> list[str]:
     """The `v1` config values that probably differ from the checkpoint, as flags."""
     hints = [f"the checkpoint has {name} {facts[name]}, the config says --{name.replace('_', '-')} "
              f"{getattr(v1, name)}"
@@ -86,7 +85,7 @@ def _hints(facts: dict, v1: V1Config) -> list[str]:
     return hints
 
 
-def read_checkpoints(networks: V1Networks, v1: V1Config, generator_path, discriminator_path=None) -> dict:
+def read_checkpoints(networks: V1Networks, v1: ModelConfig, generator_path, discriminator_path=None) -> dict:
     """{network: state} of the authors' files for `networks`, every tensor checked against them first."""
     paths = {"generator": generator_path, "discriminator": discriminator_path}
     states, sources = {}, {}
@@ -95,14 +94,13 @@ def read_checkpoints(networks: V1Networks, v1: V1Config, generator_path, discrim
             raise ConversionError(f"the {name}'s weights are needed: pass the authors' {AUTHORS_FILES[name]}.")
         states[name] = read_state_dict(paths[name], name)
         sources[name] = paths[name]
-    check_fit(states, networks, v1, sources, explain=lambda s: _hints(describe_checkpoint(s), v1),
-              expected=V1_CHECKPOINT)
+    check_state_dicts(states, networks, sources, lambda found: _hints(describe_checkpoint(found), v1), V1_CHECKPOINT)
     return states
 
 
 def load_checked(networks: V1Networks, config: Config, generator_path, discriminator_path=None) -> None:
     """Assign the authors' files to `networks` (G, and D when it is built), all tensors checked before any is set."""
-    states = read_checkpoints(networks, config.v1, generator_path, discriminator_path)
+    states = read_checkpoints(networks, config.model, generator_path, discriminator_path)
     for name, network in networks.items():
         assign_state_dict(torch_named_variables(network), states[name])
 
@@ -110,14 +108,14 @@ def load_checked(networks: V1Networks, config: Config, generator_path, discrimin
 def convert_checkpoint(generator_path: str | Path, config: Config, output_dir: str | Path,
                        discriminator_path: str | Path | None = None, log=print, overwrite: bool = False) -> Path:
     """Convert the authors' G (and optionally D) into a model directory carrying `config` (model_family v1)."""
-    from stargan_keras.core.run_dir import check_model_target, save_networks
+    from stargan_keras.core.model_dir import check_model_target, save_networks
 
-    if config.model_family != "v1":
+    if not isinstance(config, Config):
         raise ConversionError(f"converting a StarGAN v1 checkpoint needs a v1 config (model_family v1); this one "
                               f"is {config.model_family!r}: pass --config v1_celeba or another v1 preset.")
     config.validate()
     check_model_target(output_dir, overwrite)
-    networks = build_networks(config.v1, with_discriminator=discriminator_path is not None)
+    networks = build_networks(config.model, with_discriminator=discriminator_path is not None)
     log(f"Reading {generator_path}" + (f" and {discriminator_path}" if discriminator_path else ""))
     load_checked(networks, config, generator_path, discriminator_path)
     for name, network in networks.items():

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.core.config import Config, ConfigError
+from stargan_keras.core.config import ConfigError
+from stargan_keras.v1.config import Config
 from stargan_keras.data import shapes
 from stargan_keras.data.domain_images import BadFile, DatasetError, ImageSource
 from stargan_keras.data.folders import check_files, display_path, load_folder
@@ -131,23 +132,23 @@ class LabelledImages:
 
 def load_labelled(config: Config, progress: bool = True) -> LabelledImages:
     """Resolve `config.data.dataset` (celeba | rafd | both | shapes | a folder of class folders)."""
-    name, v1, data_dir = config.data.dataset, config.v1, Path(config.data.data_dir).expanduser()
+    name, v1, data_dir = config.data.dataset, config.model, Path(config.data.data_dir).expanduser()
     if name == "shapes":
         return LabelledImages([shapes_dataset(v1.image_size, config.data.shapes_train_per_domain,
                                               config.data.shapes_val_per_domain, config.data.shapes_seed)])
     if name == "celeba":
-        return LabelledImages([load_celeba(data_dir, v1.selected_attrs, v1.celeba_crop_size, progress)])
+        return LabelledImages([load_celeba(data_dir, v1.selected_attrs, config.data.celeba_crop_size, progress)])
     if name == "rafd":
-        return LabelledImages([load_class_folders(find_rafd(data_dir), v1.rafd_crop_size, "rafd", progress)])
+        return LabelledImages([load_class_folders(find_rafd(data_dir), config.data.rafd_crop_size, "rafd", progress)])
     if name == "both":
-        return LabelledImages([load_celeba(data_dir, v1.selected_attrs[:v1.c_dim], v1.celeba_crop_size, progress),
-                               load_class_folders(find_rafd(data_dir), v1.rafd_crop_size, "rafd", progress)])
+        return LabelledImages([load_celeba(data_dir, v1.selected_attrs[:v1.c_dim], config.data.celeba_crop_size, progress),
+                               load_class_folders(find_rafd(data_dir), config.data.rafd_crop_size, "rafd", progress)])
     candidates = [Path(name).expanduser()]
     if not candidates[0].is_absolute():
         candidates.append(data_dir / name)
     for candidate in candidates:
         if candidate.is_dir():
-            return LabelledImages([load_class_folders(candidate, v1.rafd_crop_size, progress=progress)])
+            return LabelledImages([load_class_folders(candidate, config.data.rafd_crop_size, progress=progress)])
     raise DatasetError(f"--dataset {name!r} is neither {', '.join(NAMED_DATASETS)} nor an existing folder (looked "
                        f"for {' and '.join(str(c) for c in candidates)}). Give a folder of class folders: "
                        "ROOT/train/<class>/ and ROOT/test/<class>/, or ROOT/<class>/ alone.")
@@ -243,7 +244,7 @@ def adopt_labels(config: Config, data: LabelledImages, explicit: dict) -> Config
               "selected_attrs": data.label_names, "label_type": first.label_type}
     if first.exclusive is not None:
         wanted["exclusive_attrs"] = first.exclusive
-    current = {key: getattr(config.v1, key) for key in wanted}
+    current = {key: getattr(config.model, key) for key in wanted}
     if current == wanted:
         return config
     given = [f"--{k.replace('_', '-')} {explicit[k]}" for k in wanted if k in explicit and current[k] != wanted[k]]
@@ -282,7 +283,7 @@ class _SplitTable:
 
 def make_train_dataset(config: Config, data: LabelledImages, start_step: int = 0) -> tf.data.Dataset:
     """Global batches {x_real, c_org, c_trg, alpha} (the v1 trainer's), batch k = step start_step + k."""
-    table = _SplitTable(data, "train", config.v1.image_size)
+    table = _SplitTable(data, "train", config.model.image_size)
     batch, num_datasets = config.train.batch_size, len(data.datasets)
     key = tf.constant([config.train.seed, _DATA_STREAM], tf.int64)
 
@@ -322,7 +323,7 @@ def make_eval_dataset(config: Config, data: LabelledImages, split: str = "test",
     at most `limit` images."""
     if split not in SPLITS:
         raise ValueError(f"split {split!r}: choose one of {', '.join(SPLITS)}.")
-    table = _SplitTable(data, split, config.v1.image_size)
+    table = _SplitTable(data, split, config.model.image_size)
     count = len(data.datasets[dataset].splits[split])
     indices = np.arange(count if limit is None else min(count, limit), dtype=np.int64)
     pairs = tf.data.Dataset.from_tensor_slices((np.full_like(indices, dataset), indices))
@@ -333,7 +334,7 @@ def make_eval_dataset(config: Config, data: LabelledImages, split: str = "test",
 def fixed_test_batch(config: Config, data: LabelledImages, n: int) -> dict[str, np.ndarray]:
     """n test images of the first dataset (CelebA in joint mode, as the authors' figures), evenly spaced over
     its test split (which may be sorted by class), and their labels: {x_real, c_org}, the same every time."""
-    table = _SplitTable(data, "test", config.v1.image_size)
+    table = _SplitTable(data, "test", config.model.image_size)
     count = len(data.datasets[0].splits["test"])
     images, labels = zip(*[table.read(0, index) for index in np.linspace(0, count - 1, n).round().astype(np.int64)])
     return {"x_real": np.stack(images), "c_org": np.stack(labels)}

@@ -26,9 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.v2 import evaluation
-from stargan_keras.core.config import Config
-from stargan_keras.v2.evaluation import EVAL_DIR, EvaluationError
+from stargan_keras.core import reports
+from stargan_keras.core.reports import EVAL_DIR, EvaluationError
+from stargan_keras.v1.config import Config
 from stargan_keras.core.imaging import to_uint8_tensor
 from stargan_keras.metrics import domain_classifier as dc
 from stargan_keras.v1.labels import model_target_labels
@@ -71,7 +71,7 @@ class DatasetPart:
 
 
 def dataset_parts(config: Config, data) -> list[DatasetPart]:
-    v1 = config.v1
+    v1 = config.model
     parts = []
     for index, (dataset, part) in enumerate(zip(data.datasets, v1.label_slices)):
         names = v1.selected_attrs[part.start:part.stop]
@@ -111,7 +111,7 @@ def classifier_info(config: Config, data, part: DatasetPart, steps: int) -> dc.C
     dataset = data.datasets[part.index]
     return dc.ClassifierInfo(version=dc.VERSION, dataset=f"{dataset.name} (v1 {config.data.dataset})",
                              domain_names=list(part.label_names), train_counts=[len(dataset.splits["train"])],
-                             img_size=config.v1.image_size, input_size=min(config.v1.image_size, dc.MAX_INPUT_SIZE),
+                             img_size=config.model.image_size, input_size=min(config.model.image_size, dc.MAX_INPUT_SIZE),
                              steps=steps, multi_label=part.label_type == "attributes")
 
 
@@ -166,7 +166,7 @@ def evaluate(generator, config: Config, data, classifiers: dict | None = None, f
         fakes = [[] for _ in range(part.stop - part.start)]
         total = 0
         for x, c_org in _model_batches(config, data, part, limit, progress):
-            targets = model_target_labels(c_org, config.v1)[part.start:part.stop]
+            targets = model_target_labels(c_org, config.model)[part.start:part.stop]
             for k, target in enumerate(targets):
                 outputs = translate(x, target).numpy()
                 if classifier is not None:
@@ -209,11 +209,12 @@ def _model_batches(config: Config, data, part: DatasetPart, limit: int | None, p
             bar.update(done)
 
 
-def run(args, metrics: list[str], build_metric_networks, data_overrides: dict) -> list[Path]:
+def run(args, metrics: list[str], data_overrides: dict) -> list[Path]:
     """The evaluate command on a v1 run or model directory: `metrics` (accuracy, fid; LPIPS is skipped, with a
-    note), the FID network from `build_metric_networks(args, metrics)`, the data flags `data_overrides`; one
-    JSON file in OUT."""
-    from stargan_keras.core.run_dir import RunDir, load_networks
+    note), the data flags `data_overrides`; one JSON report in OUT."""
+    from stargan_keras.v1.networks import open_directory
+    from stargan_keras.core.run_dir import RunDir
+    from stargan_keras.metrics.networks import build_metric_networks
     from stargan_keras.v1.data import load_labelled
 
     progress = not args.quiet
@@ -223,12 +224,12 @@ def run(args, metrics: list[str], build_metric_networks, data_overrides: dict) -
               "to measure.", flush=True)
     if not metrics:
         raise EvaluationError(f"--metrics {args.metrics}: a StarGAN v1 model is scored with {', '.join(METRICS)}.")
-    config, networks = load_networks(args.checkpoint)
+    config, networks = open_directory(args.checkpoint)
     config = config.replace(**data_overrides)
     fid = build_metric_networks(args, metrics).fid
     data = load_labelled(config, progress=progress)
-    if data.label_names != list(config.v1.selected_attrs):
-        raise EvaluationError(f"the model's labels ({', '.join(config.v1.selected_attrs)}) differ from those of "
+    if data.label_names != list(config.model.selected_attrs):
+        raise EvaluationError(f"the model's labels ({', '.join(config.model.selected_attrs)}) differ from those of "
                               f"dataset {data.name} ({', '.join(data.label_names)}); pass the dataset the model was "
                               "trained on with --dataset / --data-dir.")
     out_dir = args.out if args.out is not None else Path(args.checkpoint) / EVAL_DIR
@@ -239,17 +240,15 @@ def run(args, metrics: list[str], build_metric_networks, data_overrides: dict) -
                                                                   progress)
                        for part in dataset_parts(config, data)}
     results = evaluate(networks.generator, config, data, classifiers, fid, args.max_images_per_domain, progress)
-    step = evaluation.checkpoint_step(args.checkpoint)
-    report = {"checkpoint": str(args.checkpoint), "step": step, "model_family": "v1", "dataset": data.name,
-              **results, "label_classifiers": {data.datasets[i].name: {"test_accuracy": c.info.val_accuracy}
-                                               for i, c in classifiers.items()},
-              "settings": {"seed": args.seed, "max_images": args.max_images_per_domain,
-                           "inception": fid.inception if fid is not None else None,
-                           "untrained_metric_networks": args.untrained_metric_networks}}
-    path = evaluation.write_results(out_dir, RESULTS_MODE, step, report)
+    step = reports.checkpoint_step(args.checkpoint)
+    report = reports.make_report(
+        checkpoint=args.checkpoint, step=step, family="v1", dataset=data.name, results=results,
+        classifiers={data.datasets[i].name: {"accuracy": c.info.val_accuracy} for i, c in classifiers.items()},
+        settings={"seed": args.seed, "max_images_per_domain": args.max_images_per_domain,
+                  "inception": fid.inception if fid is not None else None,
+                  "untrained_metric_networks": args.untrained_metric_networks})
+    path = reports.write_results(out_dir, RESULTS_MODE, step, report)
     if step is not None:
-        evaluation.write_tensorboard(RunDir(args.checkpoint).logs / EVAL_DIR, results["metrics"], step)
-    print(f"\nStarGAN v1 translations ({path}):")
-    for key, value in results["metrics"].items():
-        print(f"  {key:<40} {value:.4f}")
+        reports.write_tensorboard(RunDir(args.checkpoint).logs / EVAL_DIR, results["metrics"], step)
+    reports.print_summary("StarGAN v1 translations", results, path)
     return [path]

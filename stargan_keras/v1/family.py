@@ -1,30 +1,56 @@
-"""StarGAN v1's part of a training session: `stargan_keras.core.session` runs the session (run directory, lock,
-resume, callbacks, `fit`) and asks this family for the data, the trainer, the batches and the samples."""
+"""StarGAN v1 in the registry (`stargan_keras.families`): what the commands and the training session
+(`core.session`) ask of this family, each answer delegating to the module that owns it."""
 
 from __future__ import annotations
 
-from stargan_keras.core import session as training
-from stargan_keras.core.config import Config, ConfigError
+from pathlib import Path
+
+
+from stargan_keras.core import session
+from stargan_keras.core.config import ConfigError
+from stargan_keras.core.errors import UserError
+from stargan_keras.core.family import Family
+from stargan_keras.serving.signatures import TABLES
+from stargan_keras.v1.config import Config
 
 SAMPLE_ROWS = 8  # input images of the sample figures, one row each
+DATASET_PRESETS = {"shapes": "v1_shapes", "celeba": "v1_celeba", "rafd": "v1_rafd", "both": "v1_both"}
+FOLDER_PRESET = "v1_rafd"  # a folder of class folders: categorical labels, as RaFD's
 
 
-class V1Family(training.Family):
-    """StarGAN v1 (`model_family: v1`): labelled images, `StarGANv1`, the authors' translation figure."""
-
-    model_family = "v1"
+class V1(Family):
+    name = "v1"
+    title = "StarGAN v1"
+    config_class = Config
+    signatures = TABLES["v1"]
+    run_dir_prefix = "v1_"
     resume_ignore = ("c_dim", "c2_dim", "selected_attrs", "label_type")  # known only after the dataset scan
     lr_flags = "--g-lr / --d-lr"
+    model_flags = Config.NETWORK_FIELDS
 
-    def check(self, config: Config, run, warm_start) -> None:
-        if warm_start is not None:
-            raise ConfigError("--init-from starts StarGAN v2 runs; a StarGAN v1 run starts from the authors' "
-                              "{step}-G.ckpt / {step}-D.ckpt once they are converted (python -m stargan_keras.convert).")
+    def preset_for(self, dataset, preset_names):
+        return DATASET_PRESETS.get(dataset or "shapes", FOLDER_PRESET)
+
+    # -- networks and directories --------------------------------------------------------------------------------
+    def load_networks(self, path: Path, config: Config):
+        from stargan_keras.v1.networks import load_networks
+
+        return load_networks(path, config)
+
+    def translator(self, config, networks, **kwargs):
+        from stargan_keras.v1.inference import Translator
+
+        return Translator(config, networks, **kwargs)
+
+    # -- the training session ------------------------------------------------------------------------------------
+    def resolve_warm_start(self, init_from, discriminator_checkpoint):
+        raise ConfigError("--init-from starts StarGAN v2 runs; a StarGAN v1 run starts from the authors' "
+                          "{step}-G.ckpt / {step}-D.ckpt once they are converted (python -m stargan_keras.convert).")
 
     def load_data(self, config: Config):
         from stargan_keras.v1.data import load_labelled
 
-        return training.as_config_error(load_labelled, config)
+        return session.as_config_error(load_labelled, config)
 
     def adopt(self, config: Config, data, explicit: dict) -> Config:
         from stargan_keras.v1.data import adopt_labels
@@ -32,12 +58,12 @@ class V1Family(training.Family):
         return adopt_labels(config, data, explicit)
 
     def image_size(self, config: Config) -> int:
-        return config.v1.image_size
+        return config.model.image_size
 
     def build_model(self, config: Config, strategy, checkpoint_dir, run, chief: bool):
         from stargan_keras.v1.trainer import StarGANv1
 
-        return training.build_model(config, strategy, checkpoint_dir, run, lambda: StarGANv1(config))
+        return session.build_model(config, strategy, checkpoint_dir, run, lambda: StarGANv1(config))
 
     def train_dataset(self, config: Config, data, start_step: int):
         from stargan_keras.v1.data import make_train_dataset
@@ -50,3 +76,41 @@ class V1Family(training.Family):
 
         batch = fixed_test_batch(config, data, SAMPLE_ROWS)
         return TranslationGrids(config, model.nets.generator, batch, config.train.sample_every, run.samples, writer)
+
+    # -- commands ------------------------------------------------------------------------------------------------
+    def convert(self, checkpoint, config, output, discriminator_checkpoint=None, overwrite: bool = False):
+        from stargan_keras.v1.convert import convert_checkpoint
+
+        return convert_checkpoint(checkpoint, config, output, discriminator_checkpoint, overwrite=overwrite)
+
+    def sample(self, args) -> dict:
+        """The authors' test mode: translations and label interpolations of the model's own test images."""
+        from stargan_keras.v1.figures import write_test_figures
+        from stargan_keras.v1.networks import open_directory
+
+        translator = self.translator(*open_directory(args.checkpoint))
+        return write_test_figures(translator, args.out, args.rows, progress=not args.quiet)
+
+    def evaluate(self, args, metrics, data_flags):
+        from stargan_keras.v1 import evaluation
+
+        return evaluation.run(args, metrics, data_flags)
+
+    # -- serving -------------------------------------------------------------------------------------------------
+    def check_exportable(self, config: Config) -> None:
+        if config.model.c2_dim:
+            raise UserError("a joint two-dataset StarGAN v1 model (--dataset both, c2_dim > 0) cannot be exported: "
+                            "the serving signatures take one dataset's labels. Export a model of one dataset.")
+
+    def serving_names(self, translator) -> tuple[str, list[str]]:
+        from stargan_keras.v1.serving import NAMES_ASSET
+
+        return NAMES_ASSET, translator.attribute_names
+
+    def serving_module(self, translator, names_file: str, max_image_pixels):
+        from stargan_keras.v1.serving import Serving
+
+        return Serving(translator, names_file, max_image_pixels)
+
+
+FAMILY = V1()

@@ -56,10 +56,10 @@ class TranslationGrids(PeriodicSamples):
 
     def __init__(self, config, generator, batch: dict, every: int, samples_dir, writer):
         super().__init__(every, samples_dir, writer)
-        self.v1, self.generator, self.batch = config.v1, generator, batch
+        self.model, self.generator, self.batch = config.model, generator, batch
 
     def grids(self) -> dict[str, np.ndarray]:
-        return sample_figures(self.generator, self.batch, self.v1)
+        return sample_figures(self.generator, self.batch, self.model)
 
 
 def write_test_figures(translator, out_dir, rows: int = 8, progress: bool = True) -> dict[str, Path]:
@@ -73,4 +73,4 @@ def write_test_figures(translator, out_dir, rows: int = 8, progress: bool = True
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return {name: save_image(out_dir / f"{name}.jpg", grid)
-            for name, grid in sample_figures(translator.generator, batch, config.v1).items()}
+            for name, grid in sample_figures(translator.generator, batch, config.model).items()}

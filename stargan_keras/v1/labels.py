@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_keras.core.config import CELEBA_HAIR_COLOURS, V1Config
+from stargan_keras.v1.config import CELEBA_HAIR_COLOURS, ModelConfig
 from stargan_keras.data.domain_images import DatasetError
 
 CELEBA_SPLIT_SEED = 1234
@@ -79,7 +79,7 @@ def target_labels(c_org, selected_attrs: list[str], label_type: str = "attribute
     return targets
 
 
-def model_target_labels(c_org, v1: V1Config) -> list[np.ndarray]:
+def model_target_labels(c_org, v1: ModelConfig) -> list[np.ndarray]:
     """The test-time targets in G's label layout, one per class (`v1.num_classes`): `target_labels` for one
     dataset; in joint mode each dataset's targets in its own columns, the other dataset's zero and its mask
     bit set, as the authors' `test_multi` builds them (for images of the other dataset, whose columns of

@@ -1,6 +1,6 @@
 """StarGAN v1's loss terms (Choi et al., CVPR 2018, Section 3; the authors' yunjey/stargan `solver.py`).
 
-As in `stargan_keras.v2.losses`, every term returns one value per example ([N], float32)
+As in `core.losses`, every term returns one value per example ([N], float32)
 and the trainer averages over the global batch, so replicas' summed gradients are the
 single-device ones; the batch mean of each term is the authors' loss.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from stargan_keras.v2.losses import per_example_mean, cycle_consistency_loss
+from stargan_keras.core.losses import mean_absolute_error, per_example_mean
 
 
 def critic_real_loss(out_src):
@@ -35,7 +35,7 @@ def classification_loss(logits, target, label_type: str = "attributes"):
 def dataset_classification_loss(logits, labels, slices):
     """Domain classification with one or two datasets: `classification_loss` of each dataset's slice.
 
-    `slices` are `V1Config.label_slices`. With one, logits and labels are that dataset's. With
+    `slices` are `ModelConfig.label_slices`. With one, logits and labels are that dataset's. With
     two (joint mode), labels are G's layout, [c_1, c_2, mask], and an example's loss is its own
     dataset's, picked by its mask bit: the authors' per-dataset `out_cls[:, :c_dim]` or
     `out_cls[:, c_dim:]`, for batches that may hold either dataset.
@@ -71,7 +71,7 @@ def gradient_penalty(discriminator, x_real, x_fake, alpha):
 
 def reconstruction_loss(x_rec, x_real):
     """|G(G(x, c_trg), c_org) - x|, mean over pixels: v2's cycle-consistency term, the same arithmetic."""
-    return cycle_consistency_loss(x_rec, x_real)
+    return mean_absolute_error(x_rec, x_real)
 
 
 def learning_rate_at(step, lr0: float, total_iters: int, num_iters_decay: int, mode: str = "linear",

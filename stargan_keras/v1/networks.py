@@ -27,9 +27,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from stargan_keras.core.config import V1Config
+from stargan_keras.v1.config import ModelConfig
 from stargan_keras.core.layers import Conv2D, InstanceNormalization
-from stargan_keras.v2.networks import SymbolicBuild
+from stargan_keras.core.layers import SymbolicBuild
 
 D_LEAKY_SLOPE = 0.01  # the authors' nn.LeakyReLU(0.01)
 G_SAMPLING_LEVELS = 2  # stride-2 convs down, and transposed convs up, in G
@@ -174,8 +174,11 @@ class V1Networks:
         """(name, network) pairs, in checkpoint order, skipping an absent discriminator."""
         return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
 
+    def save_extra_files(self, directory) -> None:
+        """A v1 model directory holds the networks' weights only."""
 
-def build_networks(config: V1Config, with_discriminator: bool = True) -> V1Networks:
+
+def build_networks(config: ModelConfig, with_discriminator: bool = True) -> V1Networks:
     """Create G (and D) of a v1 config and build their weights with a dummy forward pass.
 
     G takes `label_dim` labels and D classifies `num_classes`: both c_dim for one dataset; in joint
@@ -192,3 +195,33 @@ def build_networks(config: V1Config, with_discriminator: bool = True) -> V1Netwo
                                       name="discriminator")
         discriminator(x)
     return V1Networks(generator, discriminator)
+
+
+def load_networks(path, config) -> V1Networks:
+    """G and D of a model directory (D if present), or of a run's latest checkpoint (v1 keeps no EMA copies: the
+    trained networks themselves)."""
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    from stargan_keras.core.model_dir import is_model_directory, load_weight_files, no_weights_error, weights_file
+    from stargan_keras.core.run_dir import RunDir, trackable
+
+    path = Path(path)
+    if is_model_directory(path):
+        networks = build_networks(config.model, with_discriminator=(path / weights_file("discriminator")).exists())
+        load_weight_files(path, networks)
+        return networks
+    networks, run = build_networks(config.model), RunDir(path)
+    if run.restore_latest(tf.train.Checkpoint(networks=trackable(networks)), partial=True) is None:
+        raise no_weights_error(run)
+    return networks
+
+
+def open_directory(path):
+    """(config, networks) of a StarGAN v1 run or model directory."""
+    from stargan_keras.core.model_dir import config_file
+    from stargan_keras.v1.config import Config
+
+    config = Config.read(config_file(path))
+    return config, load_networks(path, config)

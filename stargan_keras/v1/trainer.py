@@ -29,8 +29,8 @@ import functools
 import tensorflow as tf
 
 from stargan_keras.core.run_dir import training_checkpoint
-from stargan_keras.core.config import Config
-from stargan_keras.v2.trainer import TorchAdam, TrainerBase, as_batch, average_over_global_batch
+from stargan_keras.v1.config import Config
+from stargan_keras.core.trainer_base import TorchAdam, TrainerBase, as_batch, average_over_global_batch
 from stargan_keras.v1.losses import (critic_fake_loss, critic_real_loss, dataset_classification_loss, gradient_penalty,
                      learning_rate_at, reconstruction_loss)
 from stargan_keras.v1.networks import V1Networks, build_networks
@@ -46,29 +46,30 @@ LOG_KEYS = tuple([f"D/loss_{t}" for t in D_TERMS] + [f"G/loss_{t}" for t in G_TE
 class StarGANv1(TrainerBase):
     """G, D, their two optimizers and one training iteration per `train_step`.
 
-    Create it inside `strategy.scope()` with a config whose `model_family` is v1.
+    Create it inside `strategy.scope()` with a `v1.config.Config`.
     `distributed_train_step(batch)` runs the iteration the step counter calls for: a
     D update, plus a G update when (step + 1) % n_critic == 0, as the authors count.
     """
 
     def __init__(self, config: Config, **kwargs):
         kwargs.setdefault("name", "stargan_v1")
-        if config.model_family != "v1":
-            raise ValueError(f"StarGANv1 needs model_family v1, the config has {config.model_family!r}.")
+        if not isinstance(config, Config):
+            raise ValueError(f"StarGANv1 needs a StarGAN v1 config, not {type(config).__module__}.Config.")
         super().__init__(config, LOG_KEYS, **kwargs)
-        self.nets: V1Networks = build_networks(config.v1)
+        self.nets: V1Networks = build_networks(config.model)
         self.built = True
 
     def _make_optimizer(self, name: str) -> TorchAdam:
         """torch.optim.Adam(lr, (beta1, beta2)) of G or D, without weight decay, as the authors', its learning rate
-        following `config.v1.lr_decay` as a function of the step counter."""
-        v1, total_iters = self.config.v1, self.config.train.total_iters
-        lr0 = v1.g_lr if name == "generator" else v1.d_lr
+        following `config.train.lr_decay` as a function of the step counter."""
+        train = self.config.train
+        lr0 = train.g_lr if name == "generator" else train.d_lr
 
         def learning_rate():
-            return learning_rate_at(self.step, lr0, total_iters, v1.num_iters_decay, v1.lr_decay, v1.lr_update_step)
+            return learning_rate_at(self.step, lr0, train.total_iters, train.num_iters_decay, train.lr_decay,
+                                    train.lr_update_step)
 
-        return TorchAdam(learning_rate, v1.beta1, v1.beta2, self.config.train.epsilon, l2=0.0, name=f"{name}_adam")
+        return TorchAdam(learning_rate, train.beta1, train.beta2, train.epsilon, l2=0.0, name=f"{name}_adam")
 
     def call(self, inputs, training=False):
         """Translation: {x_real, c_trg} -> G(x_real, c_trg)."""
@@ -77,8 +78,8 @@ class StarGANv1(TrainerBase):
     def _step_kind(self) -> bool:
         """Whether the next step updates G (read from the step counter, so a resumed run keeps the rhythm): the
         steps of every n_critic-th iteration, an iteration being one step per dataset."""
-        iteration = int(self.step.numpy()) // len(self.config.v1.label_slices)
-        return (iteration + 1) % self.config.v1.n_critic == 0
+        iteration = int(self.step.numpy()) // len(self.config.model.label_slices)
+        return (iteration + 1) % self.config.train.n_critic == 0
 
     def _train_step_for(self, kind):
         return functools.partial(self.train_step, update_generator=bool(kind))
@@ -107,7 +108,7 @@ class StarGANv1(TrainerBase):
         return self._finish_logs(logs)
 
     def _discriminator_step(self, x_real, c_org, x_fake, alpha):
-        v1 = self.config.v1
+        train, slices = self.config.train, self.config.model.label_slices
         D = self.nets.discriminator
         with tf.GradientTape() as tape:
             out_src, out_cls = D(tf.concat([x_real, x_fake], axis=0))
@@ -115,29 +116,22 @@ class StarGANv1(TrainerBase):
             cls_real, _ = tf.split(out_cls, 2, axis=0)
             terms = {"real": average_over_global_batch(critic_real_loss(src_real)),
                      "fake": average_over_global_batch(critic_fake_loss(src_fake)),
-                     "cls": average_over_global_batch(dataset_classification_loss(cls_real, c_org, v1.label_slices)),
+                     "cls": average_over_global_batch(dataset_classification_loss(cls_real, c_org, slices)),
                      "gp": average_over_global_batch(gradient_penalty(D, x_real, x_fake, alpha))}
-            loss = terms["real"] + terms["fake"] + v1.lambda_cls * terms["cls"] + v1.lambda_gp * terms["gp"]
+            loss = terms["real"] + terms["fake"] + train.lambda_cls * terms["cls"] + train.lambda_gp * terms["gp"]
         self._update(tape, loss, ("discriminator",))
         return {f"D/loss_{key}": value for key, value in terms.items()}
 
     def _generator_loss(self, x_real, x_fake, c_org, c_trg):
         """G's loss on its translation x_fake = G(x_real, c_trg), judged by the freshly updated D."""
-        v1 = self.config.v1
+        train, slices = self.config.train, self.config.model.label_slices
         out_src, out_cls = self.nets.discriminator(x_fake)
         x_rec = self.nets.generator(x_fake, c_org)
         terms = {"fake": average_over_global_batch(-critic_fake_loss(out_src)),
                  "rec": average_over_global_batch(reconstruction_loss(x_rec, x_real)),
-                 "cls": average_over_global_batch(dataset_classification_loss(out_cls, c_trg, v1.label_slices))}
-        loss = terms["fake"] + v1.lambda_rec * terms["rec"] + v1.lambda_cls * terms["cls"]
+                 "cls": average_over_global_batch(dataset_classification_loss(out_cls, c_trg, slices))}
+        loss = terms["fake"] + train.lambda_rec * terms["rec"] + train.lambda_cls * terms["cls"]
         return loss, {f"G/loss_{key}": value for key, value in terms.items()}
-
-    def _finish_logs(self, logs):
-        """Global-batch values of this iteration's terms (G's only on G iterations), the trackers updated."""
-        result = self._global_logs(logs, LOG_KEYS)
-        for key, value in result.items():
-            self.loss_trackers[key].update_state(value)
-        return result
 
     def checkpoint(self, **extra) -> tf.train.Checkpoint:
         """The training state: G, D, their optimizers, the step, plus `extra` trackables."""

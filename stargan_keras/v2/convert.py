@@ -14,17 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_keras.core.config import Config, load_config
+from stargan_keras.core.config import preset_path
+from stargan_keras.v2.config import Config
 from stargan_keras.v2.networks import EMA_NETWORKS
-from stargan_keras.core.torch_io import (TorchFileError, assign_state_dict, is_tensor, load_torch_file, state_dict_mismatches,
-                       to_numpy)
+from stargan_keras.core.torch_io import (ConversionError, assign_state_dict, check_state_dicts, is_tensor,
+                                         load_torch_file, to_numpy)
 
 IGNORED_KEYS = ("hpf.filter",)  # a constant of w_hpf; absent from the released CelebA-HQ file (issue #103)
-MAX_LISTED = 5
-
-
-class ConversionError(TorchFileError):
-    """A checkpoint that cannot be read or does not fit the config; the message says why and what to do."""
 
 
 def read_checkpoint(path: str | Path, required: tuple[str, ...]) -> dict[str, dict[str, np.ndarray]]:
@@ -127,44 +123,24 @@ def _hints(facts: dict, model) -> list[str]:
     return hints
 
 
-V2_CHECKPOINT = "a StarGAN v2 checkpoint (core/model.py of clovaai/stargan-v2)"
-
-
-def check_fit(states: dict, networks, model, sources: dict, explain=None, expected: str = V2_CHECKPOINT) -> None:
-    """Every tensor of `states` against `networks`; raise ConversionError listing the misfits and their likely flag.
-
-    `explain(states)` lists the config values that probably differ (default: v2's, read off by
-    `describe_checkpoint`); `expected` names the kind of file the networks come from.
-    """
-    from stargan_keras.core.layers import torch_named_variables
-
-    problems, files = [], []
-    for name, network in networks.items():
-        found = state_dict_mismatches(name, torch_named_variables(network), states[name], IGNORED_KEYS)
-        problems += found
-        if found and str(sources[name]) not in files:
-            files.append(str(sources[name]))
-    if not problems:
-        return
-    files = " and ".join(files)
-    listed = "\n  ".join(problems[:MAX_LISTED])
-    more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    hints = explain(states) if explain is not None else _hints(describe_checkpoint(states), model)
-    advice = ("Probably: " + "; ".join(hints) + ".") if hints else f"No config value explains it: is this {expected}?"
-    raise ConversionError(f"{files}: {len(problems)} tensors do not fit the config (nothing was written):\n"
-                          f"  {listed}{more}\n{advice}")
+def check_fit(states: dict, networks, model, sources: dict) -> None:
+    """`torch_io.check_state_dicts` of the authors' v2 networks: misfits come with the flags that likely explain
+    them, read off the checkpoint (`describe_checkpoint`)."""
+    check_state_dicts(states, networks, sources, lambda found: _hints(describe_checkpoint(found), model),
+                      "a StarGAN v2 checkpoint (core/model.py of clovaai/stargan-v2)", IGNORED_KEYS)
 
 
 def convert_checkpoint(nets_ema_path: str | Path, config: Config | str, output_dir: str | Path,
                        discriminator_path: str | Path | None = None, log=print,
                        overwrite: bool = False) -> Path:
     """Convert the authors' G, F, E (and optionally D) into a model directory carrying `config`."""
-    from stargan_keras.core.run_dir import check_fan_source, check_model_target, save_networks
+    from stargan_keras.core.model_dir import check_model_target, save_networks
+    from stargan_keras.face.model_files import check_fan_source
     from stargan_keras.core.layers import torch_named_variables
     from stargan_keras.v2.networks import build_networks
 
     if isinstance(config, str):
-        config = load_config(config)
+        config = Config.read(preset_path(config))
     config.model.validate()
     check_model_target(output_dir, overwrite)
     check_fan_source(config, None, f"--output {output_dir}")

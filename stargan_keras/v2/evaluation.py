@@ -23,16 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_keras.core.config import ConfigError
+from stargan_keras.core import reports
+from stargan_keras.core.reports import EvaluationError
+from stargan_keras.metrics.networks import MetricNetworks
 
-METRICS = ("fid", "lpips", "accuracy")
 MODES = ("latent", "reference")
 KEY_PREFIX = {"fid": "FID", "lpips": "LPIPS", "accuracy": "accuracy"}
-EVAL_DIR = "eval"
-
-
-class EvaluationError(ConfigError):
-    """Evaluation settings or data that cannot work together; the message names the flag or folder."""
 
 
 @dataclass(frozen=True)
@@ -52,21 +48,6 @@ def make_tasks(domain_names: list[str]) -> list[Task]:
 
 def metric_key(metric: str, mode: str, task: str) -> str:
     return f"{KEY_PREFIX[metric]}_{mode}/{task}"
-
-
-@dataclass
-class MetricNetworks:
-    """The networks scoring the translations; None for metrics not asked for."""
-
-    fid: object | None = None  # metrics.FidFeatureExtractor
-    lpips: object | None = None  # metrics.LPIPS
-    classifier: object | None = None  # metrics.domain_classifier.DomainClassifier
-    fid_fingerprint: dict | None = None  # identifies the FID network for the real-feature cache
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, net in (("fid", self.fid), ("lpips", self.lpips), ("accuracy", self.classifier))
-                if net is not None]
 
 
 def _limited(dataset, limit: int | None, batch_size: int):
@@ -331,31 +312,54 @@ def check_domains(model_domains: list[str], domain_images) -> None:
             "--dataset / --data-dir.")
 
 
-def checkpoint_step(path: str | Path) -> int | None:
-    """The training step of a run directory's latest checkpoint; None for a model directory."""
-    from stargan_keras.core.run_dir import RunDir, is_model_directory
+def run(args, metrics: list[str], data_overrides: dict) -> list[Path]:
+    """The evaluate command on a v2 run or model directory: score each mode, write one JSON report per mode
+    (and TensorBoard scalars for a run directory). `data_overrides`: the data flags, which change where the
+    images come from, never the networks."""
+    from stargan_keras.v2.networks import open_directory
+    from stargan_keras.core.run_dir import RunDir
+    from stargan_keras.data import load_dataset
+    from stargan_keras.metrics import domain_classifier
+    from stargan_keras.metrics.networks import build_metric_networks
+    from stargan_keras.v2.inference import Translator
 
-    return None if is_model_directory(path) else RunDir(path).step()
-
-
-def results_path(out_dir: str | Path, mode: str, step: int | None) -> Path:
-    return Path(out_dir) / (f"metrics_{mode}_{step}.json" if step is not None else f"metrics_{mode}.json")
-
-
-def write_results(out_dir: str | Path, mode: str, step: int | None, report: dict) -> Path:
-    """The report of one mode as JSON in `out_dir`, named by mode and (for a run) step."""
-    path = results_path(out_dir, mode, step)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2))
-    return path
-
-
-def write_tensorboard(log_dir: str | Path, metrics: dict, step: int) -> None:
-    """The values as scalars under their keys (`FID_latent/cat2dog`), beside the training logs."""
-    import tensorflow as tf
-
-    writer = tf.summary.create_file_writer(str(log_dir))
-    with writer.as_default(step=step):
-        for key, value in metrics.items():
-            tf.summary.scalar(key, value)
-    writer.close()
+    config, model_networks = open_directory(args.checkpoint)
+    config = config.replace(**data_overrides)
+    translator = Translator(config, model_networks)
+    step = reports.checkpoint_step(args.checkpoint)
+    out_dir = args.out if args.out is not None else Path(args.checkpoint) / reports.EVAL_DIR
+    progress = not args.quiet
+    networks = build_metric_networks(args, metrics)
+    domain_images = load_dataset(config, progress=progress)
+    check_domains(config.model.resolved_domain_names, domain_images)
+    classifiers = {}
+    if "accuracy" in metrics:
+        steps = args.classifier_steps or domain_classifier.STEPS
+        networks.classifier = domain_classifier.load_or_train_classifier(out_dir, config, domain_images, steps,
+                                                                         args.seed, progress)
+        classifiers["domains"] = {"accuracy": networks.classifier.info.val_accuracy,
+                                  "weights": str(out_dir / domain_classifier.WEIGHTS_FILE)}
+    real = None
+    if networks.fid is not None:
+        data = EvalData(config, domain_images, args.max_images_per_domain)
+        real = RealFeatures(data, networks.fid, out_dir, networks.fid_fingerprint, progress)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    written = []
+    for mode in (MODES if args.mode == "both" else (args.mode,)):
+        results = evaluate_seeds(translator, domain_images, mode, networks, seeds, num_outputs=args.num_outputs,
+                                 max_images_per_domain=args.max_images_per_domain, real_features=real,
+                                 image_dir=out_dir / "images" if args.save_images else None, progress=progress)
+        fid = networks.fid
+        report = reports.make_report(
+            checkpoint=args.checkpoint, step=step, family="v2", dataset=domain_images.name, mode=mode,
+            num_outputs=args.num_outputs, results=results, classifiers=classifiers,
+            settings={"seed": args.seed, "seeds": args.seeds, "max_images_per_domain": args.max_images_per_domain,
+                      "inception": fid.inception if fid is not None else None,
+                      "fid_resize": fid.resize if fid is not None else None,
+                      "untrained_metric_networks": args.untrained_metric_networks})
+        path = reports.write_results(out_dir, mode, step, report)
+        written.append(path)
+        if step is not None:
+            reports.write_tensorboard(RunDir(args.checkpoint).logs / reports.EVAL_DIR, results["metrics"], step)
+        reports.print_summary(f"{mode}-guided", results, path)
+    return written

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.core.config import Config
+from stargan_keras.v2.config import Config
 from stargan_keras.face.masks import MASK_SIZE
 from stargan_keras.core.layers import authors_resampling
 from stargan_keras.v2.networks import Networks
@@ -88,9 +88,9 @@ class Translator:
     @classmethod
     def from_directory(cls, path: str | Path, **kwargs) -> "Translator":
         """A model directory, or a run directory's latest EMA networks."""
-        from stargan_keras.core.run_dir import load_networks
+        from stargan_keras.v2.networks import open_directory
 
-        return cls(*load_networks(path), **kwargs)
+        return cls(*open_directory(path), **kwargs)
 
     def with_authors_ops(self) -> "Translator":
         """The same model and mean styles, traced with the authors' resampling ops."""
@@ -193,16 +193,3 @@ def _floats(value):
 
 def _domains(value):
     return tf.cast(value, tf.int32)
-
-
-def load(path: str | Path, **kwargs):
-    """Open a model directory or a training run directory as its family's translation object: a `Translator`
-    (StarGAN v2, the latest EMA networks) or, for `model_family: v1`, a `v1.inference.V1Translator`."""
-    from stargan_keras.core.run_dir import load_networks
-
-    config, networks = load_networks(path)
-    if config.model_family == "v1":
-        from stargan_keras.v1.inference import V1Translator
-
-        return V1Translator(config, networks, **kwargs)
-    return Translator(config, networks, **kwargs)

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-
-def per_example_mean(x):
-    """Mean over every axis but the batch axis."""
-    x = tf.cast(x, tf.float32)
-    return tf.reduce_mean(tf.reshape(x, [tf.shape(x)[0], -1]), axis=1)
+from stargan_keras.core.losses import mean_absolute_error, per_example_mean
 
 
 def adversarial_loss(logits, target: float):
@@ -58,7 +54,7 @@ def diversity_sensitive_loss(x_fake, x_fake2):
 
 def cycle_consistency_loss(x_rec, x_real):
     """|G(G(x, s), E(x, y)) - x|, mean over pixels."""
-    return per_example_mean(tf.abs(tf.cast(x_rec, tf.float32) - tf.cast(x_real, tf.float32)))
+    return mean_absolute_error(x_rec, x_real)
 
 
 def lambda_ds_at(step, lambda_ds0: float, ds_iter: int):

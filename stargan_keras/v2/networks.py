@@ -16,8 +16,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from stargan_keras.core.config import ModelConfig
-from stargan_keras.core.layers import AdainResBlk, HighPass, InstanceNormalization, ResBlk, conv2d, dense, leaky_relu
+from stargan_keras.v2.config import ModelConfig
+from stargan_keras.core.layers import InstanceNormalization, SymbolicBuild, conv2d, dense, leaky_relu
+from stargan_keras.v2.layers import AdainResBlk, HighPass, ResBlk
 
 HPF_SKIP_SIZES = (32, 64, 128)  # resolutions where the CelebA-HQ generator adds high-pass skips
 EMA_NETWORKS = ("generator", "mapping_network", "style_encoder")  # the networks training averages (nets_ema)
@@ -30,14 +31,6 @@ def _log2(img_size: int) -> int:
 def _pick_domain(outputs, y):
     """outputs [N, num_domains, ...] -> outputs[i, y[i]]."""
     return ops.take_along_axis(outputs, ops.reshape(ops.cast(y, "int32"), (-1, 1, 1)), axis=1)[:, 0]
-
-
-class SymbolicBuild:
-    """`load_model` rebuilds a model from its recorded input shapes, which neither builds sub-layers
-    kept in lists nor knows that y is an integer: build these networks by one symbolic call instead."""
-
-    def build_from_config(self, config):
-        self(*self.symbolic_inputs())
 
 
 def _image_and_label(img_size):
@@ -260,6 +253,13 @@ class Networks:
 
         return face_masks(self.fan, x)
 
+    def save_extra_files(self, directory) -> None:
+        """A model directory's files besides the weights of `items()`: the FAN, when there is one."""
+        if self.fan is not None:
+            from stargan_keras.face.model_files import save_fan_file
+
+            save_fan_file(self.fan, directory)
+
 
 def build_networks(model: ModelConfig, with_discriminator: bool = True, name_prefix: str = "") -> Networks:
     """Create the networks of a config and build their weights with a dummy forward pass."""
@@ -280,3 +280,42 @@ def build_networks(model: ModelConfig, with_discriminator: bool = True, name_pre
     if discriminator is not None:
         discriminator(x, y)
     return Networks(generator, mapping_network, style_encoder, discriminator)
+
+
+def load_networks(path, config) -> Networks:
+    """A model directory's networks, or a run's latest EMA networks with its trained discriminator; the FAN of a
+    w_hpf > 0 model either way (`face.model_files`)."""
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    from stargan_keras.core.layers import torch_named_variables
+    from stargan_keras.core.model_dir import is_model_directory, load_weight_files, no_weights_error, weights_file
+    from stargan_keras.core.run_dir import RunDir, trackable
+    from stargan_keras.face.model_files import face_network
+
+    path = Path(path)
+    if is_model_directory(path):
+        networks = build_networks(config.model, with_discriminator=(path / weights_file("discriminator")).exists())
+        load_weight_files(path, networks)
+    else:
+        run = RunDir(path)
+        networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
+        discriminator = build_networks(config.model, with_discriminator=True).discriminator
+        restore_graph = tf.train.Checkpoint(
+            networks=tf.train.Checkpoint(discriminator=torch_named_variables(discriminator)),
+            ema_networks=trackable(networks))
+        if run.restore_latest(restore_graph, partial=True) is None:
+            raise no_weights_error(run)
+        networks.discriminator = discriminator
+    networks.fan = face_network(config, path)
+    return networks
+
+
+def open_directory(path):
+    """(config, networks) of a StarGAN v2 run or model directory."""
+    from stargan_keras.core.model_dir import config_file
+    from stargan_keras.v2.config import Config
+
+    config = Config.read(config_file(path))
+    return config, load_networks(path, config)

@@ -18,10 +18,11 @@ import re
 from pathlib import Path
 
 from stargan_keras.v2.convert import IGNORED_KEYS, ConversionError, check_fit, read_checkpoint
-from stargan_keras.core.run_dir import is_model_directory, load_networks, weights_file
-from stargan_keras.core.config import Config, ConfigError, network_differences
+from stargan_keras.core.model_dir import is_model_directory, weights_file
+from stargan_keras.core.config import ConfigError
+from stargan_keras.v2.config import Config
 from stargan_keras.core.layers import torch_named_variables
-from stargan_keras.v2.networks import EMA_NETWORKS
+from stargan_keras.v2.networks import EMA_NETWORKS, open_directory
 from stargan_keras.core.torch_io import assign_state_dict, is_tensor, load_torch_file, to_keras_layout, to_numpy, torch_shape
 
 AUTHORS_FILE = re.compile(r"^(?P<step>\d+)_(?P<kind>nets|nets_ema|optims)\.ckpt$")  # `{:06d}_nets.ckpt`, ...
@@ -95,14 +96,14 @@ def apply(model, start: WarmStart, config: Config, log=print) -> None:
     """
     log(start.describe())
     if start.continues_training:
-        states = model.load_upstream_weights(start.source, start.nets_ema)
+        states = model.load_authors_weights(start.source, start.nets_ema)
         if start.optims is not None:
             load_authors_optimizers(model, start.optims, states)
         model.step.assign(start.step)
         return
     if start.source.is_dir():
-        loaded_config, loaded = load_networks(start.source)
-        differences = network_differences(loaded_config, config, ignore=("domain_names",))
+        loaded_config, loaded = open_directory(start.source)
+        differences = loaded_config.network_differences(config, ignore=("domain_names",))
         if differences:
             raise ConfigError(f"--init-from {start.source} holds other networks than the run's: "
                               f"{'; '.join(differences)}.")
