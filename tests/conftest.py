@@ -8,23 +8,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+from tests.harness.v2 import make_tiny_config  # noqa: E402
+
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
-TINY_DOMAINS = ("cat", "dog", "wild")
-TINY_MODEL = dict(img_size=32, num_domains=3, domain_names=list(TINY_DOMAINS), w_hpf=0.0, base_dim=8,
-                  max_conv_dim=32, mapping_hidden_dim=32)
-
-
-def make_tiny_config(**overrides):
-    """The afhq preset with networks small enough for tests: 32 px, widths 8-32, three named domains.
-
-    Overrides are config fields (any section), e.g. img_size=16 or num_domains=2.
-    """
-    from stargan_keras.families import load_config
-
-    fields = {**TINY_MODEL, **overrides}
-    if "num_domains" in overrides and "domain_names" not in overrides:
-        fields["domain_names"] = []
-    return load_config("afhq").replace(**fields)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from stargan_keras.core.model_dir import save_networks
 from stargan_keras.data.folders import image_files
 from stargan_keras.v2.inference import SAMPLE_PSIS, Translator
 from stargan_keras.v2.networks import build_networks
-from tests.conftest import TINY_DOMAINS
+from tests.harness.v2 import TINY_DOMAINS
 
 IMG = 32
 PAD = 2  # imaging.make_grid's default padding

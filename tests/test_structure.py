@@ -179,3 +179,27 @@ def test_the_family_check_finds_planted_tests(tmp_path):
 def test_no_module_outside_the_registry_tells_families_apart():
     found = [line for name, path in MODULES.items() if name != REGISTRY for line in _family_tests(path)]
     assert not found, f"ask the registry (stargan_keras.families) instead: {found}"
+
+
+TESTS_DIR = PACKAGE_DIR.parent / "tests"
+TEST_SUPPORT = ("harness", "references")  # shared test code and the independent PyTorch references
+
+
+def test_the_tests_mirror_the_package():
+    """tests/<folder>/test_<module>.py for stargan_keras/<folder>/<module>.py: a folder per package folder."""
+    folders = {p.name for p in TESTS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+    package_folders = {p.name for p in PACKAGE_DIR.iterdir() if (p / "__init__.py").exists()}
+    assert folders - set(TEST_SUPPORT) <= package_folders, folders - set(TEST_SUPPORT) - package_folders
+
+
+def test_no_test_module_imports_another():
+    import ast
+
+    offending = []
+    for path in TESTS_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if any(name.startswith("tests.") and name.rpartition(".")[2].startswith("test_") for name in names):
+                offending.append(f"{path.relative_to(TESTS_DIR)}:{node.lineno}")
+    assert not offending, f"test modules import test modules (move what they share to tests/harness): {offending}"

@@ -1,0 +1,78 @@
+"""A CelebA-HQ-shaped model (w_hpf = 1, random weights in the authors' layout, plus a FAN) converted, exported,
+served over gRPC and converted to TFLite: every path translates with the face masks computed in the graph."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from benchmarks.saved_model_session import SavedModelSession  # noqa: E402
+from stargan_keras.v2.convert import convert_checkpoint  # noqa: E402
+from stargan_keras.face.model_files import FAN_FILE  # noqa: E402
+from stargan_keras.core.config import ConfigError  # noqa: E402
+from stargan_keras.core.imaging import from_uint8, to_uint8  # noqa: E402
+from stargan_keras.families import load  # noqa: E402
+from stargan_keras.serving import tflite  # noqa: E402
+from stargan_keras.serving.client import StarGANClient  # noqa: E402
+from stargan_keras.serving.export import export_saved_model  # noqa: E402
+from tests.references import torch_fan  # noqa: E402
+from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
+from tests.harness.serving import MODEL_NAME, start_grpc_server  # noqa: E402
+from tests.harness.checks import assert_images_match, smooth_images  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a conversion, an export, a gRPC server and a TFLite conversion
+
+IMG = 64  # G adds the skips at 64 px (mask 2) and 32 px (mask 1)
+
+
+@pytest.fixture(scope="module")
+def face_model(tmp_path_factory, tiny_config):
+    root = tmp_path_factory.mktemp("face")
+    config = tiny_config(img_size=IMG, num_domains=2, domain_names=["female", "male"], w_hpf=1.0, base_dim=8,
+                         max_conv_dim=32, mapping_hidden_dim=32)
+    _, ema_path = save_upstream_checkpoints(build_networks_like(config.model, seed=4), root / "upstream")
+    wing = torch_fan.save_wing_checkpoint(torch_fan.randomize(torch_fan.TorchFAN(), seed=2), root / "wing.ckpt")
+    with pytest.raises(ConfigError, match="--fan-checkpoint"):  # no FAN, no conversion: never a silent fallback
+        convert_checkpoint(ema_path, config, root / "refused", log=lambda _: None)
+    assert not (root / "refused").exists()
+    output = convert_checkpoint(ema_path, config.replace(fan_checkpoint=str(wing)), root / "model", log=lambda _: None)
+    assert (output / FAN_FILE).is_file()
+    translator = load(output, mean_style_samples=16)
+    export = export_saved_model(translator, root / "models" / MODEL_NAME, mean_style_samples=16)
+    translator.mean_styles()
+    return translator, export
+
+
+def test_served_translations_are_the_masked_translations(face_model):
+    translator, export = face_model
+    session = SavedModelSession(export)
+    server, address = start_grpc_server(session, int(export.name))
+    try:
+        client = StarGANClient(address, timeout=60, retries=0)
+        images, references = smooth_images(2, IMG, seed=0), smooth_images(2, IMG, seed=1)
+        z = np.random.default_rng(3).standard_normal((1, 16)).astype(np.float32).repeat(2, 0)
+        x = from_uint8(images)
+        expected = to_uint8(translator.latent_guided(x, [1, 1], z).numpy())
+        assert_images_match(np.stack(client.latent(list(images), "male", seed=3)), expected)
+        styles = translator.style_from_reference(from_uint8(references), [0, 0])
+        expected_ref = to_uint8(translator.synthesize(x, styles).numpy())
+        assert_images_match(np.stack(client.reference(list(images), list(references), "female")), expected_ref)
+        unmasked = to_uint8(translator.generator(x, styles).numpy())  # G without its skips: not what is served
+        assert np.mean(np.abs(unmasked.astype(int) - expected_ref.astype(int)) > 1) > 0.05
+    finally:
+        server.stop(grace=None)
+        session.close()
+
+
+def test_tflite_file_carries_the_fan_and_matches_the_saved_model(face_model, tmp_path):
+    _, export = face_model
+    path = tflite.convert_many(export, {"none": tmp_path / "face.tflite"})["none"]
+    results = tflite.verify(path, export, None, None, runs=1, threads=1)
+    image_results = [r for r in results if r["output"] == "image"]
+    assert {r["signature"] for r in image_results} >= {"latent_guided", "reference_guided"}
+    for result in results:
+        assert result["psnr_db"] >= 40.0, result

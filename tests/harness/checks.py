@@ -1,0 +1,74 @@
+"""Comparisons the tests of several packages share: training logs and updates against a PyTorch reference,
+served images against the Translator's, smooth test images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stargan_keras.core.imaging import to_uint8
+
+BOUNDARY = 1e-3  # uint8 levels: a float this close to k + 0.5 may round either way once optimized
+
+
+def assert_close_logs(actual: dict, expected: dict, rtol: float):
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        assert abs(float(actual[key]) - value) <= rtol * abs(value), f"{key}: {float(actual[key])} vs {value}"
+
+
+def update(snapshots, network, start, stop):
+    keys = sorted(k for k in snapshots[0] if k.split("/")[0] == network)
+    return np.concatenate([(snapshots[stop][k] - snapshots[start][k]).ravel() for k in keys])
+
+
+def sign_agreement(ours, ref32, ref64, network, start, stop, margin):
+    """Fraction of same-sign updates on the entries float32 arithmetic can resolve, and their share.
+
+    Adam turns any gradient entry, however small, into a step of about +-lr, so
+    entries whose exact gradient is zero or below float32 rounding (e.g. the
+    bias of a conv followed by instance normalisation) get random signs in any
+    float32 implementation, PyTorch's included. Counted are the entries where
+    PyTorch in float32 gets the float64 reference's sign and whose float64
+    update is not a near-cancellation of successive steps (|update| > margin * lr).
+    """
+    lr = 1e-6 if network == "mapping_network" else 1e-4
+    mine, theirs, exact = (update(s, network, start, stop) for s in (ours, ref32, ref64))
+    resolvable = (np.sign(theirs) == np.sign(exact)) & (np.abs(exact) > margin * lr)
+    return float(np.mean(np.sign(mine[resolvable]) == np.sign(theirs[resolvable]))), float(resolvable.mean())
+
+
+def assert_quantized(actual, floats):
+    """Served uint8 images are the Translator's [-1, 1] floats quantized by `imaging.to_uint8`: equal, except
+    where a float lies within BOUNDARY levels of a rounding boundary. The served graph and the Translator's
+    functions are optimized differently (Grappler, oneDNN), which moves a float by a few ulps."""
+    floats = np.asarray(floats)
+    expected, actual = to_uint8(floats), np.asarray(actual)
+    levels = np.clip((floats + 1.0) / 2.0, 0.0, 1.0) * 255.0
+    near = np.abs(levels - np.floor(levels) - 0.5) < BOUNDARY
+    assert actual.shape == expected.shape and actual.dtype == np.uint8
+    np.testing.assert_array_equal(actual[~near], expected[~near])
+    assert np.all(np.abs(actual[near].astype(int) - expected[near].astype(int)) <= 1)
+    assert np.mean(near) < 0.01 and expected.std() > 1, "a reference too flat for the comparison to prove much"
+
+
+def assert_style_codes(actual, expected):
+    """Style codes within float32 rounding of the Translator's (summation order may differ, see above)."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    assert np.std(expected) > 0.01
+
+
+def smooth_images(n, size, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    out = []
+    for _ in range(n):
+        a = rng.uniform(-1, 1, (3, 2))
+        out.append(np.stack([np.clip(0.5 + 0.5 * (a[c, 0] * xx + a[c, 1] * yy), 0, 1) for c in range(3)], -1))
+    return np.round(np.stack(out) * 255).astype(np.uint8)
+
+
+def assert_images_match(actual, expected):
+    actual = np.asarray(actual)
+    diff = np.abs(actual.astype(int) - expected.astype(int))
+    assert actual.shape == expected.shape and np.mean(diff <= 1) >= 0.999, diff.max()
+    assert expected.std() > 10

@@ -1,0 +1,49 @@
+"""Starting `python -m stargan_keras.demo` for the demo's tests."""
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+
+from tests.harness.networks import free_ports
+
+
+def start_demo(*args, timeout: float = 600.0):
+    """The demo command on a free port with `args`; returns (process, url) once it prints its URL.
+
+    The caller stops it (`process.terminate()`); its output lines are in `process.lines` (a list).
+    """
+    (port,) = free_ports(1)
+    process = subprocess.Popen([sys.executable, "-m", "stargan_keras.demo", *args, "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    process.lines = []
+    seen: queue.Queue = queue.Queue()
+
+    def read():
+        for line in process.stdout:
+            process.lines.append(line.rstrip("\n"))
+            seen.put(line)
+        seen.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        try:
+            line = seen.get(timeout=timeout)
+        except queue.Empty:
+            process.kill()
+            raise AssertionError(f"the demo printed no URL in {timeout:.0f}s: {process.lines}") from None
+        if line is None:
+            raise AssertionError(f"the demo exited ({process.wait()}) before serving: {process.lines}")
+        if line.startswith("open http://"):
+            return process, line.split()[1]
+
+
+def stop(process) -> int:
+    process.terminate()
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
