@@ -57,7 +57,7 @@ def _worker(family, mode, config_path, initial_checkpoint, output, tf_config=Non
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait(processes, timeout=300):
+def _wait(processes, timeout=600):
     deadline = time.time() + timeout
     try:
         for process in processes:

@@ -182,7 +182,7 @@ def test_no_module_outside_the_registry_tells_families_apart():
 
 
 TESTS_DIR = PACKAGE_DIR.parent / "tests"
-TEST_SUPPORT = ("harness", "references")  # shared test code and the independent PyTorch references
+TEST_SUPPORT = ("harness", "references", "fixtures")  # shared test code, the PyTorch references, files
 
 
 def test_the_tests_mirror_the_package():

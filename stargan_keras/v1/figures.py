@@ -56,10 +56,10 @@ class TranslationGrids(PeriodicSamples):
 
     def __init__(self, config, generator, batch: dict, every: int, samples_dir, writer):
         super().__init__(every, samples_dir, writer)
-        self.model, self.generator, self.batch = config.model, generator, batch
+        self.model_config, self.generator, self.batch = config.model, generator, batch
 
     def grids(self) -> dict[str, np.ndarray]:
-        return sample_figures(self.generator, self.batch, self.model)
+        return sample_figures(self.generator, self.batch, self.model_config)
 
 
 def write_test_figures(translator, out_dir, rows: int = 8, progress: bool = True) -> dict[str, Path]:
