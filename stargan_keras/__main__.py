@@ -14,6 +14,7 @@ COMMANDS = {
     "tflite": "convert a SavedModel to TFLite and verify it",
     "demo": "translate images in the browser, on this machine (LiteRT.js)",
     "align": "align face photos as CelebA-HQ is aligned (the authors' FAN)",
+    "presets": "the authors' trained models, usable by name wherever a model directory is",
 }
 
 

@@ -56,8 +56,9 @@ def build_parser() -> ConfigArgumentParser:
     parser = ConfigArgumentParser(prog=COMMAND, description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", "--run-dir", required=True, type=Path,
-                        help="a training run directory (latest checkpoint) or a model directory; a StarGAN v1 one "
-                             "is scored by stargan_keras.v1.evaluation (accuracy of the target labels, FID)")
+                        help="a training run directory (latest checkpoint), a model directory or a preset name "
+                             "(python -m stargan_keras presets; results then go to ./NAME/eval unless --out); a "
+                             "StarGAN v1 one is scored by stargan_keras.v1.evaluation (accuracy of the target labels, FID)")
     parser.add_argument("--mode", default="both", choices=(*MODES, "both"), help="latent-, reference-guided or both")
     parser.add_argument("--metrics", default=",".join(METRICS), help="comma-separated: fid, lpips, accuracy")
     parser.add_argument("--num-outputs", type=int, default=10, help="outputs per source image (paper: 10)")

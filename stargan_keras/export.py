@@ -27,7 +27,8 @@ from .serving.signatures import FAMILIES, SERVING_DEFAULT
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stargan_keras.export", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True,
-                        help="a training run directory or a model directory (config.yaml + *.weights.h5)")
+                        help="a training run directory, a model directory (config.yaml + *.weights.h5), or a preset "
+                             "name such as stargan_v2_afhq (list: python -m stargan_keras presets)")
     parser.add_argument("--output", default="models/stargan",
                         help="TF Serving model base path; the export goes to OUTPUT/<version>/")
     parser.add_argument("--version", type=int, default=None, help="default: one more than the latest version there")

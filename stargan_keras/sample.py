@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="a training run directory (latest checkpoint) or a model directory")
+                        help="a training run directory (latest checkpoint), a model directory, or a preset name "
+                             "such as stargan_v2_afhq (list: python -m stargan_keras presets)")
     parser.add_argument("--src", type=Path, help="folder of domain folders of source images (StarGAN v2)")
     parser.add_argument("--ref", type=Path, help="folder of domain folders of reference images (StarGAN v2)")
     parser.add_argument("--rows", type=int, default=8, help="StarGAN v1: test images in the figures")

@@ -44,7 +44,8 @@ def build_parser() -> ConfigArgumentParser:
     parser.add_argument("--init-from", default=None, metavar="PATH",
                         help="start a new run from the authors' {step}_nets.ckpt (continuing their training at that "
                              "step, with {step}_nets_ema.ckpt and {step}_optims.ckpt beside it), or fine-tune from "
-                             "{step}_nets_ema.ckpt or a converted model directory")
+                             "{step}_nets_ema.ckpt, a converted model directory or a preset name such as "
+                             "stargan_v2_afhq (python -m stargan_keras presets)")
     parser.add_argument("--discriminator-checkpoint", default=None, metavar="FILE",
                         help="with --init-from *_nets_ema.ckpt: the authors' {step}_nets.ckpt whose discriminator "
                              "to fine-tune (default: a fresh one)")

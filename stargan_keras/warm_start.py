@@ -8,6 +8,8 @@
   and their EMA copies from it, D from `--discriminator-checkpoint` (an authors'
   `{step}_nets.ckpt`) or from a model directory that holds one, else freshly
   initialised; the run starts at step 0 (fine-tuning).
+- a preset name (`stargan_v2_afhq`, `stargan_v2_celeba_hq`): its cached model directory
+  (`stargan_keras.presets`), downloaded and converted on first use.
 It applies to a new run only: a run directory with checkpoints of its own resumes them.
 """
 
@@ -58,7 +60,9 @@ class WarmStart:
 
 def resolve(init_from: str | Path, discriminator_checkpoint: str | Path | None = None) -> WarmStart:
     """Check `--init-from` (and `--discriminator-checkpoint`) before any work; find the authors' sibling files."""
-    source = Path(init_from)
+    from .presets import resolve_model
+
+    source = resolve_model(init_from)
     if not source.exists():
         raise ConfigError(f"--init-from {source}: no such file or directory. Pass the authors' {{step}}_nets.ckpt "
                           "or {step}_nets_ema.ckpt, or a model directory written by stargan_keras.convert.")

@@ -1,0 +1,21 @@
+"""The authors' trained models by name: `stargan_keras.load("stargan_v2_afhq")`, `--checkpoint stargan_celeba_128`.
+
+`catalog` lists the four releases (URLs, sizes, configs, terms); `download` fetches a file
+(progress, time-outs, retries, resume); `archive` reads the v1 zips within limits; `cache`
+converts the files once, with the project's converters, into a model directory under
+$STARGAN_KERAS_HOME (default ~/.cache/stargan_keras), and `resolve_model` is what the
+commands call on a model argument. No TensorFlow is imported until a model is converted.
+"""
+
+from .cache import PresetError, cache_root, ensure, is_ready, model_dir, resolve_model
+from .catalog import PRESETS, Preset, RemoteFile, names
+
+__all__ = ["PRESETS", "Preset", "PresetError", "RemoteFile", "cache_root", "ensure", "is_ready", "main", "model_dir",
+           "names", "resolve_model"]
+
+
+def main(argv=None) -> int:
+    """`python -m stargan_keras presets`: see `command`."""
+    from .command import main as run
+
+    return run(argv)
