@@ -17,6 +17,8 @@ COMMANDS = {
     "presets": "the authors' trained models, usable by name wherever a model directory is",
 }
 
+MODULES = {"presets": "stargan_keras.presets.command"}  # commands that are not `stargan_keras.<name>`
+
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -28,7 +30,7 @@ def main(argv=None) -> int:
             print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
-    module = importlib.import_module(f"stargan_keras.{argv[0]}")
+    module = importlib.import_module(MODULES.get(argv[0], f"stargan_keras.{argv[0]}"))
     return module.main(argv[1:]) or 0
 
 

@@ -221,10 +221,8 @@ def face_network(config: Config, directory: str | Path, save: bool = False, log=
 
 
 def is_v1_directory(path: str | Path) -> bool:
-    """Whether a run or model directory (or a preset name) holds a StarGAN v1 model (its config says so)."""
-    from .presets import resolve_model
-
-    config = resolve_model(path) / CONFIG_FILE
+    """Whether a run or model directory holds a StarGAN v1 model (its config says so)."""
+    config = Path(path) / CONFIG_FILE
     return config.is_file() and Config.load(config).model_family == "v1"
 
 
@@ -309,11 +307,8 @@ def _trackable(networks: Networks) -> tf.train.Checkpoint:
 
 def load_networks(path: str | Path) -> tuple[Config, Networks]:
     """The config and networks of a model directory, or of a run directory's latest checkpoint (its EMA
-    networks, with the trained discriminator; for StarGAN v1, G and D themselves). A preset name
-    (`stargan_keras.presets`) is its cached model directory, downloaded and converted on first use."""
-    from .presets import resolve_model
-
-    path = resolve_model(path)
+    networks, with the trained discriminator; for StarGAN v1, G and D themselves)."""
+    path = Path(path)
     config_path = path / CONFIG_FILE
     if not config_path.exists():
         raise ConfigError(f"{path} is not a stargan_keras model or run directory: it has no {CONFIG_FILE}. "

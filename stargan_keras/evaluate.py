@@ -57,7 +57,8 @@ def build_parser() -> ConfigArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", "--run-dir", required=True, type=Path,
                         help="a training run directory (latest checkpoint), a model directory or a preset name "
-                             "(python -m stargan_keras presets; results then go to ./NAME/eval unless --out); a "
+                             "(python -m stargan_keras presets; results then go to its cached directory's eval/ unless "
+                             "--out); a "
                              "StarGAN v1 one is scored by stargan_keras.v1.evaluation (accuracy of the target labels, FID)")
     parser.add_argument("--mode", default="both", choices=(*MODES, "both"), help="latent-, reference-guided or both")
     parser.add_argument("--metrics", default=",".join(METRICS), help="comma-separated: fid, lpips, accuracy")
@@ -112,6 +113,7 @@ def run(args) -> list[Path]:
     from stargan_keras.data import load_dataset
     from stargan_keras.inference import Translator
     from stargan_keras.metrics import domain_classifier
+    from stargan_keras.presets import resolve_model
     from stargan_keras.v1 import evaluation as v1_evaluation
 
     metrics = parse_metrics(args.metrics)
@@ -119,6 +121,7 @@ def run(args) -> list[Path]:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise EvaluationError(f"--{flag.replace('_', '-')} {value}: must be at least 1.")
+    args.checkpoint = resolve_model(args.checkpoint)  # a preset name: its cached model directory
     if is_v1_directory(args.checkpoint):  # StarGAN v1: target-attribute accuracy and FID, its own protocol
         data_flags = {k: v for k, v in overrides_from_args(args).items() if k in DATA_FLAGS}
         return v1_evaluation.run(args, metrics, build_metric_networks, data_flags)

@@ -87,10 +87,11 @@ class Translator:
 
     @classmethod
     def from_directory(cls, path: str | Path, **kwargs) -> "Translator":
-        """A model directory, or a run directory's latest EMA networks."""
+        """A model directory, a run directory's latest EMA networks, or a preset name."""
         from .checkpoint import load_networks
+        from .presets import resolve_model
 
-        return cls(*load_networks(path), **kwargs)
+        return cls(*load_networks(resolve_model(path)), **kwargs)
 
     def with_authors_ops(self) -> "Translator":
         """The same model and mean styles, traced with the authors' resampling ops."""
@@ -196,11 +197,13 @@ def _domains(value):
 
 
 def load(path: str | Path, **kwargs):
-    """Open a model directory or a training run directory as its family's translation object: a `Translator`
-    (StarGAN v2, the latest EMA networks) or, for `model_family: v1`, a `v1.inference.V1Translator`."""
+    """Open a model directory, a training run directory or a preset name (`stargan_keras.presets`: the authors'
+    model, downloaded and converted on first use) as its family's translation object: a `Translator` (StarGAN
+    v2, the latest EMA networks) or, for `model_family: v1`, a `v1.inference.V1Translator`."""
     from .checkpoint import load_networks
+    from .presets import resolve_model
 
-    config, networks = load_networks(path)
+    config, networks = load_networks(resolve_model(path))
     if config.model_family == "v1":
         from .v1.inference import V1Translator
 

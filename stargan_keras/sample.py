@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from stargan_keras.checkpoint import is_v1_directory
     from stargan_keras.inference import Translator, load
+    from stargan_keras.presets import resolve_model
 
+    args.checkpoint = resolve_model(args.checkpoint)
     try:
         if is_v1_directory(args.checkpoint):  # StarGAN v1: the authors' test mode
             from stargan_keras.v1.sampling import write_test_figures

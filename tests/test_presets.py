@@ -274,14 +274,6 @@ def test_sample_export_demo_and_train_take_a_preset_name(tiny, mirror, home, tmp
     assert len([line for line in mirror.requests if line[0].startswith("/stargan_v2_afhq/")]) == 1
 
 
-@pytest.mark.slow
-def test_a_v1_preset_name_is_seen_as_v1(tiny, mirror, home):
-    from stargan_keras.checkpoint import is_v1_directory
-
-    assert is_v1_directory("stargan_celeba_128")  # what sample and evaluate ask first, so they pick v1's way
-    assert resolve_model("stargan_celeba_128") == home / "models" / "stargan_celeba_128"
-
-
 def test_offline_or_unreachable_names_the_url_and_where_to_put_the_file(home, monkeypatch):
     preset = PRESETS["stargan_v2_afhq"]
     by_hand = home / "downloads" / "stargan_v2_afhq" / "100000_nets_ema.ckpt"
@@ -301,6 +293,26 @@ def test_offline_or_unreachable_names_the_url_and_where_to_put_the_file(home, mo
     assert f"cannot download http://127.0.0.1:{port}/stargan_v2_afhq/100000_nets_ema.ckpt" in message
     assert str(by_hand) in message and preset.file("nets_ema").url in message and "\n" not in message
     _nothing_left(home, "stargan_v2_afhq")
+
+
+def test_a_full_disk_is_said_before_any_download(home, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**10, 10**10 - 10**6,
+                                                                                          10**6))
+    monkeypatch.setenv(cache.MIRROR_ENV, "http://127.0.0.1:9")  # never reached
+    with pytest.raises(PresetError, match=r"no room for preset stargan_v2_afhq .*\(1 MB free, about 465 MB needed"):
+        resolve_model("stargan_v2_afhq")
+    _nothing_left(home, "stargan_v2_afhq")
+
+
+def test_a_command_given_an_unknown_name_lists_the_presets(home, capsys):
+    from stargan_keras.export import main as export_main
+
+    assert export_main(["--checkpoint", "stargan_v2_cats", "--output", str(home / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'stargan_v2_cats' is not a model directory nor a preset" in err
+    assert "stargan_v2_afhq, stargan_v2_celeba_hq, stargan_celeba_128, stargan_celeba_256" in err
 
 
 def test_a_file_put_in_the_cache_by_hand_is_converted_without_network(files, tiny, home, monkeypatch, capsys):

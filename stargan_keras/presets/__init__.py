@@ -4,18 +4,13 @@
 (progress, time-outs, retries, resume); `archive` reads the v1 zips within limits; `cache`
 converts the files once, with the project's converters, into a model directory under
 $STARGAN_KERAS_HOME (default ~/.cache/stargan_keras), and `resolve_model` is what the
-commands call on a model argument. No TensorFlow is imported until a model is converted.
+commands call on a model argument; `command` is `python -m stargan_keras presets`. No
+TensorFlow is imported until a model is converted.
 """
 
 from .cache import PresetError, cache_root, ensure, is_ready, model_dir, resolve_model
 from .catalog import PRESETS, Preset, RemoteFile, names
 
-__all__ = ["PRESETS", "Preset", "PresetError", "RemoteFile", "cache_root", "ensure", "is_ready", "main", "model_dir",
+__all__ = ["PRESETS", "Preset", "PresetError", "RemoteFile", "cache_root", "ensure", "is_ready", "model_dir",
            "names", "resolve_model"]
 
-
-def main(argv=None) -> int:
-    """`python -m stargan_keras presets`: see `command`."""
-    from .command import main as run
-
-    return run(argv)

@@ -1,5 +1,6 @@
 import sys
 
-from . import main
+from .command import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -73,11 +73,13 @@ def ensure(preset: Preset, log=None) -> Path:
             raise PresetError(f"{target} exists but is not a complete model directory (no {SOURCE_FILE}); it was "
                               f"not written by the presets: move it away and try again.")
         _remove_stale_staging(target)
+        log(f"{preset.name}: preparing the authors' model (about {preset.approx_bytes / 1e6:.0f} MB to download) in "
+            f"{cache_root()}. {preset.terms}")
+        _check_room(preset, target)
         downloads = cache_root() / "downloads" / preset.name
-        fetched, records = [], []
+        records = []
         for remote in preset.files:
-            path, downloaded = _obtain(preset, remote, downloads, log, first=not fetched)
-            fetched.append(downloaded)
+            path, downloaded = _obtain(preset, remote, downloads, log)
             records.append({"file": remote.name, "url": file_url(preset, remote), "bytes": path.stat().st_size,
                             "sha256": sha256_of(path), "downloaded": downloaded})
         try:
@@ -92,6 +94,16 @@ def ensure(preset: Preset, log=None) -> Path:
         _forget(downloads, preset, records)
     log(f"{preset.name}: ready in {target}")
     return target
+
+
+def _check_room(preset: Preset, target: Path) -> None:
+    """Room for the downloads and the model directory, which holds about as much, before either starts."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    free, needed = shutil.disk_usage(target.parent).free, 2 * preset.approx_bytes
+    if free < needed:
+        raise PresetError(f"no room for preset {preset.name} in {cache_root()} ({free / 1e6:.0f} MB free, about "
+                          f"{needed / 1e6:.0f} MB needed for the downloads and the model): free some space, or set "
+                          f"{HOME_ENV} to a directory on a larger disk.")
 
 
 def _stderr(message: str) -> None:
@@ -125,7 +137,7 @@ def _remove_stale_staging(target: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _obtain(preset: Preset, remote: RemoteFile, downloads: Path, log, first: bool) -> tuple[Path, bool]:
+def _obtain(preset: Preset, remote: RemoteFile, downloads: Path, log) -> tuple[Path, bool]:
     """The authors' file in `downloads/`: one put there by hand, else downloaded now. (path, downloaded)."""
     path = downloads / remote.name
     if path.is_file():
@@ -137,9 +149,6 @@ def _obtain(preset: Preset, remote: RemoteFile, downloads: Path, log, first: boo
     if offline():
         raise PresetError(f"{OFFLINE_ENV}=1 forbids downloading {url} for preset {preset.name}: unset it to "
                           f"download, or put the file at {path} by hand.")
-    if first:
-        log(f"{preset.name}: downloading the authors' files (about {preset.approx_bytes / 1e6:.0f} MB) into "
-            f"{cache_root()}. {preset.terms}")
     try:
         return fetch(url, path, hand_placed_hint=by_hand, expected_bytes=remote.approx_bytes), True
     except DownloadError as err:
