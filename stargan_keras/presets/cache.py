@@ -73,25 +73,30 @@ def ensure(preset: Preset, log=None) -> Path:
             raise PresetError(f"{target} exists but is not a complete model directory (no {SOURCE_FILE}); it was "
                               f"not written by the presets: move it away and try again.")
         _remove_stale_staging(target)
-        log(f"{preset.name}: preparing the authors' model (about {preset.approx_bytes / 1e6:.0f} MB to download) in "
-            f"{cache_root()}. {preset.terms}")
         _check_room(preset, target)
         downloads = cache_root() / "downloads" / preset.name
         records = []
-        for remote in preset.files:
-            path, downloaded = _obtain(preset, remote, downloads, log)
-            records.append({"file": remote.name, "url": file_url(preset, remote), "bytes": path.stat().st_size,
-                            "sha256": sha256_of(path), "downloaded": downloaded})
+        announce = _once(lambda: log(f"{preset.name}: preparing the authors' model (about "
+                                     f"{preset.approx_bytes / 1e6:.0f} MB) in {cache_root()}. {preset.terms}"))
+        try:
+            for remote in preset.files:
+                path, downloaded = _obtain(preset, remote, downloads, log, announce)
+                records.append({"file": remote.name, "url": file_url(preset, remote), "bytes": path.stat().st_size,
+                                "sha256": sha256_of(path), "downloaded": downloaded})
+        finally:
+            with contextlib.suppress(OSError):
+                downloads.rmdir()  # only when empty: a partial download stays, to be resumed
+        announce()
         try:
             _build(preset, downloads, target, records, log)
         except UserError as err:
-            _forget(downloads, preset, records)
+            _forget(downloads, records)
             kept = [r["file"] for r in records if not r["downloaded"]]
             advice = (f"replace {', '.join(kept)} in {downloads} with the authors' files" if kept else
                       "the downloaded files were removed: run again to download them anew (if a mirror serves other "
                       "files than the authors', fix it first)")
             raise PresetError(f"preset {preset.name}: {err} ({advice}; no model directory was written)") from None
-        _forget(downloads, preset, records)
+        _forget(downloads, records)
     log(f"{preset.name}: ready in {target}")
     return target
 
@@ -137,7 +142,19 @@ def _remove_stale_staging(target: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _obtain(preset: Preset, remote: RemoteFile, downloads: Path, log) -> tuple[Path, bool]:
+def _once(action):
+    """`action` wrapped to run on the first call only."""
+    done = []
+
+    def run():
+        if not done:
+            done.append(True)
+            action()
+
+    return run
+
+
+def _obtain(preset: Preset, remote: RemoteFile, downloads: Path, log, announce) -> tuple[Path, bool]:
     """The authors' file in `downloads/`: one put there by hand, else downloaded now. (path, downloaded)."""
     path = downloads / remote.name
     if path.is_file():
@@ -149,6 +166,7 @@ def _obtain(preset: Preset, remote: RemoteFile, downloads: Path, log) -> tuple[P
     if offline():
         raise PresetError(f"{OFFLINE_ENV}=1 forbids downloading {url} for preset {preset.name}: unset it to "
                           f"download, or put the file at {path} by hand.")
+    announce()  # the weights' terms, once, before their first download
     try:
         return fetch(url, path, hand_placed_hint=by_hand, expected_bytes=remote.approx_bytes), True
     except DownloadError as err:
@@ -158,7 +176,7 @@ def _obtain(preset: Preset, remote: RemoteFile, downloads: Path, log) -> tuple[P
                           f"or set {HOME_ENV} to another directory.") from None
 
 
-def _forget(downloads: Path, preset: Preset, records: list[dict]) -> None:
+def _forget(downloads: Path, records: list[dict]) -> None:
     """Delete what this process downloaded (the model directory keeps their digests); hand-placed files stay."""
     for record in records:
         if record["downloaded"]:
