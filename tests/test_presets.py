@@ -136,7 +136,14 @@ def test_a_preset_downloads_converts_and_translates_as_convert_does_then_works_o
     assert not (home / "downloads" / name).exists()  # converted, the downloads are not kept twice
     if "celeba_lm_mean.npz" in served:
         assert (directory / "celeba_lm_mean.npz").read_bytes() == served["celeba_lm_mean.npz"]
-        assert (directory / "fan.weights.h5").is_file()
+        from stargan_keras.checkpoint import face_network
+        from stargan_keras.face.fan import fan_variables
+
+        # fine-tuning it (train --init-from NAME) takes its FAN as --fan-checkpoint, since wing.ckpt is not kept
+        config = model.config.replace(fan_checkpoint=str(directory / "fan.weights.h5"))
+        run_fan = fan_variables(face_network(config, tmp_path / "run"))
+        for key, variable in fan_variables(model.networks.fan).items():
+            np.testing.assert_array_equal(np.asarray(run_fan[key]), np.asarray(variable), err_msg=key)
 
     converted = stargan_keras.load(_convert_like_the_command(tiny[name], served, tmp_path))
     _assert_same_weights(_weights(model), _weights(converted))
