@@ -14,7 +14,10 @@ COMMANDS = {
     "tflite": "convert a SavedModel to TFLite and verify it",
     "demo": "translate images in the browser, on this machine (LiteRT.js)",
     "align": "align face photos as CelebA-HQ is aligned (the authors' FAN)",
+    "presets": "the authors' trained models, usable by name wherever a model directory is",
 }
+
+MODULES = {"presets": "stargan_keras.presets.command"}  # commands that are not `stargan_keras.<name>`
 
 
 def main(argv=None) -> int:
@@ -27,7 +30,7 @@ def main(argv=None) -> int:
             print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
-    module = importlib.import_module(f"stargan_keras.{argv[0]}")
+    module = importlib.import_module(MODULES.get(argv[0], f"stargan_keras.{argv[0]}"))
     return module.main(argv[1:]) or 0
 
 

@@ -4,6 +4,7 @@
     python -m stargan_keras.demo --model runs/shapes             # a run or model directory, converted now
     python -m stargan_keras.demo --model models/stargan/1        # an export version directory, converted now
     python -m stargan_keras.demo --model stargan_int8.tflite     # a file of `python -m stargan_keras.tflite`
+    python -m stargan_keras.demo --model stargan_v2_afhq         # the authors' model, downloaded on first use
 
 It prints the URL of the page (on 127.0.0.1 only). The server only serves files: the page,
 the TFLite file, its metadata and LiteRT.js; the translation runs in the page, on the
@@ -28,7 +29,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stargan_keras.demo", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--model", required=True,
-                        help="a .tflite file, an export version directory or a run/model directory")
+                        help="a .tflite file, an export version directory, a run/model directory, or a preset name such "
+                             "as stargan_v2_afhq (list: python -m stargan_keras presets)")
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
                         help="when converting: none (float32, the default), float16 or dynamic (int8 weights)")

@@ -40,6 +40,7 @@ from stargan_keras.core.config import ConfigArgumentParser, add_config_flags, ov
 from stargan_keras.core.errors import command
 from stargan_keras.core.reports import EVAL_DIR, METRICS, EvaluationError
 from stargan_keras.metrics.fid import add_inception_arguments
+from stargan_keras.presets import resolve_model
 from stargan_keras.v2.evaluation import MODES
 
 DATA_FLAGS = ("dataset", "data_dir", "eval_batch_size")  # the shared data fields the command may override
@@ -58,8 +59,9 @@ def build_parser() -> ConfigArgumentParser:
     parser = ConfigArgumentParser(prog=COMMAND, description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", "--run-dir", required=True, type=Path,
-                        help="a training run directory (latest checkpoint) or a model directory; a StarGAN v1 one "
-                             "is scored by stargan_keras.v1.evaluation (accuracy of the target labels, FID)")
+                        help="a training run directory (latest checkpoint), a model directory or a preset name "
+                             "(python -m stargan_keras presets; results then go to its cached directory's eval/ "
+                             "unless --out); each family scores it with its own protocol")
     parser.add_argument("--mode", default="both", choices=(*MODES, "both"), help="latent-, reference-guided or both")
     parser.add_argument("--metrics", default=",".join(METRICS), help="comma-separated: fid, lpips, accuracy")
     parser.add_argument("--num-outputs", type=int, default=10, help="outputs per source image (paper: 10)")
@@ -94,6 +96,7 @@ def run(args) -> list[Path]:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise EvaluationError(f"--{flag.replace('_', '-')} {value}: must be at least 1.")
+    args.checkpoint = resolve_model(args.checkpoint)  # a preset name: its cached model directory
     data_overrides = {k: v for k, v in overrides_from_args(args, _data_config_class()).items() if k in DATA_FLAGS}
     return families.of_directory(args.checkpoint).evaluate(args, metrics, data_overrides)
 

@@ -19,6 +19,7 @@ import sys
 from stargan_keras import families
 from stargan_keras.core.errors import command
 from stargan_keras.core.imaging import MAX_IMAGE_PIXELS
+from stargan_keras.presets import resolve_model
 from stargan_keras.serving.export import check_output, export_saved_model, load_model
 from stargan_keras.serving.signatures import SERVING_DEFAULT
 from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES
@@ -28,7 +29,8 @@ from stargan_keras.v2.inference import MEAN_STYLE_SAMPLES
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stargan_keras.export", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True,
-                        help="a training run directory or a model directory (config.yaml + *.weights.h5)")
+                        help="a training run directory, a model directory (config.yaml + *.weights.h5), or a preset "
+                             "name such as stargan_v2_afhq (list: python -m stargan_keras presets)")
     parser.add_argument("--output", default="models/stargan",
                         help="TF Serving model base path; the export goes to OUTPUT/<version>/")
     parser.add_argument("--version", type=int, default=None, help="default: one more than the latest version there")
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
     if args.max_image_pixels < 1:
         parser.error(f"--max-image-pixels {args.max_image_pixels}: must be at least 1")
     check_output(args.output, args.version, args.overwrite)  # before the work, which takes a while
-    translator = load_model(args.checkpoint)
+    translator = load_model(resolve_model(args.checkpoint))
     path = export_saved_model(translator, args.output, args.version, args.mean_style_samples, args.model_name,
                               progress=True, max_image_pixels=args.max_image_pixels, overwrite=args.overwrite)
     table = families.of_config(translator.config).signatures

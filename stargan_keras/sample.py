@@ -25,6 +25,7 @@ from pathlib import Path
 
 from stargan_keras import families
 from stargan_keras.core.errors import UserError, command
+from stargan_keras.presets import resolve_model
 from stargan_keras.v2.figures import VIDEO_FORMATS, SampleError
 
 COMMAND = "python -m stargan_keras.sample"
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="a training run directory (latest checkpoint) or a model directory")
+                        help="a training run directory (latest checkpoint), a model directory, or a preset name "
+                             "such as stargan_v2_afhq (list: python -m stargan_keras presets)")
     parser.add_argument("--src", type=Path, help="folder of domain folders of source images (StarGAN v2)")
     parser.add_argument("--ref", type=Path, help="folder of domain folders of reference images (StarGAN v2)")
     parser.add_argument("--rows", type=int, default=8, help="StarGAN v1: test images in the figures")
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.checkpoint = resolve_model(args.checkpoint)
     try:
         written = families.of_directory(args.checkpoint).sample(args)
     except (OSError, ValueError) as err:  # unreadable image files and folders

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from stargan_keras.core.errors import command
 from stargan_keras.core.imaging import check_image_file
@@ -40,7 +42,10 @@ def format_results(results) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stargan_keras.tflite", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--saved-model", required=True, help="an export version directory, e.g. models/stargan/1")
+    parser.add_argument("--saved-model", required=True,
+                        help="an export version directory, e.g. models/stargan/1, or a preset name such as "
+                             "stargan_v2_afhq (exported first into a temporary directory; python -m stargan_keras "
+                             "presets lists them)")
     parser.add_argument("--output", required=True, help="the .tflite file to write (or to check)")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
                         help="none: float32; float16: half-size weights; dynamic: int8 weights (dynamic range)")
@@ -53,14 +58,27 @@ def main(argv=None) -> int:
     for flag, image in (("--image", args.image), ("--reference", args.reference)):
         if image is not None:  # before the conversion, which takes a while
             check_image_file(image, f"{flag} {image}")
-    if not args.check:
-        start = time.perf_counter()
-        path = convert(args.saved_model, args.output, args.quantize)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, --quantize {args.quantize}) "
-              f"in {time.perf_counter() - start:.0f}s; verifying against {args.saved_model}")
-    results = verify(args.output, args.saved_model, args.image, args.reference, args.runs, args.threads)
+    with tempfile.TemporaryDirectory(prefix="stargan-tflite-") as workdir:
+        saved_model = _saved_model(args.saved_model, Path(workdir))
+        if not args.check:
+            start = time.perf_counter()
+            path = convert(saved_model, args.output, args.quantize)
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, --quantize {args.quantize}) "
+                  f"in {time.perf_counter() - start:.0f}s; verifying against {args.saved_model}")
+        results = verify(args.output, saved_model, args.image, args.reference, args.runs, args.threads)
     print(format_results(results))
     return 0
+
+
+def _saved_model(value: str, workdir: Path):
+    """`--saved-model` as given, or for a preset name its model exported into `workdir` (as the demo does)."""
+    from stargan_keras.presets import PRESETS, resolve_model
+
+    if value not in PRESETS or Path(value).exists():
+        return value
+    from stargan_keras.browser.server import _export
+
+    return _export(resolve_model(value), workdir / "export", None)
 
 
 if __name__ == "__main__":

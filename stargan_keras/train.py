@@ -79,7 +79,9 @@ def _warm_start(args, config: RunConfig):
         if args.discriminator_checkpoint:
             raise ConfigError("--discriminator-checkpoint needs --init-from (the networks to fine-tune with it).")
         return None
-    return families.of_config(config).resolve_warm_start(args.init_from, args.discriminator_checkpoint)
+    from stargan_keras.presets import resolve_model
+
+    return families.of_config(config).resolve_warm_start(resolve_model(args.init_from), args.discriminator_checkpoint)
 
 
 def _duration(seconds: float) -> str:

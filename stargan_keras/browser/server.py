@@ -108,12 +108,15 @@ def _first_line(err) -> str:
 
 
 def prepare_model(path, workdir, quantize: str | None = None, mean_style_samples: int | None = None) -> DemoModel:
-    """A TFLite file and its metadata from a .tflite file, an export version directory or a run/model directory.
+    """A TFLite file and its metadata from a .tflite file, an export version directory, a run/model directory
+    or a preset name.
 
     Conversions write into `workdir` and print one progress line per step.
     """
 
-    path, workdir = Path(path), Path(workdir)
+    from stargan_keras.presets import resolve_model
+
+    path, workdir = resolve_model(path), Path(workdir)
     if not path.exists():
         raise DemoError(f"--model {path}: no such file or directory; pass a .tflite file, an export version "
                         "directory (models/stargan/1) or a run directory (runs/shapes).")

@@ -52,6 +52,10 @@ class Family:
     def image_size(self, config) -> int:
         raise NotImplementedError
 
+    def label_names(self, config) -> list[str]:
+        """What G's target names: StarGAN v2's domains, v1's label columns."""
+        raise NotImplementedError
+
     def build_model(self, config, strategy, checkpoint_dir: Path, run, chief: bool):
         """(trainer, checkpoint manager, restored checkpoint prefix or None): see `core.session.build_model`."""
         raise NotImplementedError
@@ -71,7 +75,7 @@ class Family:
         raise NotImplementedError
 
     # -- commands ------------------------------------------------------------------------------------------------
-    def convert(self, checkpoint, config, output, discriminator_checkpoint=None, overwrite: bool = False):
+    def convert(self, checkpoint, config, output, discriminator_checkpoint=None, overwrite: bool = False, log=print):
         """The authors' checkpoint as a model directory."""
         raise NotImplementedError
 

@@ -35,7 +35,7 @@ def face_network(config, directory: str | Path, save: bool = False, log=print):
     `--fan-checkpoint` converted and, with `save`, written into `directory` (atomically) to travel with it."""
     if config.model.w_hpf <= 0:
         return None
-    from stargan_keras.face.fan import load_fan, load_fan_checkpoint, save_fan
+    from stargan_keras.face.fan import fan_from_file, load_fan, save_fan
 
     own = Path(directory) / FAN_FILE
     if own.exists():
@@ -43,7 +43,7 @@ def face_network(config, directory: str | Path, save: bool = False, log=print):
             log(f"using {own}; --fan-checkpoint {config.model.fan_checkpoint} is not read")
         return load_fan(own)
     check_fan_source(config, directory, str(directory))
-    fan = load_fan_checkpoint(config.model.fan_checkpoint)
+    fan = fan_from_file(config.model.fan_checkpoint)  # wing.ckpt, or a model directory's fan.weights.h5
     if save:
         staging = own.with_name(f".{os.getpid()}.{FAN_FILE}")
         save_fan(fan, staging)

@@ -51,6 +51,11 @@ class ModelConfig:
     d_repeat_num: int = option(6, "stride-2 convs of D")
 
     @property
+    def label_names(self) -> list[str]:
+        """The names of the label vector's columns: selected_attrs (label_0, ... without them)."""
+        return list(self.selected_attrs) or [f"label_{i}" for i in range(self.num_classes)]
+
+    @property
     def label_dim(self) -> int:
         """Width of G's label input: c_dim, or in joint mode c_dim + c2_dim and the mask vector."""
         return self.num_classes + (JOINT_MASK_DIM if self.c2_dim else 0)

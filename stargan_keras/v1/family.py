@@ -60,6 +60,9 @@ class V1(Family):
     def image_size(self, config: Config) -> int:
         return config.model.image_size
 
+    def label_names(self, config) -> list[str]:
+        return config.model.label_names
+
     def build_model(self, config: Config, strategy, checkpoint_dir, run, chief: bool):
         from stargan_keras.v1.trainer import StarGANv1
 
@@ -78,10 +81,10 @@ class V1(Family):
         return TranslationGrids(config, model.nets.generator, batch, config.train.sample_every, run.samples, writer)
 
     # -- commands ------------------------------------------------------------------------------------------------
-    def convert(self, checkpoint, config, output, discriminator_checkpoint=None, overwrite: bool = False):
+    def convert(self, checkpoint, config, output, discriminator_checkpoint=None, overwrite: bool = False, log=print):
         from stargan_keras.v1.convert import convert_checkpoint
 
-        return convert_checkpoint(checkpoint, config, output, discriminator_checkpoint, overwrite=overwrite)
+        return convert_checkpoint(checkpoint, config, output, discriminator_checkpoint, log=log, overwrite=overwrite)
 
     def sample(self, args) -> dict:
         """The authors' test mode: translations and label interpolations of the model's own test images."""

@@ -54,8 +54,7 @@ class Translator:
     @property
     def attribute_names(self) -> list[str]:
         """The names of the label vector's columns: the config's selected_attrs (label_0, ... without them)."""
-        v1 = self.config.model
-        return list(v1.selected_attrs) or [f"label_{i}" for i in range(v1.num_classes)]
+        return self.config.model.label_names
 
     def translate(self, x, c):
         """G(x, c): images in [-1, 1] (not clipped: use `imaging.to_uint8` to quantize)."""

@@ -25,8 +25,9 @@ class ModelConfig:
     style_dim: int = option(64, "size of the style code s")
     mapping_hidden_dim: int = option(512, "width of the mapping network F")
     w_hpf: float = option(1.0, "weight of the high-pass face skips (0: off, as for AFHQ)")
-    fan_checkpoint: str = option("", "w_hpf > 0: the authors' wing.ckpt (the face-landmark network behind the "
-                                     "skips' masks), converted into the run or model directory")
+    fan_checkpoint: str = option("", "w_hpf > 0: the authors' wing.ckpt or a model directory's fan.weights.h5 (the "
+                                     "face-landmark network behind the skips' masks), converted into the run or "
+                                     "model directory")
     base_dim: int | None = option(None, "channels of the first conv (unset: the paper's 2**14 // img_size)")
     max_conv_dim: int = option(512, "channel cap of every network")
 

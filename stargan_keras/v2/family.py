@@ -68,6 +68,9 @@ class V2(Family):
     def image_size(self, config) -> int:
         return config.model.img_size
 
+    def label_names(self, config) -> list[str]:
+        return config.model.resolved_domain_names
+
     def build_model(self, config, strategy, checkpoint_dir: Path, run, chief: bool):
         """`core.session.build_model` of StarGANv2, with the face-landmark network of a w_hpf > 0 model."""
         from stargan_keras.v2.trainer import StarGANv2
@@ -100,10 +103,10 @@ class V2(Family):
                            seed=config.train.seed)
 
     # -- commands ------------------------------------------------------------------------------------------------
-    def convert(self, checkpoint, config, output, discriminator_checkpoint=None, overwrite: bool = False):
+    def convert(self, checkpoint, config, output, discriminator_checkpoint=None, overwrite: bool = False, log=print):
         from stargan_keras.v2.convert import convert_checkpoint
 
-        return convert_checkpoint(checkpoint, config, output, discriminator_checkpoint, overwrite=overwrite)
+        return convert_checkpoint(checkpoint, config, output, discriminator_checkpoint, log=log, overwrite=overwrite)
 
     def sample(self, args) -> dict:
         from stargan_keras.v2.figures import SampleError, sample

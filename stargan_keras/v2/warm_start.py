@@ -8,6 +8,8 @@
   and their EMA copies from it, D from `--discriminator-checkpoint` (an authors'
   `{step}_nets.ckpt`) or from a model directory that holds one, else freshly
   initialised; the run starts at step 0 (fine-tuning).
+- a preset name (`stargan_v2_afhq`, `stargan_v2_celeba_hq`): its cached model directory
+  (`stargan_keras.presets`, resolved by the train command), downloaded and converted on first use.
 It applies to a new run only: a run directory with checkpoints of its own resumes them.
 """
 
