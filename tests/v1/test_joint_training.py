@@ -41,7 +41,7 @@ def _joint_batch(v1, dataset, size=4, seed=0):
 
 def test_widths_and_parameters_are_the_authors_for_celeba_and_rafd():
     """G takes 5 + 8 + 2 = 15 labels, D classifies 5 + 8: parameter counts equal the reference modules'."""
-    v1 = Config().replace(model_family="v1", c2_dim=8, selected_attrs=[]).v1
+    v1 = Config().replace(c2_dim=8, selected_attrs=[]).model
     assert (v1.label_dim, v1.num_classes) == (15, 13)
     nets = build_networks(v1)
     reference = ref.build_networks_like(v1)
