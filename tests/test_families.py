@@ -1,5 +1,7 @@
-"""The checks every registered model family passes, run the same way for each (`tests.harness.families`):
-mixed precision, and two replicas (mirrored, multi-worker) taking one device's updates."""
+"""The checks every registered model family passes, run the same way for each (`tests.harness.families`): the
+authors' checkpoint converted to the reference networks' outputs, the export and its TFLite file translating
+alike, mixed precision, and two replicas (mirrored, multi-worker) taking one device's updates. Each family's
+training iteration against its PyTorch reference is in tests/<family>/test_trainer.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-from stargan_keras import families
+import stargan_keras
+from stargan_keras import convert, families
 from tests.harness.families import CASES, keras_weights
 from tests.harness.networks import free_ports
 
@@ -23,6 +26,63 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_registered_family_has_a_case():
     assert sorted(CASES) == sorted(families.names())
+
+
+CONVERSION_RTOL = 3e-5  # of the reference output's largest value; measured at most 2.5e-6 (v1 G), 1.6e-6 (v2 G)
+
+
+def _converted(case, directory):
+    """The reference networks, and the model directory `python -m stargan_keras.convert` writes from their files."""
+    config = case.tiny_config()
+    nets, checkpoint, discriminator = case.authors_files(config, directory / "authors", seed=1)
+    config_file = directory / "config.yaml"
+    config.save(config_file)
+    assert convert.main(["--pytorch-checkpoint", str(checkpoint), "--discriminator-checkpoint", str(discriminator),
+                         "--config", str(config_file), "--output", str(directory / "model")]) == 0
+    return nets, directory / "model"
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_the_authors_checkpoint_converts_to_the_reference_networks(family, tmp_path):
+    pytest.importorskip("torch")
+    case = CASES[family]
+    nets, model_dir = _converted(case, tmp_path)
+    model = stargan_keras.load(model_dir)
+    assert model.config.FAMILY == family
+    for what, ours, theirs in case.reference_outputs(nets, model, np.random.default_rng(0)):
+        scale = float(np.abs(theirs).max())
+        assert ours.shape == theirs.shape and scale > 1e-3, what
+        error = float(np.abs(ours - theirs).max()) / scale
+        print(f"{family} {what}: max error {error:.2e} of the reference's largest value {scale:.3g}")
+        assert error <= CONVERSION_RTOL, f"{family} {what}: {error:.2e}"
+
+
+TFLITE_PSNR_DB = 40.0  # float32 TFLite file against the SavedModel, uint8 images
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_the_export_and_its_tflite_file_translate_alike(family, tmp_path):
+    """export writes the family table's signatures; its TFLite file answers each of them as the SavedModel."""
+    pytest.importorskip("torch")
+    from stargan_keras import export
+    from stargan_keras.serving import tflite
+
+    _, model_dir = _converted(CASES[family], tmp_path)
+    assert export.main(["--checkpoint", str(model_dir), "--output", str(tmp_path / "export"), "--version", "1",
+                        "--mean-style-samples", "50"]) == 0
+    saved = tmp_path / "export" / "1"
+    table = families.get(family).signatures
+    assert set(table.names) <= set(tf_signatures(saved))
+    results = tflite.verify(tflite.convert(saved, tmp_path / "model.tflite"), saved, runs=1)
+    assert sorted(r["signature"] for r in results) == sorted(table.tflite_names)
+    assert all(r["psnr_db"] >= TFLITE_PSNR_DB for r in results), results
+
+
+def tf_signatures(saved_model_dir) -> list[str]:
+    import tensorflow as tf
+
+    return list(tf.saved_model.load(str(saved_model_dir)).signatures)
 
 
 @pytest.mark.parametrize("family", sorted(CASES))

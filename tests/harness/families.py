@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from tests.harness import v1, v2
+from tests.harness import authors, v1, v2
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class FamilyCase:
     smooth_adam: dict
     before_any_update: tuple[str, ...]  # the logs of iteration 0 computed before the first update
     mixed_precision: dict  # the config of the mixed-precision check (with its FAN where the family has one)
+    authors_files: Callable  # (config, directory, seed) -> (reference networks, checkpoint, discriminator file)
+    reference_outputs: Callable  # (reference networks, translator, rng) -> [(what, ours, the reference's)]
 
     @property
     def log_keys(self) -> tuple[str, ...]:
@@ -60,12 +62,14 @@ CASES = {
                                                       num_domains=config.model.num_domains,
                                                       latent_dim=config.model.latent_dim, seed=seed),
         _v2_trainer, "stargan_keras.v2.trainer", dict(epsilon=1.0, lr=1e-2, f_lr=1e-2),
-        ("D/latent_real", "D/latent_fake", "D/latent_reg"), dict(w_hpf=1.0, num_domains=2)),
+        ("D/latent_real", "D/latent_fake", "D/latent_reg"), dict(w_hpf=1.0, num_domains=2),
+        authors.v2_files, authors.v2_outputs),
     "v1": FamilyCase(
         "v1", lambda **overrides: v1.make_tiny_v1_config(**{"n_critic": 2, **overrides}),
         lambda config, count, seed=0: v1.make_v1_batches(count, config.model, seed=seed),
         _v1_trainer, "stargan_keras.v1.trainer", dict(epsilon=1.0, g_lr=1e-2, d_lr=1e-2),
-        ("D/loss_real", "D/loss_fake", "D/loss_cls", "D/loss_gp"), dict(n_critic=1)),
+        ("D/loss_real", "D/loss_fake", "D/loss_cls", "D/loss_gp"), dict(n_critic=1),
+        authors.v1_files, authors.v1_outputs),
 }
 def keras_weights(model) -> dict:
     """{network/torch key: array in PyTorch layout} of the trained networks and the EMA copies a family keeps."""
