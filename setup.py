@@ -34,6 +34,8 @@ setup(
     extras_require={
         # Only to read the authors' PyTorch checkpoints and weights; install a CPU build first if you can.
         "torch": ["torch>=2.1"],
+        # `python -m stargan_keras.export --format onnx`: verified with TensorFlow 2.21 and NumPy 2.4.
+        "onnx": ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"],
         "test": ["pytest>=8", "pytest-xdist>=3", "torch>=2.1", "dill", "importlib_resources"],  # the last two for tfds.testing
     },
     entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
