@@ -4,6 +4,10 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# `python -m stargan_keras.export --format onnx` and `client --onnx`: the versions verified with TensorFlow 2.21 and
+# NumPy 2.4.
+ONNX = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"]
+
 setup(
     name="stargan-keras",
     version="0.1.0",
@@ -34,9 +38,9 @@ setup(
     extras_require={
         # Only to read the authors' PyTorch checkpoints and weights; install a CPU build first if you can.
         "torch": ["torch>=2.1"],
-        # `python -m stargan_keras.export --format onnx`: verified with TensorFlow 2.21 and NumPy 2.4.
-        "onnx": ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"],
-        "test": ["pytest>=8", "pytest-xdist>=3", "torch>=2.1", "dill", "importlib_resources"],  # the last two for tfds.testing
+        "onnx": ONNX,
+        "test": ["pytest>=8", "pytest-xdist>=3", "torch>=2.1", "dill", "importlib_resources",  # these two for tfds.testing
+                 *ONNX],
     },
     entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
 )

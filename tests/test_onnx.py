@@ -90,6 +90,7 @@ def v2_sessions(v2):
     return {name: onnx_export.session(path, threads=1) for name, path in paths.items()}
 
 
+@pytest.mark.slow  # tf2onnx conversions
 @pytest.mark.parametrize("n", [1, 3])
 @pytest.mark.parametrize("name", ["latent_guided", "reference_guided"])
 def test_v2_files_compute_the_saved_model_images(v2, v2_sessions, name, n):
@@ -98,6 +99,7 @@ def test_v2_files_compute_the_saved_model_images(v2, v2_sessions, name, n):
     assert_close(onnx_export.run(v2_sessions[name], **inputs), saved_model_output(export, name, inputs))
 
 
+@pytest.mark.slow  # tf2onnx conversions
 def test_v2_files_pass_the_checker_and_carry_names_sizes_and_a_dynamic_batch(v2, v2_sessions):
     import onnx
 
@@ -133,6 +135,7 @@ BAD_LATENT = [  # (inputs replaced, what ONNX Runtime's message says)
 ]
 
 
+@pytest.mark.slow  # tf2onnx conversions
 @pytest.mark.parametrize("bad,message", BAD_LATENT, ids=[m for _, m in BAD_LATENT])
 def test_bad_inputs_are_refused_naming_the_input(v2, v2_sessions, bad, message):
     onnx_export, _, _ = v2
@@ -141,6 +144,7 @@ def test_bad_inputs_are_refused_naming_the_input(v2, v2_sessions, bad, message):
         onnx_export.run(v2_sessions["latent_guided"], **inputs)
 
 
+@pytest.mark.slow  # tf2onnx conversions
 def test_reference_batch_and_domain_are_checked(v2, v2_sessions):
     onnx_export, _, _ = v2
     inputs = v2_inputs("reference_guided", 2, 32, 16)
@@ -150,6 +154,7 @@ def test_reference_batch_and_domain_are_checked(v2, v2_sessions):
         onnx_export.run(v2_sessions["reference_guided"], **{**inputs, "reference_domain": np.array([0, 7], np.int32)})
 
 
+@pytest.mark.slow  # tf2onnx conversions
 def test_command_refuses_existing_files_and_a_missing_converter(v2, tmp_path, capsys, monkeypatch):
     _, _, paths = v2
     model_dir = paths["latent_guided"].parent.parent / "model"
@@ -182,6 +187,7 @@ def v1(tmp_path_factory):
     return onnx_export, export, onnx_export.session(path, threads=1), path
 
 
+@pytest.mark.slow  # tf2onnx conversions
 @pytest.mark.parametrize("n", [1, 3])
 def test_v1_file_computes_the_saved_model_images(v1, n):
     onnx_export, export, sess, _ = v1
@@ -190,6 +196,7 @@ def test_v1_file_computes_the_saved_model_images(v1, n):
     assert_close(onnx_export.run(sess, **inputs), saved_model_output(export, "translate", inputs))
 
 
+@pytest.mark.slow  # tf2onnx conversions
 def test_v1_file_checks_labels_and_carries_attribute_names(v1):
     import onnx
 
@@ -228,3 +235,33 @@ def test_face_model_carries_its_fan(tmp_path_factory, tiny_config):
     unmasked = translator.generator(from_uint8(inputs["image"]), styles).numpy()  # G without its skips
     unmasked = np.round(np.clip((unmasked + 1) / 2, 0, 1) * 255).astype(int)
     assert np.mean(np.abs(unmasked - actual.astype(int)) > 1) > 0.05
+
+
+@pytest.mark.slow  # tf2onnx conversions
+def test_client_runs_the_files_on_image_files(v2, v1, tmp_path, capsys):
+    from PIL import Image
+
+    from stargan_keras import client as client_cli
+
+    onnx_export, _, paths = v2
+    directory = str(paths["latent_guided"].parent)
+    image = smooth_images(1, 32, seed=4)[0]
+    Image.fromarray(image).save(tmp_path / "cat.png")
+    out = tmp_path / "dog.png"
+    assert client_cli.main(["--onnx", directory, "latent", "--image", str(tmp_path / "cat.png"), "--domain", "dog",
+                            "--seed", "3", "--psi", "0.8", "--out", str(out)]) == 0
+    z = np.random.default_rng(3).standard_normal((1, 16)).astype(np.float32)  # the client's seed 3
+    expected = onnx_export.run(onnx_export.session(paths["latent_guided"]), image=image[None],
+                               target_domain=np.array([1], np.int32), z=z, psi=np.array([0.8], np.float32))[0]
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    assert client_cli.main(["--onnx", directory, "metadata"]) == 0
+    assert '"domain_names"' in capsys.readouterr().out
+    assert client_cli.main(["--onnx", directory, "latent", "--image", str(tmp_path / "cat.png"), "--domain",
+                            "horse", "--out", str(out)]) == 2
+    assert "unknown domain 'horse'" in capsys.readouterr().err
+    _, _, _, v1_path = v1
+    assert client_cli.main(["--onnx", str(v1_path.parent), "translate", "--image", str(tmp_path / "cat.png"),
+                            "--attrs", "Blond_Hair=1,Male=1", "--out", str(tmp_path / "blond.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "blond.png")).shape == (32, 32, 3)
+    assert client_cli.main(["--onnx", str(tmp_path), "metadata"]) == 2
+    assert "no .onnx files there" in capsys.readouterr().err
