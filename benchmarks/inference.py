@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -136,8 +137,10 @@ def main(argv=None) -> int:
         export = export_saved_model(model, work / "models" / "stargan", mean_style_samples=100)
         bar.add(1)
         files = tflite.convert_many(export, files)
-        if onnx_export is not None:
-            onnx_export.export_onnx(model, onnx_dir, mean_style_samples=100, overwrite=True)
+        if onnx_export is not None:  # in a process of its own: tf2onnx's memory peak then adds to nothing here
+            subprocess.run([sys.executable, "-m", "stargan_keras.export", "--checkpoint", str(work / "model"),
+                            "--format", "onnx", "--output", str(onnx_dir), "--overwrite", "--mean-style-samples",
+                            "100"], check=True)
         bar.add(1)
     inputs = request(cfg.model.img_size, cfg.model.latent_dim)
     calls = {}
