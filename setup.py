@@ -4,6 +4,10 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# `python -m stargan_keras.export --format onnx` and `client --onnx`: the versions verified with TensorFlow 2.21 and
+# NumPy 2.4.
+ONNX = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"]
+
 setup(
     name="stargan-keras",
     version="0.1.0",
@@ -36,8 +40,10 @@ setup(
         # first (`pip install torch==2.13.0`): an unpinned torch pulls a multi-GB CUDA build, whose Triton does
         # not load beside TensorFlow in one process.
         "torch": ["torch>=2.1"],
+        "onnx": ONNX,
         # The tests' PyTorch references run beside TensorFlow: the CPU 2.13 build the README installs first.
-        "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0", "dill", "importlib_resources"],  # the last two for tfds.testing
+        "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0", "dill", "importlib_resources",  # these two for tfds.testing
+                 *ONNX],
     },
     entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
 )

@@ -1,4 +1,4 @@
-"""Inference latency at 256 px, batch 1, full-size networks: SavedModel (as TF Serving runs it) and TFLite.
+"""Inference latency at 256 px, batch 1, full-size networks: SavedModel (as TF Serving runs it), TFLite, ONNX.
 
     python benchmarks/inference.py [--runs 5] [--config afhq] [--upstream-dir PATH/TO/stargan-v2]
 
@@ -8,7 +8,9 @@ exports them with `stargan_keras.serving.export`, converts them with `stargan_ke
 each time every runtime once, after one warm-up call each) through
 - the SavedModel loaded by the session-based loader (the SignatureDef path TF Serving executes),
 - the SavedModel loaded by `tf.saved_model.load` (eager signature calls),
-- each TFLite file (LiteRT interpreter, XNNPACK, all cores).
+- each TFLite file (LiteRT interpreter, XNNPACK, all cores),
+- the ONNX files of `export --format onnx` (ONNX Runtime, CPU; skipped with a note when tf2onnx, onnx or
+  onnxruntime is not installed).
 With --upstream-dir (a checkout of the authors' code; nothing of it is kept) the authors' PyTorch
 networks are timed in the same run, so the comparison does not depend on how busy the machine is.
 Ends with one JSON line.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,6 +95,18 @@ def upstream_calls(upstream_dir: Path, model_cfg) -> dict:
             "reference_guided": no_grad(lambda: G(x, E(x.flip(3), y)))}
 
 
+def onnx_module():
+    """`stargan_keras.serving.onnx_export`, or None (with a note) without its converter and runtime."""
+    from stargan_keras.serving import onnx_export
+
+    try:
+        onnx_export.require_converter()
+    except onnx_export.OnnxExportError as err:
+        print(f"ONNX Runtime not timed: {err}")
+        return None
+    return onnx_export
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="afhq", help="preset whose networks are timed (default afhq)")
@@ -109,8 +124,11 @@ def main(argv=None) -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="stargan-bench-"))
     bar = keras.utils.Progbar(5)  # build, export, convert, load, time
     files = {q: work / f"stargan_{q}.tflite" for q in tflite.QUANTIZATIONS}
+    onnx_export = onnx_module()
+    onnx_dir = work / "onnx"
     exports = sorted((work / "models" / "stargan").glob("[0-9]*"), key=lambda p: int(p.name))
-    if args.reuse and exports and all(path.exists() for path in files.values()):
+    if args.reuse and exports and all(path.exists() for path in files.values()) and \
+            (onnx_export is None or all(p.exists() for p in onnx_export.onnx_paths(onnx_dir, "v2").values())):
         export = exports[-1]
         bar.add(3)
     else:
@@ -119,6 +137,10 @@ def main(argv=None) -> int:
         export = export_saved_model(model, work / "models" / "stargan", mean_style_samples=100)
         bar.add(1)
         files = tflite.convert_many(export, files)
+        if onnx_export is not None:  # in a process of its own: tf2onnx's memory peak then adds to nothing here
+            subprocess.run([sys.executable, "-m", "stargan_keras.export", "--checkpoint", str(work / "model"),
+                            "--format", "onnx", "--output", str(onnx_dir), "--overwrite", "--mean-style-samples",
+                            "100"], check=True)
         bar.add(1)
     inputs = request(cfg.model.img_size, cfg.model.latent_dim)
     calls = {}
@@ -132,6 +154,11 @@ def main(argv=None) -> int:
         interpreter = tflite.make_interpreter(path, args.threads)
         runners = {n: interpreter.get_signature_runner(n) for n in TIMED}
         calls[f"tflite_{quantize}"] = {n: (lambda n=n, r=runners: r[n](**inputs[n])) for n in TIMED}
+    if onnx_export is not None:
+        sessions = {n: onnx_export.session(path, args.threads)
+                    for n, path in onnx_export.onnx_paths(onnx_dir, "v2").items()}
+        inputs_onnx = {n: {k: np.atleast_1d(v) for k, v in inputs[n].items()} for n in TIMED}  # psi is [N]
+        calls["onnxruntime"] = {n: (lambda n=n: onnx_export.run(sessions[n], **inputs_onnx[n])) for n in TIMED}
     if args.upstream_dir is not None:
         calls["upstream_pytorch"] = upstream_calls(args.upstream_dir, cfg.model)
     bar.add(1)

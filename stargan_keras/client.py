@@ -5,9 +5,11 @@
     python -m stargan_keras.client reference --image cat.jpg --reference wild.jpg --domain wild --out out.png
     python -m stargan_keras.client --rest --server localhost:8501 metadata
     python -m stargan_keras.client translate --image face.jpg --attrs Blond_Hair=1,Male=0 --out out.png  (v1)
+    python -m stargan_keras.client --onnx models/stargan_onnx latent --image cat.jpg --domain dog --out out.png
 
 gRPC sends uint8 tensors to the `latent_guided` / `reference_guided` signatures;
 REST sends the files themselves, base64 in JSON, to the `*_bytes` signatures.
+`--onnx DIR` runs the files of `export --format onnx` locally with ONNX Runtime instead of asking a server.
 Domain names are resolved with the model's `metadata` signature. A seed picks
 one style: every image of a request gets the same z. The image files and --out are
 checked before any request is sent.
@@ -86,8 +88,14 @@ def main(argv=None) -> int:
     paths = [] if args.command == "metadata" else output_paths(args.out, args.image)
     for path in paths:  # before the request: a result that cannot be written is lost
         check_writable_file(path, "--out")
-    with StarGANClient(options["server"], options["model_name"], options["rest"], options["timeout"],
-                       options["retries"], options["version"]) as client:
+    if options["onnx"] is not None:
+        from stargan_keras.serving.onnx_client import OnnxClient
+
+        client = OnnxClient(options["onnx"])
+    else:
+        client = StarGANClient(options["server"], options["model_name"], options["rest"], options["timeout"],
+                               options["retries"], options["version"])
+    with client:
         if args.command == "metadata":
             print(json.dumps(client.metadata(), indent=2))
             return 0
@@ -106,7 +114,7 @@ def main(argv=None) -> int:
 
 
 CONNECTION_DEFAULTS = {"server": None, "model_name": "stargan", "rest": False, "timeout": 60.0, "retries": 2,
-                       "version": None}
+                       "version": None, "onnx": None}
 
 
 def _add_connection_flags(parser, default):
@@ -119,6 +127,8 @@ def _add_connection_flags(parser, default):
     parser.add_argument("--timeout", type=float, default=default, help="seconds per attempt (default 60)")
     parser.add_argument("--retries", type=int, default=default,
                         help="extra attempts while the server is unreachable (default 2)")
+    parser.add_argument("--onnx", default=default, metavar="DIR",
+                        help="run the .onnx files in DIR (export --format onnx) with ONNX Runtime, no server")
 
 
 if __name__ == "__main__":

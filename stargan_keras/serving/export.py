@@ -89,6 +89,19 @@ def load_model(path):
                           "It may be damaged or incomplete: pass another run or model directory.") from None
 
 
+def build_serving_module(translator, asset_dir: Path, mean_style_samples: int | None = None,
+                         max_image_pixels: int | None = None):
+    """The family's serving module (`Family.serving_module`) over `translator`, its names asset written in
+    asset_dir: what a SavedModel saves and an ONNX export converts."""
+    family = families.of_config(translator.config)
+    family.check_exportable(translator.config)
+    translator = family.serving_translator(translator, mean_style_samples)
+    asset_name, names = family.serving_names(translator)
+    names_file = Path(asset_dir) / asset_name
+    names_file.write_text("".join(f"{name}\n" for name in names))
+    return family.serving_module(translator, str(names_file), max_image_pixels)
+
+
 def export_saved_model(translator, output_dir, version: int | None = None,
                        mean_style_samples: int | None = None, model_name: str | None = None,
                        progress: bool = False, max_image_pixels: int | None = None,
@@ -105,28 +118,23 @@ def export_saved_model(translator, output_dir, version: int | None = None,
     (`Family.serving_module`).
     """
     output_dir = Path(output_dir)
-    family = families.of_config(translator.config)
-    family.check_exportable(translator.config)
+    families.of_config(translator.config).check_exportable(translator.config)  # before the version is made
     version = check_output(output_dir, version, overwrite)
     target = output_dir / str(version)
     created = _writable_dir(output_dir)
     bar = _Steps(4, progress)  # the family's preparation (v2: mean styles), trace, save, warmup
-    staging = asset_dir = None
+    staging = None
+    asset_dir = Path(tempfile.mkdtemp(prefix="stargan-assets-"))
     try:
-        translator = family.serving_translator(translator, mean_style_samples)
+        module = build_serving_module(translator, asset_dir, mean_style_samples, max_image_pixels)
         bar.done()
         staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=output_dir))  # TF Serving skips non-integers
-        asset_dir = Path(tempfile.mkdtemp(prefix="stargan-assets-"))
-        asset_name, names = family.serving_names(translator)
-        names_file = asset_dir / asset_name
-        names_file.write_text("".join(f"{name}\n" for name in names))
-        module = family.serving_module(translator, str(names_file), max_image_pixels)
         signatures = module.signatures()
         bar.done()
         tf.saved_model.save(module, str(staging), signatures=signatures)
         bar.done()
         write_warmup(staging / WARMUP_FILE, model_name or output_dir.name,
-                     warmup_inputs(family.signatures, translator.config.model))
+                     warmup_inputs(module.table, translator.config.model))
         bar.done()
         _readable_by_all(staging)
         _put_in_place(staging, target)
@@ -137,8 +145,7 @@ def export_saved_model(translator, output_dir, version: int | None = None,
             output_dir.rmdir()
         raise
     finally:
-        if asset_dir is not None:
-            shutil.rmtree(asset_dir, ignore_errors=True)
+        shutil.rmtree(asset_dir, ignore_errors=True)
     return target
 
 

@@ -92,6 +92,11 @@ class ServingModule(tf.Module):
         """The one output of tensor signature `name`, on checked model-size inputs (images float32 in [-1, 1])."""
         raise NotImplementedError
 
+    def metadata_values(self) -> dict:
+        """{output name: value} of what the `metadata` signature answers (names and sizes), for formats whose
+        files carry it themselves."""
+        raise NotImplementedError
+
     def signatures(self) -> dict:
         """{signature name: concrete function} for `tf.saved_model.save`, with `serving_default`."""
         concrete = {name: getattr(self, name).get_concrete_function() for name in self.table.names}

@@ -134,6 +134,7 @@ class Table:
     sizes: tuple[tuple[str, str], ...]
     usage: str  # how the client's command line translates with such a model
     names_asset: str  # the export's asset file of the names `metadata` answers (domains or label columns)
+    onnx_names: tuple[str, ...]  # the signatures an ONNX export has, one file each (`serving.onnx_export`)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -158,10 +159,10 @@ TABLES = {
     "v2": Table("v2", "StarGAN v2", SIGNATURES, DEFAULT_SIGNATURE,
                 tuple((dim, "img_size") for dim in _SQUARE) + (("D", "num_domains"), ("latent_dim", "latent_dim"),
                                                                ("style_dim", "style_dim")),
-                "use `latent` or `reference`", "domain_names.txt"),
+                "use `latent` or `reference`", "domain_names.txt", ("latent_guided", "reference_guided")),
     "v1": Table("v1", "StarGAN v1", V1_SIGNATURES, "translate",
                 tuple((dim, "image_size") for dim in _SQUARE) + (("C", "c_dim"),), "use `translate` with --attrs",
-                "attribute_names.txt"),
+                "attribute_names.txt", ("translate",)),
 }
 
 

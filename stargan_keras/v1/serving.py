@@ -41,6 +41,11 @@ class Serving(ServingModule):
             raise AssertionError(f"{name} is not a tensor signature of the v1 table")
         return to_uint8_tensor(translator.translate(image, target_labels))
 
+    def metadata_values(self) -> dict:
+        """What the `metadata` signature answers, for files that carry it themselves (ONNX)."""
+        return {"attribute_names": self.attribute_names, "image_size": self.model.image_size,
+                "c_dim": self.model.c_dim, "label_type": self.model.label_type}
+
     def _labels(self, target_labels, batch, batch_of):
         return checks.labels(target_labels, self.model.c_dim, batch, batch_of, self.model.label_type == "attributes")
 

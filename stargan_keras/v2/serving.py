@@ -60,6 +60,12 @@ class Serving(ServingModule):
     def _compute(self, translator, name, *inputs):
         return translate(translator, name, *inputs)
 
+    def metadata_values(self) -> dict:
+        """What the `metadata` signature answers, for files that carry it themselves (ONNX)."""
+        sizes = {key: getattr(self.model, key) for key in ("img_size", "num_domains", "latent_dim", "style_dim",
+                                                           "w_hpf")}
+        return {"domain_names": self.domain_names, **sizes}
+
     def _domains(self, domains, name, batch, batch_of):
         return checks.domains(domains, name, batch, batch_of, self.domain_names)
 
