@@ -16,8 +16,7 @@ import numpy as np
 
 from .config import Config, load_config
 from .networks import EMA_NETWORKS
-from .torch_io import (TorchFileError, assign_state_dict, is_tensor, load_torch_file, state_dict_mismatches,
-                       to_numpy)
+from .torch_io import TorchFileError, assign_state_dict, is_tensor, load_torch_file, state_dict_mismatches
 
 IGNORED_KEYS = ("hpf.filter",)  # a constant of w_hpf; absent from the released CelebA-HQ file (issue #103)
 MAX_LISTED = 5
@@ -46,7 +45,7 @@ def read_checkpoint(path: str | Path, required: tuple[str, ...]) -> dict[str, di
             if not is_tensor(value):
                 raise ConversionError(f"{path}: {name}.{key} is a {type(value).__name__}, not a tensor; this is not "
                                       "a StarGAN v2 checkpoint.")
-            states[name][_strip_data_parallel(str(key))] = to_numpy(value)
+            states[name][_strip_data_parallel(str(key))] = value  # converted once its shape fits
     return states
 
 

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from .config import Config, ConfigError
 from .layers import torch_named_variables
@@ -36,6 +37,8 @@ CONFIG_FILE = "config.yaml"
 FAN_FILE = "fan.weights.h5"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # where the trainer's `step` variable sits in a checkpoint
 LOCK_FILE = ".lock"
+INDEX_FILE = "checkpoint"  # TensorFlow's index of a CheckpointManager's checkpoints
+MAX_INDEX_BYTES = 2**20  # the index names a few checkpoints; a larger file is not one
 CHECKPOINT_ROOM = 1.1  # free space wanted before training, in checkpoints: the manager writes before it deletes
 # What reading a truncated or corrupt checkpoint raises (TensorFlow's reader is not consistent about it).
 DAMAGED_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError, EOFError, OSError, UnicodeDecodeError)
@@ -128,6 +131,38 @@ class RunDir:
             if number.isdigit():
                 found.append((int(number), str(index.with_suffix(""))))
         return [prefix for _, prefix in sorted(found, reverse=True)]
+
+    def repair_index(self, log=print) -> None:
+        """Rewrite TensorFlow's `checkpoints/checkpoint` index from the checkpoints themselves when it cannot be
+        read (not UTF-8, not a CheckpointState, too large, a link), so that a CheckpointManager opened on the
+        directory sees every intact checkpoint instead of stopping on a UnicodeDecodeError."""
+        from google.protobuf import text_format
+
+        from .safe_files import UnsafeFileError, read_small_file, write_atomic
+
+        index = self.checkpoints / INDEX_FILE
+        if not index.exists() and not index.is_symlink():
+            return
+        try:
+            if index.is_symlink():
+                raise UnsafeFileError(f"{index} is a symbolic link")
+            text_format.Parse(read_small_file(index, MAX_INDEX_BYTES, "checkpoint index").decode("utf-8"),
+                              CheckpointState())
+            return
+        except (UnsafeFileError, UnicodeDecodeError, text_format.ParseError) as err:
+            reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        found = list(reversed(self.checkpoint_prefixes()))  # oldest first
+        prefixes = [Path(prefix).name for prefix in found]
+        if prefixes:
+            # Timestamps newer than the last preserved one keep the checkpoints under the manager's retention.
+            times = [Path(prefix + ".index").stat().st_mtime for prefix in found]
+            state = CheckpointState(model_checkpoint_path=prefixes[-1], all_model_checkpoint_paths=prefixes,
+                                    all_model_checkpoint_timestamps=times, last_preserved_timestamp=min(times) - 1)
+            write_atomic(index, text_format.MessageToString(state))
+        else:
+            index.unlink()
+        log(f"warning: {index} could not be read ({reason}); rewrote it from the checkpoints found "
+            f"({', '.join(prefixes) or 'none'})")
 
     def latest_checkpoint(self) -> str | None:
         """The prefix of the newest checkpoint (`.../checkpoints/ckpt-N`), or None."""
@@ -230,6 +265,17 @@ def weights_file(name: str) -> str:
     return f"{name}.weights.h5"
 
 
+def load_weights_checked(network, path: Path) -> None:
+    """`network.load_weights(path)` once the file's declared datasets are known to fit the network."""
+    from .safe_files import UnsafeFileError, check_weights_file
+
+    try:
+        check_weights_file(path, network, "model file")
+    except UnsafeFileError as err:
+        raise ConfigError(str(err)) from None
+    network.load_weights(path)
+
+
 def is_model_directory(path: str | Path) -> bool:
     return (Path(path) / weights_file("generator")).exists()
 
@@ -320,7 +366,7 @@ def load_networks(path: str | Path) -> tuple[Config, Networks]:
         has_d = (path / weights_file("discriminator")).exists()
         networks = build_networks(config.model, with_discriminator=has_d)
         for name, network in networks.items():
-            network.load_weights(path / weights_file(name))
+            load_weights_checked(network, path / weights_file(name))
         networks.fan = face_network(config, path)
         return config, networks
     run = RunDir(path)
@@ -349,7 +395,7 @@ def _load_v1_networks(path: Path, config: Config):
     if is_model_directory(path):
         networks = build_v1_networks(config.v1, with_discriminator=(path / weights_file("discriminator")).exists())
         for name, network in networks.items():
-            network.load_weights(path / weights_file(name))
+            load_weights_checked(network, path / weights_file(name))
         return networks
     networks, run = build_v1_networks(config.v1), RunDir(path)
     if run.restore_latest(tf.train.Checkpoint(networks=_trackable(networks)), partial=True) is None:

@@ -138,6 +138,7 @@ V1_LABEL_TYPES = ("attributes", "categorical")
 V1_LR_DECAYS = ("linear", "released", "none")
 CELEBA_DEFAULT_ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 CELEBA_HAIR_COLOURS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]  # the authors' exclusive attributes
+SHAPES_DOMAINS = 3  # circle, square, triangle: the synthetic set's domains (data/shapes.py)
 JOINT_MASK_DIM = 2  # joint mode: G's label ends with a one-hot mask saying which dataset's labels are known
 
 
@@ -254,7 +255,21 @@ class Config:
             raise ConfigError(f"--model-family {self.model_family!r}: choose one of {', '.join(MODEL_FAMILIES)}.")
         (self.v1 if self.model_family == "v1" else self.model).validate()
         self.train.validate()
+        self.check_memory()
         return self
+
+    def check_memory(self) -> None:
+        """Refuse sizes whose arrays alone cannot fit in this machine's memory, before anything is allocated."""
+        from .safe_files import check_memory
+
+        pixels = (self.v1.image_size if self.model_family == "v1" else self.model.img_size) ** 2 * 3
+        batch = max(self.train.batch_size, self.data.eval_batch_size)
+        check_memory(batch * pixels * 4, f"--batch-size {self.train.batch_size} / --eval-batch-size "
+                                         f"{self.data.eval_batch_size}")
+        if self.data.dataset == "shapes":
+            images = (self.data.shapes_train_per_domain + self.data.shapes_val_per_domain) * SHAPES_DOMAINS
+            check_memory(images * pixels, f"--shapes-train-per-domain {self.data.shapes_train_per_domain} / "
+                                          f"--shapes-val-per-domain {self.data.shapes_val_per_domain}")
 
     def to_dict(self) -> dict:
         """Every section but the other family's networks (`model` for v1, `v1` for v2)."""
@@ -265,11 +280,10 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        """Write the effective config atomically (a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_yaml())
-        tmp.replace(path)
+        """Write the effective config atomically (a crash never leaves half a file), never through a link."""
+        from .safe_files import write_atomic
+
+        write_atomic(path, self.to_yaml())
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "Config":
@@ -277,11 +291,17 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """Read a YAML config of at most MAX_CONFIG_BYTES, UTF-8, without aliases and at most MAX_YAML_DEPTH deep."""
+        from .safe_files import UnsafeFileError, read_small_file
+
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist.") from None
+            text = read_small_file(path, MAX_CONFIG_BYTES, "config file").decode("utf-8")
+            data = yaml.load(text, Loader=_PlainLoader)
+        except UnsafeFileError as err:
+            raise ConfigError(str(err)) from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8.") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
         return cls.from_dict(data, source=str(path))
@@ -289,6 +309,31 @@ class Config:
     def replace(self, **overrides) -> "Config":
         """A copy with flat overrides (`img_size=64`, `lambda_ds=2.0`, `run_dir=...`)."""
         return apply_overrides(dataclasses.replace(self), overrides)
+
+
+MAX_CONFIG_BYTES = 2**20  # a config is a few hundred bytes; nothing a user writes by hand comes near
+MAX_YAML_DEPTH = 16       # sections hold lists of names at most: depth 3
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """safe_load without aliases (a few hundred bytes of nested aliases expand to billions of nodes) and
+    without deep nesting (the composer recurses once per level)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"aliases (*name) are not allowed in a config (line {mark.line + 1}); write the "
+                                 "value out")
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep; a config has sections of "
+                                     "values")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "v1": V1Config}
@@ -309,6 +354,8 @@ def _merge(config: Config, data: dict, source: str) -> Config:
         cls = SECTIONS[key]
         names = [f.name for f in dataclasses.fields(cls)]
         current = dataclasses.asdict(getattr(config, key))
+        if not isinstance(value, (dict, type(None))):
+            raise ConfigError(f"{source}: {key} must be a section of keys such as {names[0]}: ..., not {value!r:.60}.")
         for sub_key, sub_value in (value or {}).items():
             if sub_key not in names:
                 raise ConfigError(f"{source}: unknown key {key}.{sub_key}{_did_you_mean(sub_key, names)}")

@@ -17,7 +17,7 @@ import numpy as np
 from ..authors_checkpoints import ConversionError, check_fit
 from ..config import Config, V1Config
 from ..layers import torch_named_variables
-from ..torch_io import assign_state_dict, is_tensor, load_torch_file, to_numpy
+from ..torch_io import assign_state_dict, is_tensor, load_torch_file
 from .networks import V1Networks, build_networks
 
 NORM_BUFFERS = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -41,7 +41,7 @@ def read_state_dict(path: str | Path, network: str) -> dict[str, np.ndarray]:
                                   f"state dict. {hint}")
         key = key[len("module."):] if key.startswith("module.") else key  # saved from nn.DataParallel
         if not key.endswith(NORM_BUFFERS):
-            state[key] = to_numpy(value)
+            state[key] = value  # converted once its shape fits
     return state
 
 
