@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -30,6 +31,8 @@ import tensorflow as tf
 from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from .config import Config, ConfigError
+from .safe_files import (MARKER_FILE, MODEL_KIND, RUN_KIND, UnsafeFileError, open_no_follow, read_marker_kind,
+                         refuse_links, write_marker)
 from .layers import torch_named_variables
 from .networks import Networks, build_networks
 
@@ -80,7 +83,8 @@ class RunDir:
         created = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(self.root / LOCK_FILE, "a+", encoding="utf-8")
+            check_run_target(self.root)
+            handle = open_no_follow(self.root / LOCK_FILE, f"--run-dir {self.root}")
         except OSError as err:
             raise ConfigError(f"--run-dir {self.root}: cannot create it or write in it ({err.strerror}); pass a "
                               "directory you can write to.") from None
@@ -96,11 +100,14 @@ class RunDir:
             handle.truncate()
             handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
             handle.flush()
+            if read_marker_kind(self.root) != RUN_KIND:
+                write_marker(self.root, RUN_KIND)
             try:
                 yield self
             finally:
-                if created and os.listdir(self.root) == [LOCK_FILE]:  # a run that wrote nothing leaves nothing
-                    os.unlink(self.root / LOCK_FILE)
+                if created and sorted(os.listdir(self.root)) == sorted([LOCK_FILE, MARKER_FILE]):
+                    for name in (LOCK_FILE, MARKER_FILE):  # a run that wrote nothing leaves nothing
+                        os.unlink(self.root / name)
                     self.root.rmdir()
 
     def check_room(self, checkpoint_bytes: int) -> None:
@@ -207,6 +214,57 @@ class RunDir:
         return int(latest.rsplit("-", 1)[-1])
 
 
+def directory_kind(directory: str | Path) -> str | None:
+    """What a directory holds: its marker's kind, or for one written before markers, what its files say
+    (config.yaml with checkpoints/: a run; with generator.weights.h5: a model); None for anything else."""
+    directory = Path(directory)
+    kind = read_marker_kind(directory)
+    if kind is not None:
+        return kind
+    if (directory / CONFIG_FILE).is_file():
+        if (directory / weights_file("generator")).is_file():
+            return MODEL_KIND
+        if (directory / "checkpoints").is_dir():
+            return RUN_KIND
+    return None
+
+
+def held_by_live_process(directory: str | Path) -> bool:
+    """Whether a training process holds `directory`'s lock now (the kernel drops it when the holder dies)."""
+    try:
+        fd = os.open(Path(directory) / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _shown(entries: list[str]) -> str:
+    return ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+
+
+def check_run_target(root: Path) -> None:
+    """A run directory is a new or empty directory, or one of this project's runs; its config, lock and
+    checkpoints are its own files, not links into elsewhere."""
+    try:
+        refuse_links(root, (LOCK_FILE, CONFIG_FILE, "checkpoints", MARKER_FILE), "--run-dir")
+    except UnsafeFileError as err:
+        raise ConfigError(str(err)) from None
+    entries = sorted(name for name in os.listdir(root) if name != LOCK_FILE)
+    kind = directory_kind(root)
+    if kind == MODEL_KIND:
+        raise ConfigError(f"--run-dir {root} is a model directory (of `convert` or an earlier export); training "
+                          "there would rewrite its config and leave it unreadable. Pass a new --run-dir.")
+    if entries and kind != RUN_KIND:
+        raise ConfigError(f"--run-dir {root} is not empty ({_shown(entries)}) and is not a training run: training "
+                          "would replace those files. Pass a new or empty --run-dir.")
+
+
 def remove_partial_save(prefix: str) -> None:
     """Delete what a failed save of checkpoint `prefix` left: TensorFlow's `<prefix>_temp` staging, ours."""
     for leftover in Path(prefix).parent.glob(f"{Path(prefix).name}_temp*"):
@@ -283,14 +341,16 @@ def is_model_directory(path: str | Path) -> bool:
 def save_networks(directory: str | Path, config: Config, networks: Networks, overwrite: bool = False) -> Path:
     """Write a model directory atomically: all files appear together or not at all.
 
-    An existing model directory is replaced; any other non-empty directory is refused
-    unless `overwrite`, since replacing it would delete files this writer did not write.
+    Only a model directory is replaced (`check_model_target`): the old one is moved to a fresh
+    hidden name and removed after the swap, or, when it holds files of the user's (with
+    `overwrite`), kept whole as `NAME.replaced-*/`. A `.NAME.old/` of the user's is never touched.
     """
     directory = Path(directory).resolve()
     check_model_target(directory, overwrite)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a serving container's user
+    retired = None
     try:
         config.save(staging / CONFIG_FILE)
         for name, network in networks.items():
@@ -300,33 +360,59 @@ def save_networks(directory: str | Path, config: Config, networks: Networks, ove
             from .face.fan import save_fan
 
             save_fan(fan, staging / FAN_FILE)
+        write_marker(staging, MODEL_KIND)
         if directory.exists():
-            retired = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(retired, ignore_errors=True)
-            directory.rename(retired)
+            keep_old = check_model_target(directory, overwrite)  # again: it may have changed meanwhile
+            prefix = f"{directory.name}.replaced-" if keep_old else f".{directory.name}.retired-"
+            retired = Path(tempfile.mkdtemp(prefix=prefix, dir=directory.parent))
+            directory.rename(retired)  # onto the empty directory just made: nothing of the user's is replaced
             staging.rename(directory)
-            shutil.rmtree(retired, ignore_errors=True)
         else:
             staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if retired is not None and not directory.exists():
+            retired.rename(directory)
+        elif retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
         raise
+    if retired is not None and retired.name.startswith("."):
+        shutil.rmtree(retired, ignore_errors=True)
     return directory
 
 
-def check_model_target(directory: str | Path, overwrite: bool = False) -> None:
-    """Refuse to write a model directory over something else (callers check before long work too)."""
+MODEL_FILES = re.compile(r"(config\.yaml|[a-z_]+\.weights\.h5|\.stargan_keras\.json)")  # what save_networks writes
+
+
+def check_model_target(directory: str | Path, overwrite: bool = False) -> bool:
+    """Refuse to write a model directory over anything but an empty directory or a model directory (callers
+    check before long work too); True when the old model directory holds files this project did not write,
+    which only `overwrite` allows: that directory is then moved aside whole, never deleted. Nothing replaces a
+    training run, another kind of directory, or one that a live process holds."""
     directory = Path(directory).resolve()
-    if not directory.exists() or overwrite:
-        return
+    if not directory.exists():
+        return False
     if not directory.is_dir():
         raise ConfigError(f"{directory} exists and is not a directory: pass a new directory for the model.")
     entries = sorted(p.name for p in directory.iterdir())
-    if entries and not (is_model_directory(directory) and (directory / CONFIG_FILE).exists()):
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise ConfigError(f"{directory} is not empty ({shown}) and is not a model directory: writing the model "
-                          "there would replace those files. Pass a new or empty directory, or --overwrite to "
-                          "replace it.")
+    if not entries:
+        return False
+    kind = directory_kind(directory)
+    if held_by_live_process(directory):
+        raise ConfigError(f"{directory} is in use by a running process (its {LOCK_FILE} is held); pass another "
+                          "directory for the model.")
+    if kind != MODEL_KIND:
+        what = "a training run" if kind == RUN_KIND else "not a model directory"
+        raise ConfigError(f"{directory} is not empty ({_shown(entries)}) and is {what}: writing the model there "
+                          "would replace those files, so it is refused even with --overwrite. Pass a new or empty "
+                          "directory.")
+    foreign = [name + ("/" if (directory / name).is_dir() else "") for name in entries
+               if not MODEL_FILES.fullmatch(name)]
+    if foreign and not overwrite:
+        raise ConfigError(f"{directory} is a model directory that also holds {_shown(foreign)}, which this project "
+                          "did not write; replacing it would delete them. Move them away, pass another directory, "
+                          f"or --overwrite to move the old directory aside (to {directory.name}.replaced-*/).")
+    return bool(foreign)
 
 
 def training_checkpoint(networks: Networks, ema_networks: Networks | None, optimizers: dict | None = None,

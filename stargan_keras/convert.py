@@ -44,7 +44,8 @@ def main(argv=None) -> int:
                         help="afhq, celeba_hq, v1_celeba or a YAML file describing the checkpoint's networks")
     parser.add_argument("--output", required=True, metavar="DIR", help="model directory to write")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace --output even if it is a non-empty directory that is not a model directory")
+                        help="replace a model directory at --output that also holds other files, moving the old "
+                             "one aside whole (never a training run or a directory that is not a model's)")
     add_config_flags(parser, only=MODEL_FLAGS + V1_MODEL_FLAGS)
     args = parser.parse_args(argv)
     config = load_config(args.config).replace(**overrides_from_args(args))
