@@ -307,7 +307,7 @@ def face_network(config: Config, directory: str | Path, save: bool = False, log=
     check_fan_source(config, directory, str(directory))
     fan = load_fan_checkpoint(config.model.fan_checkpoint)
     if save:
-        staging = own.with_name(f".{os.getpid()}.{FAN_FILE}")
+        staging = own.with_name(f".{os.getpid()}.{os.urandom(4).hex()}.{FAN_FILE}")  # no name to plant a link at
         save_fan(fan, staging)
         os.replace(staging, own)
     return fan

@@ -8,8 +8,8 @@ anything is allocated, and writes that never follow a link or replace what this 
 - `check_zip` bounds an archive's member count, uncompressed size and compression ratio.
 - `check_weights_file` compares a Keras `.weights.h5`'s declared datasets with the network before
   Keras reads them.
-- `write_marker` / `directory_kind` / `check_writable_target`: the marker file that says a run or model
-  directory was written by this project, so writers never replace a directory the user owns.
+- `write_marker` / `read_marker_kind`: the marker file that says a run or model directory was written by
+  this project, so writers never replace a directory the user owns (`checkpoint.directory_kind`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .errors import UserError
 
 MARKER_FILE = ".stargan_keras.json"
 MARKER_VERSION = 1
-RUN_KIND, MODEL_KIND, EXPORT_KIND = "run", "model", "export"
+RUN_KIND, MODEL_KIND = "run", "model"
 ARCHIVE_SCALE_ENV = "STARGAN_KERAS_ARCHIVE_LIMIT_SCALE"
 MEMORY_SHARE = 0.5  # a flag may ask for at most this share of the machine's memory for one array
 
@@ -239,10 +239,8 @@ def check_weights_file(path: str | Path, model, what: str) -> None:
 
 # -- the marker of directories this project wrote -------------------------------------------------------------------
 def write_marker(directory: str | Path, kind: str) -> None:
-    from . import __version__
-
-    write_atomic(Path(directory) / MARKER_FILE,
-                 json.dumps({"kind": kind, "version": MARKER_VERSION, "stargan_keras": __version__}) + "\n")
+    """Say, in `directory`, that this project wrote it and as what (`RUN_KIND`, `MODEL_KIND`)."""
+    write_atomic(Path(directory) / MARKER_FILE, json.dumps({"kind": kind, "version": MARKER_VERSION}) + "\n")
 
 
 def read_marker_kind(directory: str | Path) -> str | None:
