@@ -86,7 +86,7 @@ def open_no_follow(path: str | Path, what: str):
     """A read-write handle on `path`, created if absent; a link at `path` is refused, never followed."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError as err:
+    except OSError:
         if Path(path).is_symlink():
             raise UnsafeFileError(f"{what}: {path} is a symbolic link; remove it (this project never writes "
                                   "through links).") from None
