@@ -31,8 +31,8 @@ import tensorflow as tf
 from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from .config import Config, ConfigError
-from .safe_files import (MARKER_FILE, MODEL_KIND, RUN_KIND, UnsafeFileError, open_no_follow, read_marker_kind,
-                         refuse_links, write_marker)
+from .safe_files import (MARKER_FILE, MODEL_KIND, RUN_KIND, UnsafeFileError, is_temporary_name, open_no_follow,
+                         read_marker_kind, refuse_links, write_marker)
 from .layers import torch_named_variables
 from .networks import Networks, build_networks
 
@@ -255,7 +255,7 @@ def check_run_target(root: Path) -> None:
         refuse_links(root, (LOCK_FILE, CONFIG_FILE, "checkpoints", MARKER_FILE), "--run-dir")
     except UnsafeFileError as err:
         raise ConfigError(str(err)) from None
-    entries = sorted(name for name in os.listdir(root) if name != LOCK_FILE)
+    entries = sorted(name for name in os.listdir(root) if name != LOCK_FILE and not is_temporary_name(name))
     kind = directory_kind(root)
     if kind == MODEL_KIND:
         raise ConfigError(f"--run-dir {root} is a model directory (of `convert` or an earlier export); training "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ MARKER_FILE = ".stargan_keras.json"
 MARKER_VERSION = 1
 RUN_KIND, MODEL_KIND = "run", "model"
 ARCHIVE_SCALE_ENV = "STARGAN_KERAS_ARCHIVE_LIMIT_SCALE"
+TEMPORARY_NAME = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")  # write_atomic's
 MEMORY_SHARE = 0.5  # a flag may ask for at most this share of the machine's memory for one array
 
 
@@ -80,6 +82,11 @@ def write_atomic(path: str | Path, data: bytes | str, mode: int = 0o644) -> None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether `name` is a temporary file of `write_atomic` (left behind when a process was killed mid-write)."""
+    return TEMPORARY_NAME.fullmatch(name) is not None
 
 
 def open_no_follow(path: str | Path, what: str):

@@ -62,6 +62,13 @@ def test_runs_carry_a_marker_and_old_runs_still_open(tmp_path):
     with RunDir(old).lock():
         pass
     assert directory_kind(old) == RUN_KIND
+    killed = tmp_path / "killed"  # a run killed between taking its lock and writing its marker
+    killed.mkdir()
+    (killed / ".lock").write_text("")
+    (killed / f".{MARKER_FILE}.123.0123abcd.tmp").write_text("{")
+    with RunDir(killed).lock():
+        pass
+    assert directory_kind(killed) == RUN_KIND
 
 
 @pytest.mark.parametrize("link", [".lock", "config.yaml", "checkpoints"])
