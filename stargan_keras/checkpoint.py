@@ -32,7 +32,7 @@ from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from .config import Config, ConfigError
 from .safe_files import (MARKER_FILE, MODEL_KIND, RUN_KIND, UnsafeFileError, is_temporary_name, open_no_follow,
-                         read_marker_kind, refuse_links, write_marker)
+                         read_marker_kind, read_small_file, refuse_links, write_atomic, write_marker)
 from .layers import torch_named_variables
 from .networks import Networks, build_networks
 
@@ -144,8 +144,6 @@ class RunDir:
         read (not UTF-8, not a CheckpointState, too large, a link), so that a CheckpointManager opened on the
         directory sees every intact checkpoint instead of stopping on a UnicodeDecodeError."""
         from google.protobuf import text_format
-
-        from .safe_files import UnsafeFileError, read_small_file, write_atomic
 
         index = self.checkpoints / INDEX_FILE
         if not index.exists() and not index.is_symlink():
