@@ -40,7 +40,25 @@ __all__ = ["ServingError", "StarGANClient", "main", "output_paths"]
 
 
 def output_paths(out: str, inputs: list[str]) -> list[Path]:
-    """Where each result goes: --out itself for one input; for several, a directory or a {stem}/{index} pattern."""
+    """Where each result goes: --out itself for one input; for several, a directory or a {stem}/{index} pattern.
+
+    Two results never share a path (`a/cat.jpg` and `b/cat.png` would), and no result replaces an input."""
+    paths = _output_paths(out, inputs)
+    seen = {}
+    sources = {Path(str(p)).resolve(): p for p in inputs}
+    for source, path in zip(inputs, paths):
+        key = path.resolve()
+        if key in seen:
+            raise UserError(f"--out {out}: {seen[key]} and {source} would both be written to {path}; pass a pattern "
+                            "with {index}, such as 'out/{stem}_{index}.png'.")
+        if key in sources:
+            raise UserError(f"--out {out}: the result of {source} would replace the input {sources[key]}; pass "
+                            "another --out.")
+        seen[key] = source
+    return paths
+
+
+def _output_paths(out: str, inputs: list[str]) -> list[Path]:
     if "{" in out:
         try:
             return [Path(out.format(stem=Path(str(p)).stem, index=i)) for i, p in enumerate(inputs)]

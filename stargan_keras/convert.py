@@ -42,7 +42,8 @@ def main(argv=None) -> int:
                              "(its family chooses the reader and the flags below)")
     parser.add_argument("--output", required=True, metavar="DIR", help="model directory to write")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace --output even if it is a non-empty directory that is not a model directory")
+                        help="replace a model directory at --output that also holds other files, moving the old "
+                             "one aside whole (never a training run or a directory that is not a model's)")
     add_config_flags(parser, family.config_class, only=family.model_flags)
     args = parser.parse_args(argv)
     config = families.load_config(args.config)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from stargan_keras.core.config import ConfigError
 from stargan_keras.core.errors import UserError
+from stargan_keras.browser.http_server import LocalHTTPServer, LocalRequestHandler
 from stargan_keras.serving.signatures import IMAGE, STYLE, TABLES, TARGET_DOMAIN, Z
 
 DOMAIN_NAMES_ASSET = TABLES["v2"].names_asset  # the page translates with the StarGAN v2 table's TFLite signatures
@@ -255,7 +256,7 @@ def routes(model: DemoModel, metadata_file: Path, litert: Path) -> dict:
     return table
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(LocalRequestHandler, http.server.SimpleHTTPRequestHandler):
     """GET/HEAD of the route table's files; anything else is 404, directories are never listed."""
 
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
@@ -289,22 +290,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         super().end_headers()
 
-    def log_message(self, format, *args):
-        pass  # the page's own requests are not news; failures are logged by log_request
-
-    def log_request(self, code="-", size="-"):
-        if isinstance(code, int) and code >= 400:
-            sys.stderr.write(f"{self.command} {self.path}: {int(code)}\n")
-
 
 def make_server(model: DemoModel, workdir, port: int = 8000, litert: Path | None = None):
-    """A ThreadingHTTPServer on 127.0.0.1:port (0: any free port) serving the page, the model and LiteRT.js."""
+    """A LocalHTTPServer on 127.0.0.1:port (0: any free port) serving the page, the model and LiteRT.js."""
     litert = litert or find_litert()
     metadata_file = Path(workdir) / "model.json"
     metadata_file.write_text(json.dumps(model.metadata, indent=1), encoding="utf-8")
     handler = functools.partial(_Handler, table=routes(model, metadata_file, litert))
     try:
-        return http.server.ThreadingHTTPServer((HOST, port), handler)
+        return LocalHTTPServer((HOST, port), handler)
     except OSError as err:
         raise DemoError(f"--port {port}: cannot listen on {HOST}:{port} ({err.strerror}); pass another --port.") \
             from None

@@ -53,6 +53,7 @@ def check_choice(value: str, name: str, choices) -> None:
         raise ConfigError(f"{flag(name)} {value!r}: choose one of {', '.join(choices)}.")
 
 
+SHAPES_DOMAINS = 3  # circle, square, triangle: the synthetic set's domains (data/shapes.py)
 STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -121,10 +122,29 @@ class RunConfig:
     def top_level(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls) if f.name not in cls.sections())
 
+    @property
+    def image_size(self) -> int:
+        """The networks' image height and width (the family's field of `model`)."""
+        raise NotImplementedError
+
     def validate(self) -> "RunConfig":
         for name in self.sections():
             getattr(self, name).validate()
+        self.check_memory()
         return self
+
+    def check_memory(self) -> None:
+        """Refuse sizes whose arrays alone cannot fit in this machine's memory, before anything is allocated."""
+        from stargan_keras.core.safe_files import check_memory
+
+        pixels = self.image_size ** 2 * 3
+        batch = max(self.train.batch_size, self.data.eval_batch_size)
+        check_memory(batch * pixels * 4, f"--batch-size {self.train.batch_size} / --eval-batch-size "
+                                         f"{self.data.eval_batch_size}")
+        if self.data.dataset == "shapes":
+            images = (self.data.shapes_train_per_domain + self.data.shapes_val_per_domain) * SHAPES_DOMAINS
+            check_memory(images * pixels, f"--shapes-train-per-domain {self.data.shapes_train_per_domain} / "
+                                          f"--shapes-val-per-domain {self.data.shapes_val_per_domain}")
 
     def network_differences(self, wanted: "RunConfig", ignore=()) -> list[str]:
         """The network fields (as flags) whose values differ: a checkpoint of one cannot be loaded into the other."""
@@ -144,11 +164,10 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        """Write the effective config atomically (a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_yaml())
-        tmp.replace(path)
+        """Write the effective config atomically (a crash never leaves half a file), never through a link."""
+        from stargan_keras.core.safe_files import write_atomic
+
+        write_atomic(path, self.to_yaml())
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "RunConfig":
@@ -200,7 +219,7 @@ def _merge(config: RunConfig, data: dict, source: str) -> RunConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         current = dataclasses.asdict(getattr(config, key))
         if value is not None and not isinstance(value, dict):
-            raise ConfigError(f"{source}: section {key!r} must be a mapping of fields, got {value!r}.")
+            raise ConfigError(f"{source}: {key} must be a section of keys such as {names[0]}: ..., not {value!r:.60}.")
         for sub_key, sub_value in (value or {}).items():
             if sub_key not in names:
                 raise ConfigError(f"{source}: unknown key {key}.{sub_key}{_did_you_mean(sub_key, names)}")
@@ -270,12 +289,43 @@ def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
     return cls(**top, **sections)
 
 
+MAX_CONFIG_BYTES = 2**20  # a config is a few hundred bytes; nothing a user writes by hand comes near
+MAX_YAML_DEPTH = 16       # sections hold lists of names at most: depth 3
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """safe_load without aliases (a few hundred bytes of nested aliases expand to billions of nodes) and
+    without deep nesting (the composer recurses once per level)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"aliases (*name) are not allowed in a config (line {mark.line + 1}); write the "
+                                 "value out")
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep; a config has sections of "
+                                     "values")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def read_yaml(path: str | Path) -> dict:
+    """A YAML config of at most MAX_CONFIG_BYTES, UTF-8, without aliases and at most MAX_YAML_DEPTH deep."""
+    from stargan_keras.core.safe_files import UnsafeFileError, read_small_file
+
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist.") from None
+        text = read_small_file(path, MAX_CONFIG_BYTES, "config file").decode("utf-8")
+        return yaml.load(text, Loader=_PlainLoader)
+    except UnsafeFileError as err:
+        raise ConfigError(str(err)) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8.") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
 

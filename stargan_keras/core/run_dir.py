@@ -16,13 +16,20 @@ import tempfile
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from stargan_keras.core.config import ConfigError
 from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.core.safe_files import (MARKER_FILE, MODEL_KIND, RUN_KIND, UnsafeFileError, is_temporary_name,
+                                           open_no_follow, read_marker_kind, read_small_file, refuse_links,
+                                           write_atomic, write_marker)
 
 CONFIG_FILE = "config.yaml"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # where the trainer's `step` variable sits in a checkpoint
 LOCK_FILE = ".lock"
+INDEX_FILE = "checkpoint"  # TensorFlow's index of a CheckpointManager's checkpoints
+MAX_INDEX_BYTES = 2**20  # the index names a few checkpoints; a larger file is not one
+GENERATOR_WEIGHTS = "generator.weights.h5"  # what every model directory holds (`model_dir.weights_file`)
 CHECKPOINT_ROOM = 1.1  # free space wanted before training, in checkpoints: the manager writes before it deletes
 # What reading a truncated or corrupt checkpoint raises (TensorFlow's reader is not consistent about it).
 DAMAGED_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError, EOFError, OSError, UnicodeDecodeError)
@@ -64,7 +71,8 @@ class RunDir:
         created = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(self.root / LOCK_FILE, "a+", encoding="utf-8")
+            check_run_target(self.root)
+            handle = open_no_follow(self.root / LOCK_FILE, f"--run-dir {self.root}")
         except OSError as err:
             raise ConfigError(f"--run-dir {self.root}: cannot create it or write in it ({err.strerror}); pass a "
                               "directory you can write to.") from None
@@ -80,11 +88,14 @@ class RunDir:
             handle.truncate()
             handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
             handle.flush()
+            if read_marker_kind(self.root) != RUN_KIND:
+                write_marker(self.root, RUN_KIND)
             try:
                 yield self
             finally:
-                if created and os.listdir(self.root) == [LOCK_FILE]:  # a run that wrote nothing leaves nothing
-                    os.unlink(self.root / LOCK_FILE)
+                if created and sorted(os.listdir(self.root)) == sorted([LOCK_FILE, MARKER_FILE]):
+                    for name in (LOCK_FILE, MARKER_FILE):  # a run that wrote nothing leaves nothing
+                        os.unlink(self.root / name)
                     self.root.rmdir()
 
     def check_room(self, checkpoint_bytes: int) -> None:
@@ -115,6 +126,36 @@ class RunDir:
             if number.isdigit():
                 found.append((int(number), str(index.with_suffix(""))))
         return [prefix for _, prefix in sorted(found, reverse=True)]
+
+    def repair_index(self, log=print) -> None:
+        """Rewrite TensorFlow's `checkpoints/checkpoint` index from the checkpoints themselves when it cannot be
+        read (not UTF-8, not a CheckpointState, too large, a link), so that a CheckpointManager opened on the
+        directory sees every intact checkpoint instead of stopping on a UnicodeDecodeError."""
+        from google.protobuf import text_format
+
+        index = self.checkpoints / INDEX_FILE
+        if not index.exists() and not index.is_symlink():
+            return
+        try:
+            if index.is_symlink():
+                raise UnsafeFileError(f"{index} is a symbolic link")
+            text_format.Parse(read_small_file(index, MAX_INDEX_BYTES, "checkpoint index").decode("utf-8"),
+                              CheckpointState())
+            return
+        except (UnsafeFileError, UnicodeDecodeError, text_format.ParseError) as err:
+            reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        found = list(reversed(self.checkpoint_prefixes()))  # oldest first
+        prefixes = [Path(prefix).name for prefix in found]
+        if prefixes:
+            # Timestamps newer than the last preserved one keep the checkpoints under the manager's retention.
+            times = [Path(prefix + ".index").stat().st_mtime for prefix in found]
+            state = CheckpointState(model_checkpoint_path=prefixes[-1], all_model_checkpoint_paths=prefixes,
+                                    all_model_checkpoint_timestamps=times, last_preserved_timestamp=min(times) - 1)
+            write_atomic(index, text_format.MessageToString(state))
+        else:
+            index.unlink()
+        log(f"warning: {index} could not be read ({reason}); rewrote it from the checkpoints found "
+            f"({', '.join(prefixes) or 'none'})")
 
     def latest_checkpoint(self) -> str | None:
         """The prefix of the newest checkpoint (`.../checkpoints/ckpt-N`), or None."""
@@ -157,6 +198,58 @@ class RunDir:
         if reader.has_tensor(STEP_KEY):
             return int(reader.get_tensor(STEP_KEY))
         return int(latest.rsplit("-", 1)[-1])
+
+
+def directory_kind(directory: str | Path) -> str | None:
+    """What a directory holds: its marker's kind, or for one written before markers, what its files say
+    (config.yaml with checkpoints/: a run; with generator.weights.h5: a model); None for anything else."""
+    directory = Path(directory)
+    kind = read_marker_kind(directory)
+    if kind is not None:
+        return kind
+    if (directory / CONFIG_FILE).is_file():
+        if (directory / GENERATOR_WEIGHTS).is_file():
+            return MODEL_KIND
+        if (directory / "checkpoints").is_dir():
+            return RUN_KIND
+    return None
+
+
+def held_by_live_process(directory: str | Path) -> bool:
+    """Whether a training process holds `directory`'s lock now (the kernel drops it when the holder dies)."""
+    try:
+        fd = os.open(Path(directory) / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def shown(entries: list[str]) -> str:
+    """A few directory entries for an error message."""
+    return ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+
+
+def check_run_target(root: Path) -> None:
+    """A run directory is a new or empty directory, or one of this project's runs; its config, lock and
+    checkpoints are its own files, not links into elsewhere."""
+    try:
+        refuse_links(root, (LOCK_FILE, CONFIG_FILE, "checkpoints", MARKER_FILE), "--run-dir")
+    except UnsafeFileError as err:
+        raise ConfigError(str(err)) from None
+    entries = sorted(name for name in os.listdir(root) if name != LOCK_FILE and not is_temporary_name(name))
+    kind = directory_kind(root)
+    if kind == MODEL_KIND:
+        raise ConfigError(f"--run-dir {root} is a model directory (of `convert` or an earlier export); training "
+                          "there would rewrite its config and leave it unreadable. Pass a new --run-dir.")
+    if entries and kind != RUN_KIND:
+        raise ConfigError(f"--run-dir {root} is not empty ({shown(entries)}) and is not a training run: training "
+                          "would replace those files. Pass a new or empty --run-dir.")
 
 
 def remove_partial_save(prefix: str) -> None:

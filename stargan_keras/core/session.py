@@ -101,6 +101,8 @@ def build_model(config: RunConfig, strategy, checkpoint_dir: Path, run: RunDir, 
         model.compile()
     checkpoint = model.checkpoint()
     restored = run.restore_latest(checkpoint)
+    if Path(checkpoint_dir) == run.checkpoints:  # the chief's own; other workers save into scratch folders
+        run.repair_index()
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=config.train.keep_checkpoints)
     return model, manager, restored
 

@@ -19,6 +19,7 @@ import numpy as np
 from stargan_keras.core.errors import UserError
 
 INSTALL_HINT = "pip install 'stargan-keras[torch]'"
+MAX_NESTING = 8  # state dicts nest two or three levels; deeper nesting is not a checkpoint
 
 
 class TorchFileError(UserError, ValueError):
@@ -47,7 +48,7 @@ def load_torch_file(path: str | Path, error: type[Exception] = TorchFileError, h
         raise error(f"{path} is an HTML page, not a PyTorch file: Dropbox links must end in ?dl=1 "
                     "(dl=0 serves a web page). Download it again with dl=1.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), "")
         raise error(f"refused {path}: it is not a plain state dict of tensors. It may carry code (or be damaged), "
@@ -57,6 +58,44 @@ def load_torch_file(path: str | Path, error: type[Exception] = TorchFileError, h
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise error(f"{path} is truncated or corrupt, not a complete PyTorch file "
                     f"({type(err).__name__}: {first}). Download it again.") from None
+    check_tensor_sizes(loaded, path, error)
+    return loaded
+
+
+def tensors_in(value, depth: int = 0):
+    """Every tensor in the nested dicts, lists and tuples of a loaded file."""
+    if depth > MAX_NESTING:
+        return
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        if import_torch().is_tensor(value):
+            yield value
+        return
+    for item in value:
+        yield from tensors_in(item, depth + 1)
+
+
+def check_tensor_sizes(loaded, path: Path, error: type[Exception]) -> None:
+    """Refuse a file whose tensors claim more bytes than their storage holds, or than the file itself.
+
+    A tensor is a view (shape, strides) of a storage: `zeros(1).expand(10**9)` is a few bytes
+    on disk but a billion elements once converted to NumPy. The weights of a network are
+    dense, so no tensor may be larger than its storage, and all of them together no larger
+    than the file (twice, for weights shared between two keys).
+    """
+    budget, total = 2 * path.stat().st_size + 2**20, 0
+    for tensor in tensors_in(loaded):
+        logical = tensor.numel() * tensor.element_size()
+        stored = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+        total += logical
+        if logical > stored:
+            raise error(f"refused {path}: a tensor of shape {tuple(tensor.shape)} is a view of {stored} stored bytes "
+                        f"that would take {logical} bytes in memory (repeated, stride-0 data); a state dict of "
+                        "weights never has those. Use the original file.")
+        if total > budget:
+            raise error(f"refused {path}: its tensors would take more than {budget} bytes in memory, more than the "
+                        "file holds (views repeating the same data). Use the original file.")
 
 
 def is_tensor(value) -> bool:
@@ -64,6 +103,9 @@ def is_tensor(value) -> bool:
 
 
 def to_numpy(tensor) -> np.ndarray:
+    """A float32 copy of a tensor (NumPy arrays pass through): called only once its shape was checked."""
+    if isinstance(tensor, np.ndarray):
+        return tensor
     return tensor.detach().float().numpy()
 
 
@@ -91,7 +133,8 @@ class StateDictError(TorchFileError):
 
 
 def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a torch state dict file on the CPU as float32 numpy arrays, safely (weights only).
+    """Read a torch state dict file on the CPU, safely (weights only): its floating-point tensors, converted
+    to float32 NumPy arrays by `take` once their shapes are checked.
 
     A `{'state_dict': ...}` wrapper, as some checkpoints carry, is opened.
     """
@@ -100,7 +143,7 @@ def load_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
         raise StateDictError(f"{path}: expected a torch state dict, found {type(loaded).__name__}.")
-    return {key: to_numpy(value) for key, value in loaded.items() if is_tensor(value) and value.is_floating_point()}
+    return {key: value for key, value in loaded.items() if is_tensor(value) and value.is_floating_point()}
 
 
 def take(state_dict: dict[str, np.ndarray], key: str, shape: tuple, source: str) -> np.ndarray:
@@ -111,7 +154,7 @@ def take(state_dict: dict[str, np.ndarray], key: str, shape: tuple, source: str)
     if tuple(value.shape) != tuple(shape):
         raise StateDictError(f"{source}: '{key}' has shape {tuple(value.shape)}, "
                              f"expected {tuple(shape)}.")
-    return value
+    return to_numpy(value)
 
 
 def state_dict_mismatches(name: str, expected: dict, found: dict, ignored=()) -> list[str]:
@@ -132,9 +175,9 @@ def state_dict_mismatches(name: str, expected: dict, found: dict, ignored=()) ->
 
 
 def assign_state_dict(variables: dict, state: dict[str, np.ndarray]) -> None:
-    """Copy a checked state dict into the Keras variables named by its keys."""
+    """Copy a checked state dict (tensors or arrays) into the Keras variables named by its keys."""
     for key, variable in variables.items():
-        variable.assign(to_keras_layout(state[key]).astype(variable.dtype))
+        variable.assign(to_keras_layout(to_numpy(state[key])).astype(variable.dtype))
 
 
 class ConversionError(TorchFileError):

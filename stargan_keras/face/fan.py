@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from stargan_keras.core.layers import upsample_2x
 from stargan_keras.core.torch_io import (StateDictError, assign_state_dict, is_tensor, load_torch_file,
-                                    state_dict_mismatches, to_numpy)
+                                    state_dict_mismatches)
+from stargan_keras.core.safe_files import check_weights_file
 
 INPUT_SIZE = 256  # the authors' CoordConv maps are built for 256 x 256 inputs
 HEATMAP_SIZE = 64
@@ -155,7 +156,7 @@ def _fan_state(contents, path: Path) -> dict[str, np.ndarray]:
         raise FanCheckpointError(f"{path} has neither a 'state_dict' nor a 'fan' entry (it has: {found or 'nothing'})"
                                  f". {WING_HINT}")
     prefix = "module."  # nn.DataParallel's, in checkpoints saved from a wrapped network
-    return {(key[len(prefix):] if key.startswith(prefix) else key): to_numpy(value)
+    return {(key[len(prefix):] if key.startswith(prefix) else key): value
             for key, value in state.items() if is_tensor(value) and value.is_floating_point()}
 
 
@@ -206,6 +207,7 @@ def load_fan(path: str | Path) -> keras.Model:
                                      "save_fan.")
     fan = build_fan()
     try:
+        check_weights_file(path, fan, "FAN file")
         fan.load_weights(str(path))
     except (ValueError, OSError, KeyError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -45,7 +45,7 @@ def face_network(config, directory: str | Path, save: bool = False, log=print):
     check_fan_source(config, directory, str(directory))
     fan = fan_from_file(config.model.fan_checkpoint)  # wing.ckpt, or a model directory's fan.weights.h5
     if save:
-        staging = own.with_name(f".{os.getpid()}.{FAN_FILE}")
+        staging = own.with_name(f".{os.getpid()}.{os.urandom(4).hex()}.{FAN_FILE}")  # no name to plant a link at
         save_fan(fan, staging)
         os.replace(staging, own)
     return fan

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_keras.core.imaging import from_uint8_tensor, to_uint8_tensor
+from stargan_keras.core.safe_files import check_weights_file
 
 WEIGHTS_FILE = "domain_classifier.weights.h5"
 INFO_FILE = "domain_classifier.json"
@@ -198,6 +199,7 @@ def cached_classifier(directory: str | Path, wanted: ClassifierInfo, wrap, train
             cached = None
         if cached is not None and cached.matches(wanted):
             model = build_classifier(len(cached.domain_names), cached.input_size, seed, cached.multi_label)
+            check_weights_file(weights, model, "domain classifier")
             model.load_weights(weights)
             if progress:
                 print(f"{name}: {weights} (val accuracy {cached.val_accuracy:.3f})", flush=True)

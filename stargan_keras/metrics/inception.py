@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from stargan_keras.core.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
+from stargan_keras.core.safe_files import check_weights_file
 
 TORCHVISION_INCEPTION_URL = "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"
 # torchvision ImageNet statistics, applied to [0, 1] images by the upstream eval loader.
@@ -179,6 +180,7 @@ def torchvision_inception_v3(weights: str | Path | None = None) -> keras.Model:
     if path is None:
         return model
     if path.name.endswith(".weights.h5"):
+        check_weights_file(path, model, "--inception-weights")
         model.load_weights(path)
     else:
         load_torchvision_state_dict(model, load_torch_state_dict(path), str(path))

@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from stargan_keras.core.torch_io import StateDictError, load_torch_state_dict, take, to_keras_layout, torch_shape
+from stargan_keras.core.safe_files import check_weights_file
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 # ImageNet mean/std expressed for [-1, 1] inputs (upstream metrics/lpips.py).
@@ -90,6 +91,7 @@ class LPIPS(keras.Model):
             raise FileNotFoundError(f"LPIPS weights {path} not found: {CONVERT_HINT}, "
                                     "then pass --lpips-weights PATH.")
         model = cls()
+        check_weights_file(path, model, "--lpips-weights")
         model.load_weights(path)
         return model
 

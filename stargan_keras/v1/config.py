@@ -140,6 +140,10 @@ class Config(core.RunConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.image_size
     run_dir: str = option("runs/v1_shapes", "run directory: config, checkpoints, samples, logs; re-use it to resume")
 
     @classmethod

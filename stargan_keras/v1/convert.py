@@ -16,7 +16,7 @@ import numpy as np
 
 from stargan_keras.v1.config import Config, ModelConfig
 from stargan_keras.core.layers import torch_named_variables
-from stargan_keras.core.torch_io import ConversionError, check_state_dicts, assign_state_dict, is_tensor, load_torch_file, to_numpy
+from stargan_keras.core.torch_io import ConversionError, assign_state_dict, check_state_dicts, is_tensor, load_torch_file
 from stargan_keras.v1.networks import V1Networks, build_networks
 
 NORM_BUFFERS = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -40,7 +40,7 @@ def read_state_dict(path: str | Path, network: str) -> dict[str, np.ndarray]:
                                   f"state dict. {hint}")
         key = key[len("module."):] if key.startswith("module.") else key  # saved from nn.DataParallel
         if not key.endswith(NORM_BUFFERS):
-            state[key] = to_numpy(value)
+            state[key] = value  # converted once its shape fits
     return state
 
 

@@ -104,6 +104,10 @@ class Config(core.RunConfig):
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @property
+    def image_size(self) -> int:
+        return self.model.img_size
+
     def network_values(self, wanted: "Config"):
         resolved = {"base_dim": (self.model.resolved_base_dim, wanted.model.resolved_base_dim)}
         return [(name, *resolved.get(name, (getattr(self.model, name), getattr(wanted.model, name))))

@@ -17,8 +17,7 @@ import numpy as np
 from stargan_keras.core.config import preset_path
 from stargan_keras.v2.config import Config
 from stargan_keras.v2.networks import EMA_NETWORKS
-from stargan_keras.core.torch_io import (ConversionError, assign_state_dict, check_state_dicts, is_tensor,
-                                         load_torch_file, to_numpy)
+from stargan_keras.core.torch_io import ConversionError, assign_state_dict, check_state_dicts, is_tensor, load_torch_file
 
 IGNORED_KEYS = ("hpf.filter",)  # a constant of w_hpf; absent from the released CelebA-HQ file (issue #103)
 
@@ -42,7 +41,7 @@ def read_checkpoint(path: str | Path, required: tuple[str, ...]) -> dict[str, di
             if not is_tensor(value):
                 raise ConversionError(f"{path}: {name}.{key} is a {type(value).__name__}, not a tensor; this is not "
                                       "a StarGAN v2 checkpoint.")
-            states[name][_strip_data_parallel(str(key))] = to_numpy(value)
+            states[name][_strip_data_parallel(str(key))] = value  # converted once its shape fits
     return states
 
 

@@ -10,18 +10,7 @@ import pytest
 
 from stargan_keras import demo
 from stargan_keras.browser.server import PAGE_DIR, DemoError, DemoModel, find_litert, latent_from_seed, make_server, routes, url
-from tests.harness.demo import start_demo, stop
-
-
-def fake_litert(root: Path) -> Path:
-    """A node_modules/@litertjs with one file per served folder."""
-    litert = root / "node_modules" / "@litertjs"
-    for folder, name in (("core/dist", "index.js"), ("core/wasm", "litert.wasm"), ("wasm-utils/dist", "index.js")):
-        (litert / folder).mkdir(parents=True, exist_ok=True)
-        (litert / folder / name).write_text(f"// {folder}/{name}\n")
-    for package in ("core", "wasm-utils"):
-        (litert / package / "package.json").write_text("{}")
-    return litert
+from tests.harness.demo import fake_litert, start_demo, stop
 
 
 def get(address, path):

@@ -11,6 +11,7 @@ from stargan_keras.core.model_dir import save_networks, weights_file
 from stargan_keras.families import load_networks
 from stargan_keras.core.config import ConfigError
 from stargan_keras.v2.networks import build_networks
+from stargan_keras.core.safe_files import MARKER_FILE
 
 
 def checksums(root):
@@ -52,7 +53,7 @@ def test_own_model_directory_and_empty_directory_are_replaced(tiny, tmp_path):
     for target in (tmp_path / "empty", tmp_path / "new" / "model"):
         written = save_networks(target, config, networks)
         assert sorted(p.name for p in written.iterdir()) == sorted(
-            [CONFIG_FILE] + [weights_file(name) for name, _ in networks.items()])
+            [CONFIG_FILE, MARKER_FILE] + [weights_file(name) for name, _ in networks.items()])
     first = checksums(tmp_path / "empty")
     networks.generator.set_weights([w + 1.0 for w in networks.generator.get_weights()])
     save_networks(tmp_path / "empty", config, networks)  # a model directory: replaced as a whole
@@ -62,13 +63,13 @@ def test_own_model_directory_and_empty_directory_are_replaced(tiny, tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def test_overwrite_replaces_a_foreign_directory(tiny, tmp_path):
+def test_overwrite_never_replaces_a_foreign_directory(tiny, tmp_path):
     config, networks = tiny
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "notes.txt").write_text("x")
-    save_networks(tmp_path / "old", config, networks, overwrite=True)
-    assert not (tmp_path / "old" / "notes.txt").exists()
-    assert (tmp_path / "old" / weights_file("generator")).is_file()
+    with pytest.raises(ConfigError, match="not a model directory.*refused even with --overwrite"):
+        save_networks(tmp_path / "old", config, networks, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"] and (tmp_path / "old" / "notes.txt").read_text() == "x"
 
 
 def test_current_directory_as_output(tiny, tmp_path, monkeypatch):

@@ -158,7 +158,7 @@ def test_failed_download_error_says_which_url_to_fetch(tmp_path, monkeypatch):
         raise ConnectionError("connection reset by peer")
 
     monkeypatch.setattr(tfds_builders, "check_reachable", lambda spec, data_dir: None)
-    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", broken)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", broken)
     with pytest.raises(DatasetDownloadError, match="connection reset by peer") as err:
         prepare_authors_dataset("afhq", tmp_path)
     assert AUTHORS_ZIPS["afhq"].url in str(err.value)

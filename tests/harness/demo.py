@@ -5,6 +5,7 @@ import queue
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from tests.harness.networks import free_ports
 
@@ -47,3 +48,14 @@ def stop(process) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+def fake_litert(root: Path) -> Path:
+    """A node_modules/@litertjs with one file per served folder."""
+    litert = root / "node_modules" / "@litertjs"
+    for folder, name in (("core/dist", "index.js"), ("core/wasm", "litert.wasm"), ("wasm-utils/dist", "index.js")):
+        (litert / folder).mkdir(parents=True, exist_ok=True)
+        (litert / folder / name).write_text(f"// {folder}/{name}\n")
+    for package in ("core", "wasm-utils"):
+        (litert / package / "package.json").write_text("{}")
+    return litert
