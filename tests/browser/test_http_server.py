@@ -13,6 +13,7 @@ from tests.harness.demo import fake_litert
 
 HALF_OPEN = 300
 HOLD_SECONDS = 20.0
+SETTLE_SECONDS = 2.0
 
 
 @contextlib.contextmanager
@@ -102,6 +103,7 @@ def test_half_open_connections_neither_stall_the_server_nor_stay_open(tmp_path, 
                 sock = socket.create_connection(("127.0.0.1", port), timeout=5)
                 sock.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Slow: ".encode())  # never finished
                 sockets.append(sock)
+            time.sleep(SETTLE_SECONDS)  # the server accepts the burst (a thread each), then they are only held
             began, latencies = time.monotonic(), []
             while time.monotonic() - began < HOLD_SECONDS:
                 start = time.perf_counter()
