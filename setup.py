@@ -1,8 +1,40 @@
 """stargan_keras: StarGAN v2 in TensorFlow 2 / Keras 3, from training to serving."""
 
+import importlib.util
+import os
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+REQUIRE_LITERT = "STARGAN_KERAS_REQUIRE_LITERT"  # 1: a built package without LiteRT.js is an error (releases)
+
+
+class BuildWithLiteRT(build_py):
+    """A built package (wheel, `pip install .`) carries the LiteRT.js files the demo page loads, taken from the
+    tarballs package-lock.json pins, their integrity checked (stargan_keras/litert_files.py). An editable
+    install serves node_modules/@litertjs of the checkout instead (`npm ci`)."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        spec = importlib.util.spec_from_file_location("litert_files", HERE / "stargan_keras" / "litert_files.py")
+        litert_files = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(litert_files)
+        dest = Path(self.build_lib) / "stargan_keras" / "demo_page" / "litert"
+        try:
+            manifest = litert_files.vendor(HERE / "package-lock.json", dest)
+        except litert_files.LiteRTMissing as err:
+            if os.environ.get(REQUIRE_LITERT, "") not in ("", "0"):
+                raise
+            print(f"warning: the demo page's LiteRT.js is not in this build ({err}); "
+                  "`python -m stargan_keras.demo` will need `npm ci` in a checkout.")
+            return
+        versions = ", ".join(f"{name}@{package['version']}" for name, package in manifest["packages"].items())
+        print(f"LiteRT.js for the demo page: {len(manifest['files'])} files of {versions}")
+
 
 setup(
     name="stargan-keras",
@@ -36,5 +68,6 @@ setup(
         "torch": ["torch>=2.1"],
         "test": ["pytest>=8", "pytest-xdist>=3", "torch>=2.1", "dill", "importlib_resources"],  # the last two for tfds.testing
     },
+    cmdclass={"build_py": BuildWithLiteRT},
     entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
 )

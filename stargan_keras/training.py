@@ -144,7 +144,7 @@ def make_callbacks(config: Config, run: RunDir, model, manager, samples, start: 
         profile = parse_profile_steps(train_config.profile_steps)
         if profile:
             callbacks.append(cb.ProfileWindow(run.logs, *profile))
-    callbacks += [cb.ProgressBar(start, train_config.total_iters), cb.StopOnSignal()]
+    callbacks += [cb.ProgressBar(start, train_config.total_iters, train_config.log_every), cb.StopOnSignal()]
     return callbacks
 
 

@@ -8,14 +8,13 @@ Skips where Chromium, node or the npm packages (`npm ci`) are absent.
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from benchmarks.browser import Browser, missing
-from tests.demo_helpers import start_demo, stop
+from tests.demo_helpers import start_demo, stop, tiny_tflite
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing() is not None, reason=f"browser demo test: {missing()}")]
 
@@ -58,21 +57,8 @@ def picture(path, width, height, index):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, tiny_config):
     """(url, tflite path, a work directory): the demo command serving a tiny float32 .tflite."""
-    import keras
-
-    from stargan_keras.inference import Translator
-    from stargan_keras.networks import build_networks
-    from stargan_keras.serving.export import export_saved_model
-    from stargan_keras.serving.module import DOMAIN_NAMES_ASSET
-    from stargan_keras.serving.tflite import convert
-
     work = tmp_path_factory.mktemp("demo")
-    keras.utils.set_random_seed(3)
-    config = tiny_config()
-    export = export_saved_model(Translator(config, build_networks(config.model, with_discriminator=False)),
-                                work / "export", mean_style_samples=200)
-    tflite = convert(export, work / "tiny.tflite", "none")
-    shutil.copy(export / "assets" / DOMAIN_NAMES_ASSET, work / DOMAIN_NAMES_ASSET)  # the names of the file's domains
+    tflite = tiny_tflite(work, tiny_config())
     process, url = start_demo("--model", str(tflite))
     yield url, tflite, work
     stop(process)

@@ -139,6 +139,20 @@ class StarGANv1(TrainerBase):
             self.loss_trackers[key].update_state(value)
         return result
 
+    def progress_terms(self, logs: dict) -> list[tuple[str, float]]:
+        """The progress line's terms from the latest logged values (G's from its last update): D's and G's
+        total losses and the classification and reconstruction terms, which tell a run is healthy."""
+        v1 = self.config.v1
+        terms = []
+        if all(f"D/loss_{t}" in logs for t in D_TERMS):
+            terms.append(("D", logs["D/loss_real"] + logs["D/loss_fake"] + v1.lambda_cls * logs["D/loss_cls"]
+                          + v1.lambda_gp * logs["D/loss_gp"]))
+        if all(f"G/loss_{t}" in logs for t in G_TERMS):
+            terms.append(("G", logs["G/loss_fake"] + v1.lambda_rec * logs["G/loss_rec"]
+                          + v1.lambda_cls * logs["G/loss_cls"]))
+            terms += [("D_cls", logs["D/loss_cls"]), ("G_cls", logs["G/loss_cls"]), ("rec", logs["G/loss_rec"])]
+        return terms
+
     def checkpoint(self, **extra) -> tf.train.Checkpoint:
         """The training state: G, D, their optimizers, the step, plus `extra` trackables."""
         return training_checkpoint(self.nets, None, optimizers=self.optimizers, step=self.step, **extra)
