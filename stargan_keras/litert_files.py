@@ -93,8 +93,9 @@ def vendor(lock_path, dest, tarballs: dict | None = None) -> dict:
                     try:
                         content = archive.extractfile(f"package/{path}").read()
                     except KeyError:
-                        raise LiteRTFilesError(f"{name}@{version} has no {path}: the page's list of LiteRT.js files "
-                                               "(stargan_keras/litert_files.py) must follow the pinned version.") from None
+                        raise LiteRTFilesError(f"{name}@{version} has no {path}: the page's list of LiteRT.js "
+                                               "files (litert_files.PAGE_FILES) must follow the pinned version.") \
+                            from None
                     target = dest / folder / path
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(content)

@@ -52,7 +52,11 @@ def install() -> None:
 def filtered_stderr():
     """Capture file descriptor 2 in this block, then write back what is not a TensorFlow log line."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a daemon): nothing to keep clean
+        yield
+        return
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
