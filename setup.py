@@ -1,8 +1,41 @@
 """stargan_keras: StarGAN v2 in TensorFlow 2 / Keras 3, from training to serving."""
 
+import importlib.util
+import os
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+REQUIRE_LITERT = "STARGAN_KERAS_REQUIRE_LITERT"  # 1: a built package without LiteRT.js is an error (releases)
+
+
+class BuildWithLiteRT(build_py):
+    """A built package (wheel, `pip install .`) carries the LiteRT.js files the demo page loads, taken from the
+    tarballs package-lock.json pins, their integrity checked (stargan_keras/browser/litert_files.py). An editable
+    install serves node_modules/@litertjs of the checkout instead (`npm ci`)."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        spec = importlib.util.spec_from_file_location("litert_files",
+                                                      HERE / "stargan_keras" / "browser" / "litert_files.py")
+        litert_files = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(litert_files)
+        dest = Path(self.build_lib) / "stargan_keras" / "browser" / "page" / "litert"
+        try:
+            manifest = litert_files.vendor(HERE / "package-lock.json", dest)
+        except litert_files.LiteRTMissing as err:
+            if os.environ.get(REQUIRE_LITERT, "") not in ("", "0"):
+                raise
+            print(f"warning: the demo page's LiteRT.js is not in this build ({err}); "
+                  "`python -m stargan_keras.demo` will need `npm ci` in a checkout.")
+            return
+        versions = ", ".join(f"{name}@{package['version']}" for name, package in manifest["packages"].items())
+        print(f"LiteRT.js for the demo page: {len(manifest['files'])} files of {versions}")
+
 
 # `python -m stargan_keras.export --format onnx` and `client --onnx`: the versions verified with TensorFlow 2.21 and
 # NumPy 2.4.
@@ -45,5 +78,6 @@ setup(
         "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0", "dill", "importlib_resources",  # these two for tfds.testing
                  *ONNX],
     },
+    cmdclass={"build_py": BuildWithLiteRT},
     entry_points={"console_scripts": ["stargan-keras=stargan_keras.__main__:main"]},
 )

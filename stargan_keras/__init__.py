@@ -1,10 +1,10 @@
 """StarGAN v2 (Choi et al., CVPR 2020) in TensorFlow 2 / Keras 3."""
 
-import os
+from stargan_keras.core import quiet
 
-# TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for users of
-# these commands; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log lines (CUDA probes, CPU feature notes) are noise for users of these
+# commands; --debug or a TF_CPP_MIN_LOG_LEVEL of the user's shows them.
+quiet.install()
 
 __version__ = "0.1.0"
 

@@ -30,6 +30,7 @@ from stargan_keras.serving.signatures import IMAGE, STYLE, TABLES, TARGET_DOMAIN
 DOMAIN_NAMES_ASSET = TABLES["v2"].names_asset  # the page translates with the StarGAN v2 table's TFLite signatures
 
 PAGE_DIR = Path(__file__).with_name("page")
+PACKAGED_LITERT = PAGE_DIR / "litert"  # a built package's copy of LiteRT.js (setup.py, `litert_files.vendor`)
 MODEL_URL, METADATA_URL = "/model.tflite", "/model.json"
 LITERT_URL = "/litert/"          # LiteRT.js: /litert/core/{dist,wasm}/..., /litert/wasm-utils/dist/...
 LITERT_PACKAGES = ("core", "wasm-utils")  # @litertjs/core and the one package it imports
@@ -230,20 +231,27 @@ def _imul(a: int, b: int) -> int:
 
 
 # -- the server -----------------------------------------------------------------------------------------------------
-def find_litert(search=None) -> Path:
-    """node_modules/@litertjs, installed by `npm ci` from the repository's package.json.
+def find_litert(search=None, packaged: Path | None = None) -> Path:
+    """The LiteRT.js files: the installed package's own copy (`litert_files`, written when a wheel is
+    built), else node_modules/@litertjs, installed by `npm ci` from the repository's package.json.
 
-    Looked for in `search` (directories), else the current directory and the repository this
-    package sits in (an editable install).
+    node_modules is looked for in `search` (directories), else the current directory and the
+    repository this package sits in (an editable install).
     """
+    from stargan_keras.browser.litert_files import complete
+
+    packaged = PACKAGED_LITERT if packaged is None else packaged
+    if complete(packaged):
+        return packaged
     roots = [Path(p) for p in search] if search else [Path.cwd(), Path(__file__).resolve().parents[2]]
     roots = list(dict.fromkeys(root.resolve() for root in roots))
     for root in roots:
         candidate = root / "node_modules" / "@litertjs"
         if all((candidate / name / "package.json").exists() for name in LITERT_PACKAGES):
             return candidate
-    raise DemoError(f"LiteRT.js is not installed (no node_modules/@litertjs in {', '.join(map(str, roots))}): "
-                    "run `npm ci` in the repository root, where package.json is.")
+    raise DemoError(f"LiteRT.js is not installed (not in this package, no node_modules/@litertjs in "
+                    f"{', '.join(map(str, roots))}): run `npm ci` in the repository root, where package.json is, "
+                    "or install a wheel built with it (README, \"Demo in the browser\").")
 
 
 def routes(model: DemoModel, metadata_file: Path, litert: Path) -> dict:

@@ -9,6 +9,7 @@ resumes. Order matters in the callback list: `StopOnNonFiniteLoss` must come bef
 from __future__ import annotations
 
 import math
+import shutil
 import signal
 import sys
 import time
@@ -126,31 +127,99 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
         self.save()
 
 
-class ProgressBar(keras.callbacks.Callback):
-    """keras.utils.Progbar over the remaining steps, showing the latest (not averaged) loss terms and the ETA.
+PROGRESS_WIDTH = 100  # columns of the progress line, at most (fewer on a narrower terminal)
 
-    On a terminal it redraws in place; in a log file it writes one line every `log_interval` seconds.
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _pack(items: list[str], width: int, title: str) -> list[str]:
+    """`title` then the items two spaces apart, in lines of at most `width` columns (an item is never split)."""
+    lines = [title]
+    for item in items:
+        if len(lines[-1]) + 2 + len(item) > width:
+            lines.append(" ")
+        lines[-1] += "  " + item
+    return lines
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """One progress line that fits PROGRESS_WIDTH columns: step/total, steps/s, time left, and the model's
+    `progress_terms(logs)` (the D and G totals and a few terms that tell a run is healthy).
+
+    On a terminal the line is redrawn in place; a pipe or a log file gets one plain line every
+    `every` steps and at the last one. Every term stays in TensorBoard, and when training ends
+    the last value of each is printed, wrapped to the same width.
     """
 
-    def __init__(self, start_step: int, total_steps: int, log_interval: float = 30.0):
+    REDRAW_SECONDS = 0.1
+
+    def __init__(self, start_step: int, total_steps: int, every: int = 10, stream=None):
         super().__init__()
-        self.start_step, self.total_steps = start_step, total_steps
-        self.interval = 0.05 if sys.stdout.isatty() else log_interval
-        self.progbar = None
-        self.done = 0
+        self.start_step, self.total_steps, self.every = start_step, total_steps, max(int(every), 1)
+        self._stream = stream
+        self.latest: dict[str, float] = {}
+        self.tty, self.width = False, PROGRESS_WIDTH
+        self._first = None  # (step, time) after the first step, which includes tracing
+        self._drawn = 0.0
+        self._shown = 0
+
+    @property
+    def stream(self):
+        return self._stream or sys.stdout
 
     def on_train_begin(self, logs=None):
-        self.progbar = keras.utils.Progbar(self.total_steps - self.start_step, interval=self.interval,
-                                           stateful_metrics=None, stateless_metrics=set())
+        self.tty = self.stream.isatty()
+        columns = shutil.get_terminal_size((PROGRESS_WIDTH, 24)).columns if self.tty else PROGRESS_WIDTH
+        self.width = max(min(columns - 1 if self.tty else columns, PROGRESS_WIDTH), 40)
+
+    def terms(self) -> list[tuple[str, float]]:
+        summarize = getattr(self.model, "progress_terms", None)
+        if summarize is None:
+            return list(self.latest.items())
+        return summarize(self.latest)
+
+    def line(self, step: int, now: float) -> str:
+        parts = [f"step {step}/{self.total_steps}"]
+        if self._first is not None and step > self._first[0] and now > self._first[1]:
+            rate = (step - self._first[0]) / (now - self._first[1])
+            parts += [f"{rate:.3g} steps/s", f"ETA {_clock((self.total_steps - step) / rate)}"]
+        else:
+            parts += ["-- steps/s", "ETA --"]
+        parts += [f"{name} {_number(value)}" for name, value in self.terms()]
+        while len(parts) > 1 and len("  ".join(parts)) > self.width:
+            parts.pop()
+        return "  ".join(parts)[:self.width]
 
     def on_train_batch_end(self, batch, logs=None):
-        values = [(name, _as_float(value)) for name, value in (logs or {}).items()]
-        self.done = current_step(self.model) - self.start_step
-        self.progbar.update(self.done, values, finalize=False)
+        self.latest.update((name, _as_float(value)) for name, value in (logs or {}).items())
+        step, now = current_step(self.model), time.perf_counter()
+        if self._first is None:
+            self._first = (step, now)
+        if self.tty:
+            if now - self._drawn >= self.REDRAW_SECONDS or step >= self.total_steps:
+                text = self.line(step, now)
+                self.stream.write("\r" + text.ljust(self._shown))
+                self.stream.flush()
+                self._drawn, self._shown = now, len(text)
+        elif step % self.every == 0 or step >= self.total_steps:
+            self.stream.write(self.line(step, now) + "\n")
+            self.stream.flush()
 
     def on_train_end(self, logs=None):
-        if self.done:
-            self.progbar.update(self.done, finalize=True)
+        if self.tty and self._shown:
+            self.stream.write("\n")
+        if self.latest:
+            pairs = [f"{name} {_number(value)}" for name, value in sorted(self.latest.items())]
+            self.stream.write("\n".join(_pack(pairs, self.width, "last values:")) + "\n")
+        self.stream.flush()
 
 
 class TensorBoardScalars(keras.callbacks.Callback):

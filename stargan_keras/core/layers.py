@@ -120,8 +120,38 @@ def channels(num: int) -> tuple:
     return (None, None, None, num)
 
 
-def leaky_relu():
-    return layers.LeakyReLU(negative_slope=LEAKY_SLOPE)
+@keras.saving.register_keras_serializable("stargan_keras")
+class LeakyReLU(layers.LeakyReLU):
+    """Keras' LeakyReLU (the same values and gradients) in forms that grappler's remapper fuses correctly.
+
+    With oneDNN, the remapper fuses a convolution (with its bias) and a LeakyRelu op after it into one op
+    without checking who else reads the convolution's output; it then gives up on the whole training graph
+    ("remapper failed: ... fanout '...' exist for missing node '...BiasAdd'") and skips every other fusion.
+    Two readers occur here: the gradient op LeakyReluGrad, which reads the input (so this gradient is read
+    from the output: a positive slope keeps the sign), and a residual block's shortcut, which reads the
+    block's input too; `call(x, shared_input=True)` says so, and gets a form without a LeakyRelu op (the
+    remapper turns max(x, slope * x) into one, so a select).
+    """
+
+    def call(self, inputs, shared_input: bool = False):
+        return _leaky_relu(inputs, self.negative_slope, shared_input)
+
+
+def _leaky_relu(x, slope: float, shared_input: bool):
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.where(x > 0, x, x * tf.constant(slope, x.dtype)) if shared_input else tf.nn.leaky_relu(x, slope)
+
+        def gradient(dy):
+            return tf.where(y > 0, dy, dy * tf.constant(slope, dy.dtype))
+
+        return y, gradient
+
+    return forward(x)
+
+
+def leaky_relu(slope: float = LEAKY_SLOPE):
+    return LeakyReLU(negative_slope=slope)
 
 
 @tf.custom_gradient

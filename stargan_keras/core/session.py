@@ -130,7 +130,7 @@ def make_callbacks(config: RunConfig, run: RunDir, model, manager, samples, star
         profile = parse_profile_steps(train_config.profile_steps)
         if profile:
             callbacks.append(cb.ProfileWindow(run.logs, *profile))
-    callbacks += [cb.ProgressBar(start, train_config.total_iters), cb.StopOnSignal()]
+    callbacks += [cb.ProgressBar(start, train_config.total_iters, train_config.log_every), cb.StopOnSignal()]
     return callbacks
 
 

@@ -133,6 +133,20 @@ class StarGANv1(TrainerBase):
         loss = terms["fake"] + train.lambda_rec * terms["rec"] + train.lambda_cls * terms["cls"]
         return loss, {f"G/loss_{key}": value for key, value in terms.items()}
 
+    def progress_terms(self, logs: dict) -> list[tuple[str, float]]:
+        """The progress line's terms from the latest logged values (G's from its last update): D's and G's
+        total losses and the classification and reconstruction terms, which tell a run is healthy."""
+        train = self.config.train
+        terms = []
+        if all(f"D/loss_{t}" in logs for t in D_TERMS):
+            terms.append(("D", logs["D/loss_real"] + logs["D/loss_fake"] + train.lambda_cls * logs["D/loss_cls"]
+                          + train.lambda_gp * logs["D/loss_gp"]))
+        if all(f"G/loss_{t}" in logs for t in G_TERMS):
+            terms.append(("G", logs["G/loss_fake"] + train.lambda_rec * logs["G/loss_rec"]
+                          + train.lambda_cls * logs["G/loss_cls"]))
+            terms += [("D_cls", logs["D/loss_cls"]), ("G_cls", logs["G/loss_cls"]), ("rec", logs["G/loss_rec"])]
+        return terms
+
     def checkpoint(self, **extra) -> tf.train.Checkpoint:
         """The training state: G, D, their optimizers, the step, plus `extra` trackables."""
         return training_checkpoint(self.nets, None, optimizers=self.optimizers, step=self.step, **extra)

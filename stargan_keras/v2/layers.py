@@ -55,7 +55,7 @@ class ResBlk(layers.Layer):
         """In D and E the pool is folded into conv1; G's encoder keeps the authors' order (see below)."""
         if self.normalize:
             x = self.norm1(x)
-        x = self.activation(x)
+        x = self.activation(x, shared_input=not self.normalize)  # the shortcut reads x too
         if self.downsample and not self.normalize:
             x = conv3x3_avg_pool(self.conv1, x)
         else:

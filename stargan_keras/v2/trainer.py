@@ -175,6 +175,19 @@ class StarGANv2(TrainerBase):
         """What the authors log: lambda_ds after this iteration's decay."""
         return {"G/lambda_ds": lambda_ds_at(self.step, self.config.train.lambda_ds, self.config.train.ds_iter)}
 
+    def progress_terms(self, logs: dict) -> list[tuple[str, float]]:
+        """The progress line's terms from the latest logged values: D's and G's total losses (both modes, as
+        they are minimised) and the adversarial, cycle and diversity terms, which tell a run is healthy."""
+        train = self.config.train
+        if not all(key in logs for key in LOG_KEYS):
+            return []
+        modes = ("latent", "ref")
+        d_total = sum(logs[f"D/{m}_real"] + logs[f"D/{m}_fake"] + train.lambda_reg * logs[f"D/{m}_reg"] for m in modes)
+        g_total = sum(logs[f"G/{m}_adv"] + train.lambda_sty * logs[f"G/{m}_sty"]
+                      - logs["G/lambda_ds"] * logs[f"G/{m}_ds"] + train.lambda_cyc * logs[f"G/{m}_cyc"] for m in modes)
+        return [("D", d_total), ("G", g_total), ("adv", (logs["G/latent_adv"] + logs["G/ref_adv"]) / 2),
+                ("cyc", (logs["G/latent_cyc"] + logs["G/ref_cyc"]) / 2), ("ds", logs["G/latent_ds"])]
+
     def checkpoint(self, **extra) -> tf.train.Checkpoint:
         """The training state: networks, EMA networks, optimizers, step, plus `extra` trackables."""
         return training_checkpoint(self.nets, self.nets_ema, optimizers=self.optimizers, step=self.step, **extra)

@@ -8,71 +8,23 @@ Skips where Chromium, node or the npm packages (`npm ci`) are absent.
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from benchmarks.browser import Browser, missing
-from tests.harness.demo import start_demo, stop
+from tests.harness.demo import start_demo, stop, tiny_tflite
+from tests.harness.page import (ERRORS, FIGURES, MIN_PSNR_DB, STATE, WILD, canvas_rgb,
+                                open_page, picture, psnr, rgba_to_rgb, settle)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing() is not None, reason=f"browser demo test: {missing()}")]
-
-MIN_PSNR_DB = 40.0
-WILD = 2  # tiny_config's domains: cat, dog, wild
-STATE = "document.body.dataset.state"
-ERRORS = "[...document.querySelectorAll('#errors li')].map(item => item.textContent)"
-FIGURES = """[...document.querySelectorAll('#outputs figure')].map(figure => ({
-    ...figure.dataset,
-    pixels: Array.from(figure.querySelector('canvas').getContext('2d').getImageData(0, 0, 32, 32).data)}))"""
-
-
-def canvas_rgb(browser, selector):
-    """A 32 x 32 canvas of the page as uint8 [32, 32, 3] (the page draws the model's inputs with alpha 255)."""
-    rgba = browser.evaluate(expression=f"""Array.from(document.querySelector('{selector}').getContext('2d')
-                                           .getImageData(0, 0, 32, 32).data)""")
-    return rgba_to_rgb(rgba)
-
-
-def rgba_to_rgb(rgba):
-    rgba = np.array(rgba, np.uint8).reshape(32, 32, 4)
-    assert (rgba[..., 3] == 255).all()
-    return rgba[..., :3]
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def picture(path, width, height, index):
-    """A scene of the `shapes` data set as a width x height file (the page resizes the whole picture to S x S)."""
-    from stargan_keras.data.shapes import generate_shapes
-
-    scene = generate_shapes(2, img_size=96, seed=5).images[index]
-    Image.fromarray(scene).resize((width, height), Image.BILINEAR).save(path)
-    return str(path)
-
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, tiny_config):
     """(url, tflite path, a work directory): the demo command serving a tiny float32 .tflite."""
-    import keras
-
-    from stargan_keras.v2.inference import Translator
-    from stargan_keras.v2.networks import build_networks
-    from stargan_keras.serving.export import export_saved_model
-    from stargan_keras.v2.serving import NAMES_ASSET as DOMAIN_NAMES_ASSET
-    from stargan_keras.serving.tflite import convert
-
     work = tmp_path_factory.mktemp("demo")
-    keras.utils.set_random_seed(3)
-    config = tiny_config()
-    export = export_saved_model(Translator(config, build_networks(config.model, with_discriminator=False)),
-                                work / "export", mean_style_samples=200)
-    tflite = convert(export, work / "tiny.tflite", "none")
-    shutil.copy(export / "assets" / DOMAIN_NAMES_ASSET, work / DOMAIN_NAMES_ASSET)  # the names of the file's domains
+    tflite = tiny_tflite(work, tiny_config())
     process, url = start_demo("--model", str(tflite))
     yield url, tflite, work
     stop(process)
@@ -82,17 +34,6 @@ def demo(tmp_path_factory, tiny_config):
 def browser():
     with Browser() as running:
         yield running
-
-
-def open_page(browser, url, init_script=None):
-    browser.newPage(initScript=init_script, width=1000, height=560)
-    browser.goto(url=url)
-    browser.waitFor(expression=f"{STATE} !== 'loading'")
-
-
-def settle(browser, condition):
-    """Wait until the page has rendered and `condition` (JS) holds."""
-    browser.waitFor(expression=f"{STATE} === 'ready' && ({condition})")
 
 
 def test_page_translates_as_litert_does_in_python(demo, browser, tmp_path):

@@ -178,17 +178,33 @@ def test_sample_callback_writes_jpegs_and_tensorboard_images(tiny_networks, tmp_
     assert sorted(events["samples/reference"]) == [2, 3]
 
 
-def test_progress_bar_shows_latest_losses(capsys):
-    model = FakeModel()
-    model.step.assign(4)  # a resumed run: 2 steps to go
-    bar = attach(cb.ProgressBar(start_step=4, total_steps=6, log_interval=0), model)
+class TermsModel(FakeModel):
+    """A trainer's `progress_terms`: a total and one health term from the latest logged values."""
+
+    def progress_terms(self, logs):
+        return [("G", logs["G/latent_adv"] + logs["G/latent_cyc"]), ("cyc", logs["G/latent_cyc"])]
+
+
+def test_progress_bar_writes_one_short_line_per_log_interval_and_every_last_value(capsys):
+    model = TermsModel()
+    model.step.assign(4)  # a resumed run: 6 steps to go
+    bar = attach(cb.ProgressBar(start_step=4, total_steps=10, every=3), model)
     bar.on_train_begin()
-    for step, value in ((5, 0.25), (6, 0.75)):
+    many = {f"D/term_{i}": np.float32(i) for i in range(30)}  # every term of the run: too many for one line
+    for step in range(5, 11):
         model.step.assign(step)
-        bar.on_train_batch_end(0, {"G/latent_adv": np.float32(value)})
+        bar.on_train_batch_end(0, {**many, "G/latent_adv": np.float32(step / 10), "G/latent_cyc": np.float32(0.5)})
     bar.on_train_end()
     out = capsys.readouterr().out
-    assert "2/2" in out and "G/latent_adv: 0.7500" in out
+    assert "\r" not in out
+    lines = out.splitlines()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == ["6/10", "9/10", "10/10"]  # every 3rd step and the last
+    assert progress[-1].split("  ")[3:] == ["G 1.5", "cyc 0.5"] and "steps/s" in progress[-1]
+    assert "ETA 0m00s" in progress[-1]
+    summary = " ".join(lines[len(progress):])
+    assert "last values:" in summary and "G/latent_adv 1 " in summary and "D/term_29 29" in summary
+    assert max(map(len, lines)) <= cb.PROGRESS_WIDTH
 
 
 def test_profile_window_writes_a_trace(tmp_path):

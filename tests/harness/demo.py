@@ -2,6 +2,7 @@
 
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -10,15 +11,34 @@ from pathlib import Path
 from tests.harness.networks import free_ports
 
 
-def start_demo(*args, timeout: float = 600.0):
+def tiny_tflite(work, config, seed: int = 3):
+    """A float32 .tflite of random tiny networks in `work`, its domain names file beside it (as a user puts it)."""
+    import keras
+
+    from stargan_keras.v2.inference import Translator
+    from stargan_keras.v2.networks import build_networks
+    from stargan_keras.serving.export import export_saved_model
+    from stargan_keras.v2.serving import NAMES_ASSET as DOMAIN_NAMES_ASSET
+    from stargan_keras.serving.tflite import convert
+
+    keras.utils.set_random_seed(seed)
+    export = export_saved_model(Translator(config, build_networks(config.model, with_discriminator=False)),
+                                work / "export", mean_style_samples=200)
+    tflite = convert(export, work / "tiny.tflite", "none")
+    shutil.copy(export / "assets" / DOMAIN_NAMES_ASSET, work / DOMAIN_NAMES_ASSET)
+    return tflite
+
+
+def start_demo(*args, timeout: float = 600.0, python: str = sys.executable, cwd=None, env=None):
     """The demo command on a free port with `args`; returns (process, url) once it prints its URL.
 
+    `python` runs it (another environment's interpreter), in `cwd`, with `env` (default: this one's).
     The caller stops it (`process.terminate()`); its output lines are in `process.lines` (a list).
     """
     (port,) = free_ports(1)
-    process = subprocess.Popen([sys.executable, "-m", "stargan_keras.demo", *args, "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    process = subprocess.Popen([python, "-m", "stargan_keras.demo", *args, "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                               env={**(os.environ if env is None else env), "TF_CPP_MIN_LOG_LEVEL": "3"})
     process.lines = []
     seen: queue.Queue = queue.Queue()
 

@@ -41,7 +41,7 @@ function setState(value) {
   document.body.dataset.state = value;
 }
 
-// -- z from a seed: mulberry32 uniforms, Box-Muller normals (browser_demo.latent_from_seed in Python) -----------
+// -- z from a seed: mulberry32 uniforms, Box-Muller normals (browser.server.latent_from_seed in Python) -----------
 export function latentFromSeed(seed, dim) {
   let a = seed >>> 0;
   const uniform = () => {
