@@ -35,8 +35,10 @@ pytestmark = pytest.mark.slow
 
 
 def user_env(**extra) -> dict:
+    """The environment of a user who set none of the variables under test (COLUMNS and LINES would override
+    the pseudo-terminal's size)."""
     env = {key: value for key, value in os.environ.items()
-           if key not in ("TF_CPP_MIN_LOG_LEVEL", "STARGAN_KERAS_DEBUG", "TF_ENABLE_ONEDNN_OPTS")}
+           if key not in ("TF_CPP_MIN_LOG_LEVEL", "STARGAN_KERAS_DEBUG", "TF_ENABLE_ONEDNN_OPTS", "COLUMNS", "LINES")}
     return {**env, "PYTHONPATH": str(REPO), **extra}
 
 

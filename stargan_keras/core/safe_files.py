@@ -210,9 +210,14 @@ def check_zip(path: str | Path, limits: ArchiveLimits | None = None) -> None:
 
 
 # -- Keras weights files --------------------------------------------------------------------------------------------
+OPTIMIZER_SLOTS = 2  # Adam's moments: a saved optimizer holds at most this many copies of each weight's shape
+OPTIMIZER_SCALARS = 8  # and a few scalars (its iteration count, learning rate)
+
+
 def check_weights_file(path: str | Path, model, what: str) -> None:
-    """Before Keras reads `path`: every dataset it declares has the shape of one of `model`'s variables and
-    a plain dtype, and together they are no larger than the model, so a small file cannot ask for gigabytes."""
+    """Before Keras reads `path`: every dataset it declares has the shape of one of `model`'s variables (or,
+    under `optimizer/`, of its optimizer's slots and scalars, which a compiled model saves) and a plain dtype,
+    and together they are no larger than the model and its optimizer, so a small file cannot ask for gigabytes."""
     import h5py
     import numpy as np
 
@@ -221,7 +226,10 @@ def check_weights_file(path: str | Path, model, what: str) -> None:
     for variable in model.weights:
         shape = tuple(int(d) for d in variable.shape)
         wanted[shape] = wanted.get(shape, 0) + 1
-    budget = sum(int(np.prod(shape)) * 8 * count for shape, count in wanted.items())
+    budget = sum(int(np.prod(shape)) * 8 * count for shape, count in wanted.items()) * (1 + OPTIMIZER_SLOTS)
+    optimizer = {shape: count * OPTIMIZER_SLOTS for shape, count in wanted.items()}
+    optimizer[()] = optimizer.get((), 0) + OPTIMIZER_SCALARS
+    budget += OPTIMIZER_SCALARS * 8
     found = []
     try:
         with h5py.File(path, "r") as handle:
@@ -235,10 +243,11 @@ def check_weights_file(path: str | Path, model, what: str) -> None:
         if dtype.kind not in "fiub" or dtype.itemsize > 8:
             raise UnsafeFileError(f"{what} {path}: dataset {name} has dtype {dtype}, not a weight's; is it the "
                                   "right file?")
-        if wanted.get(shape, 0) == 0:
+        left = optimizer if name.startswith("optimizer/") else wanted
+        if left.get(shape, 0) == 0:
             raise UnsafeFileError(f"{what} {path}: dataset {name} has shape {shape}, which no variable of the "
                                   "network has; the file was written for another model (check its config.yaml).")
-        wanted[shape] -= 1
+        left[shape] -= 1
         declared += int(np.prod(shape)) * dtype.itemsize
     if declared > budget:
         raise UnsafeFileError(f"{what} {path} declares {declared} bytes of weights, more than the network has.")

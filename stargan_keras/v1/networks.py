@@ -28,7 +28,7 @@ import numpy as np
 from keras import layers, ops
 
 from stargan_keras.v1.config import ModelConfig
-from stargan_keras.core.layers import Conv2D, InstanceNormalization, leaky_relu
+from stargan_keras.core.layers import Conv2D, InstanceNormalization
 from stargan_keras.core.layers import SymbolicBuild
 
 D_LEAKY_SLOPE = 0.01  # the authors' nn.LeakyReLU(0.01)
@@ -140,7 +140,7 @@ class Discriminator(SymbolicBuild, keras.Model):
         main, dim_in, dim = [], 3, conv_dim
         for i in range(repeat_num):
             main += [torch_default_conv(dim, 4, dim_in, strides=2, use_bias=True, name=f"main_{2 * i}"),
-                     leaky_relu(D_LEAKY_SLOPE)]
+                     layers.LeakyReLU(negative_slope=D_LEAKY_SLOPE)]
             dim_in, dim = dim, dim * 2
         self.main = main
         self.head_size = image_size // 2 ** repeat_num

@@ -22,6 +22,9 @@ from stargan_keras.presets import PRESETS, PresetError, cache, download, resolve
 from stargan_keras.presets.archive import extract_v1_checkpoints
 from stargan_keras.presets.command import main as presets_main
 from tests.harness.presets import Mirror, authors_files, tiny_presets, v2_nets_ema
+from stargan_keras import families
+from stargan_keras import train as train_cli
+from stargan_keras.core.safe_files import MARKER_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -229,7 +232,7 @@ def test_two_first_uses_at_once_give_one_intact_model_directory(files, home, tmp
     assert sorted(p.name for p in models.iterdir()) == ["stargan_v2_afhq"]
     assert {p.name for p in (models / "stargan_v2_afhq").iterdir()} == {
         "config.yaml", "generator.weights.h5", "mapping_network.weights.h5", "style_encoder.weights.h5",
-        "source.json"}
+        "source.json", MARKER_FILE}
 
 
 @pytest.mark.slow
@@ -239,7 +242,6 @@ def test_sample_export_demo_and_train_take_a_preset_name(tiny, mirror, home, tmp
     from stargan_keras.browser import server as browser_demo
     from stargan_keras.core.imaging import load_image, save_image
     from stargan_keras.export import main as export_main
-    from stargan_keras.v2.warm_start import resolve
 
     images = tmp_path / "images"
     rng = np.random.default_rng(0)
@@ -277,7 +279,9 @@ def test_sample_export_demo_and_train_take_a_preset_name(tiny, mirror, home, tmp
                         "1"]) == 0  # checked against the preset exported anew (here: the same export)
     assert exported[-1] == home / "models" / "stargan_v2_afhq" and "latent_guided" in capsys.readouterr().out
 
-    assert resolve("stargan_v2_afhq").source == home / "models" / "stargan_v2_afhq"
+    start = train_cli._warm_start(train_cli.build_parser().parse_args(["--init-from", "stargan_v2_afhq"]),
+                                  families.load_config("afhq"))  # as `train --init-from stargan_v2_afhq` resolves it
+    assert start.source == home / "models" / "stargan_v2_afhq"
     assert len([line for line in mirror.requests if line[0].startswith("/stargan_v2_afhq/")]) == 1
 
 
