@@ -92,9 +92,9 @@ def load_model(path):
 def build_serving_module(translator, asset_dir: Path, mean_style_samples: int | None = None,
                          max_image_pixels: int | None = None):
     """The family's serving module (`Family.serving_module`) over `translator`, its names asset written in
-    asset_dir: what a SavedModel saves and an ONNX export converts."""
+    asset_dir: what a SavedModel saves and an ONNX export converts. Callers check `Family.check_exportable`
+    first, before they create anything."""
     family = families.of_config(translator.config)
-    family.check_exportable(translator.config)
     translator = family.serving_translator(translator, mean_style_samples)
     asset_name, names = family.serving_names(translator)
     names_file = Path(asset_dir) / asset_name
