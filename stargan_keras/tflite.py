@@ -76,9 +76,9 @@ def _saved_model(value: str, workdir: Path):
 
     if value not in PRESETS or Path(value).exists():
         return value
-    from stargan_keras.browser.server import _export
+    from stargan_keras.serving.export import export_saved_model, load_model
 
-    return _export(resolve_model(value), workdir / "export", None)
+    return export_saved_model(load_model(resolve_model(value)), workdir / "export", version=1, progress=True)
 
 
 if __name__ == "__main__":

@@ -68,13 +68,17 @@ class DomainImages:
     def counts(self, split: str = "train") -> list[int]:
         return [len(source) for source in self.splits[split]]
 
-    def describe(self) -> str:
-        """One line for the start of a run: the domains and how many images each split has."""
-        parts = [f"{self.name}: {self.num_domains} domains"]
+    def describe(self, width: int = 100) -> str:
+        """Lines for the start of a run: the domains, then each split's images per domain (its total and range
+        when the domains would not fit `width` columns)."""
+        lines = [f"{self.name}: {self.num_domains} domains"]
         for split in SPLITS:
-            sizes = ", ".join(f"{d} {n}" for d, n in zip(self.domain_names, self.counts(split)))
-            parts.append(f"{split}: {sizes}")
-        return "; ".join(parts)
+            counts = self.counts(split)
+            line = f"  {split:<5}  " + ", ".join(f"{d} {n}" for d, n in zip(self.domain_names, counts))
+            if len(line) > width:
+                line = f"  {split:<5}  {sum(counts)} images, {min(counts)} to {max(counts)} per domain"
+            lines.append(line)
+        return "\n".join(lines)
 
     def bad_file_summary(self, limit: int = 10) -> str:
         """The end-of-run summary of skipped files (empty when there were none)."""

@@ -32,6 +32,23 @@ CONVERT_HINT = ("convert it with python -m stargan_keras.metrics.convert_weights
                 "weights from the StarGAN v2 release's metrics/lpips_weights.ckpt)")
 
 
+def min_image_size() -> int:
+    """The smallest square input whose feature maps are all non-empty (a smaller one fails in a pooling)."""
+    return next(size for size in range(1, 1024) if min(_stage_sizes(size)) >= 1)
+
+
+def _stage_sizes(size: int) -> list[int]:
+    """The spatial size after each pooling and each convolution of the trunk."""
+    sizes = []
+    for index, _, kernel, stride, padding in ALEXNET_CONVS:
+        if index in (3, 6):
+            size = (size - 3) // 2 + 1
+            sizes.append(size)
+        size = (size + 2 * padding - kernel) // stride + 1
+        sizes.append(size)
+    return sizes
+
+
 def alexnet_features() -> keras.Model:
     """torchvision AlexNet's feature trunk: NHWC images -> its five ReLU outputs."""
     x = inputs = keras.Input((None, None, 3), name="images")

@@ -312,6 +312,14 @@ def check_domains(model_domains: list[str], domain_images) -> None:
             "--dataset / --data-dir.")
 
 
+def check_lpips_size(metrics: list[str], img_size: int, checkpoint) -> None:
+    from stargan_keras.metrics.lpips import min_image_size
+
+    if "lpips" in metrics and img_size < min_image_size():
+        raise EvaluationError(f"--metrics lpips: LPIPS's AlexNet needs images of at least {min_image_size()} px and "
+                              f"{checkpoint} is a {img_size} px model; leave lpips out of --metrics.")
+
+
 def run(args, metrics: list[str], data_overrides: dict) -> list[Path]:
     """The evaluate command on a v2 run or model directory: score each mode, write one JSON report per mode
     (and TensorBoard scalars for a run directory). `data_overrides`: the data flags, which change where the
@@ -325,6 +333,7 @@ def run(args, metrics: list[str], data_overrides: dict) -> list[Path]:
 
     config, model_networks = open_directory(args.checkpoint)
     config = config.replace(**data_overrides)
+    check_lpips_size(metrics, config.model.img_size, args.checkpoint)
     translator = Translator(config, model_networks)
     step = reports.checkpoint_step(args.checkpoint)
     out_dir = args.out if args.out is not None else Path(args.checkpoint) / reports.EVAL_DIR

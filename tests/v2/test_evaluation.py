@@ -228,6 +228,14 @@ def test_errors_name_the_flag_and_the_fix(model_dir, capsys, argv, words):
     assert all(word in captured.err for word in words), captured.err
 
 
+def test_lpips_on_a_model_smaller_than_alexnet_takes_is_a_user_error(tiny_config, folder_dataset, tmp_path, capsys):
+    config = tiny_config(img_size=16, num_domains=2, domain_names=list(DOMAINS[:2]), dataset=str(folder_dataset))
+    small = save_networks(tmp_path / "small", config, build_networks(config.model))
+    code, captured = _run(["--checkpoint", str(small), "--metrics", "lpips", "--untrained-metric-networks"], capsys)
+    assert code == 2
+    assert "--metrics lpips" in captured.err and "31 px" in captured.err and "16 px" in captured.err, captured.err
+
+
 @pytest.mark.parametrize("flags, expected", [
     ([], {"inception": "torchvision", "weights": "imagenet", "resize": "pil"}),
     (["--inception", "keras"], {"inception": "keras", "weights": "imagenet", "resize": "tf"}),
