@@ -132,6 +132,10 @@ def _wait(processes, timeout=600):
                 process.kill()
 
 
+def _norm(arrays) -> float:
+    return float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays)))
+
+
 def differences(result, reference, initial, before_any_update) -> dict:
     """How far two runs of two iterations from the weights `initial` are apart: the logs (relative; those computed
     before any update apart), and the updates of every network, per entry (of the network's largest update,
@@ -140,7 +144,8 @@ def differences(result, reference, initial, before_any_update) -> dict:
     found = {"logs before any update": 0.0, "logs": 0.0, "updates": 0.0, "update norms": 0.0}
     for key in (k for k in reference if k.startswith("log/")):
         kind = "logs before any update" if key.startswith("log/0/") and key.split("/", 2)[2] in before_any_update else "logs"
-        found[kind] = max(found[kind], float(abs(result[key] - reference[key]) / abs(reference[key])))
+        difference = float(abs(result[key] - reference[key]))
+        found[kind] = max(found[kind], difference / abs(float(reference[key])) if reference[key] else difference)
     for network in {key.split("/")[0] for key in initial}:
         keys = [key for key in initial if key.split("/")[0] == network]
         ours = {key: result[key] - initial[key] for key in keys}
@@ -150,8 +155,8 @@ def differences(result, reference, initial, before_any_update) -> dict:
         for key in keys:
             beyond_rounding = np.abs(ours[key] - theirs[key]) - 4 * np.spacing(np.abs(initial[key]).astype(np.float32))
             found["updates"] = max(found["updates"], float(beyond_rounding.max()) / scale)
-        norm = lambda updates: float(np.sqrt(sum(np.sum(np.square(u, dtype=np.float64)) for u in updates)))  # noqa: E731
-        found["update norms"] = max(found["update norms"], norm(ours[k] - theirs[k] for k in keys) / norm(theirs.values()))
+        found["update norms"] = max(found["update norms"],
+                                    _norm(ours[k] - theirs[k] for k in keys) / _norm(theirs.values()))
     return found
 
 
