@@ -8,9 +8,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+from tests.harness.components import COMPONENTS, require  # noqa: E402
 from tests.harness.v2 import make_tiny_config  # noqa: E402
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_configure(config):
+    """The `needs` marker, and every skip's reason in the summary (a local run says what it did not test)."""
+    config.addinivalue_line("markers", f"needs(component): skip locally, fail in CI, without it ({', '.join(COMPONENTS)})")
+    if "s" not in config.option.reportchars and "a" not in config.option.reportchars.lower():
+        config.option.reportchars += "s"
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("needs"):
+        require(*marker.args)
 
 
 @pytest.fixture(scope="session")

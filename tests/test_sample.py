@@ -1,6 +1,8 @@
 """`sample` on the authors' representative AFHQ images with a tiny model: every figure and video, and their layout."""
 
+import json
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from stargan_keras.core.model_dir import save_networks
 from stargan_keras.data.folders import image_files
 from stargan_keras.v2.inference import SAMPLE_PSIS, Translator
 from stargan_keras.v2.networks import build_networks
+from tests.harness.components import require
 from tests.harness.v2 import TINY_DOMAINS
 
 IMG = 32
@@ -41,10 +44,11 @@ def _count(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.needs("ffmpeg")
 def test_sample_writes_every_figure_and_video(model_dir, afhq, tmp_path, capsys):
     out = tmp_path / "out"
     code = sm.main(["--checkpoint", str(model_dir), "--src", str(afhq / "src"), "--ref", str(afhq / "ref"),
-                    "--out", str(out), "--num-latent", "2", "--video-sources", "1", "--video-format", "gif"])
+                    "--out", str(out), "--num-latent", "2", "--video-sources", "1", "--video-format", "mp4"])
     assert code == 0, capsys.readouterr().err
     n_src, n_ref = _count(afhq / "src"), _count(afhq / "ref")
     expected = {"reference.jpg": _grid_shape(n_src + 1, n_ref + 1),
@@ -53,14 +57,15 @@ def test_sample_writes_every_figure_and_video(model_dir, afhq, tmp_path, capsys)
     for name in FILES:
         with Image.open(out / name) as image:
             assert image.size == expected[name], name
-    frames = {}
-    for name in ("video_ref.gif", "video_latent.gif"):
-        with Image.open(out / name) as video:
-            assert video.n_frames > 1
-            frames[name] = video.size
+    # Each pair of consecutive references of one domain (latent codes of one domain) is one interpolation; the
+    # last frame is held TAIL_FRAMES more.
+    interpolation = len(figures.interpolation_alphas())
+    pairs = n_ref - sum(1 for name in NAMES if image_files(afhq / "ref" / name))
     margin = figures.SLIDE_MARGIN * IMG // 256
-    assert frames["video_latent.gif"] == (IMG, 2 * IMG)  # sources above translations
-    assert frames["video_ref.gif"] == (2 * IMG + margin, 2 * IMG)  # plus the sliding reference column
+    assert video_frames(out / "video_latent.mp4") == (len(NAMES) * (2 - 1) * interpolation + figures.TAIL_FRAMES,
+                                                      (IMG, 2 * IMG))  # sources above translations
+    assert video_frames(out / "video_ref.mp4") == (pairs * interpolation + figures.TAIL_FRAMES,
+                                                   (2 * IMG + margin + margin % 2, 2 * IMG))  # plus the sliding references
 
 
 @pytest.fixture
@@ -123,11 +128,26 @@ def test_cycle_pairs_each_source_with_another_domain():
     assert all(y_ref[p] != y for p, y in zip(picks, y_src))
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not on PATH")
-def test_mp4_through_ffmpeg(tmp_path):
+def video_frames(path) -> tuple[int, tuple[int, int]]:
+    """(frame count, (width, height)) of a video file: Pillow's for a GIF, ffprobe's (decoding every frame) else."""
+    if path.suffix == ".gif":
+        with Image.open(path) as video:
+            return video.n_frames, video.size
+    require("ffmpeg")
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                            "stream=nb_read_frames,width,height", "-of", "json", str(path)],
+                           capture_output=True, text=True, check=True)
+    stream = json.loads(probe.stdout)["streams"][0]
+    return int(stream["nb_read_frames"]), (stream["width"], stream["height"])
+
+
+@pytest.mark.parametrize("video_format", ["gif", pytest.param("mp4", marks=pytest.mark.needs("ffmpeg"))])
+def test_a_video_has_every_frame_at_its_size(video_format, tmp_path):
+    """Three frames of 47 x 33 px: an MP4's sides are padded to even numbers (yuv420p), a GIF's are kept."""
     frames = [np.full((33, 47, 3), value, np.uint8) for value in (0, 128, 255)]
-    path = figures.write_video(tmp_path / "clip", iter(frames), video_format="mp4")
-    assert path.suffix == ".mp4" and path.stat().st_size > 0
+    path = figures.write_video(tmp_path / "clip", iter(frames), video_format=video_format)
+    assert path.suffix == f".{video_format}"
+    assert video_frames(path) == (3, (48, 34) if video_format == "mp4" else (47, 33))
 
 
 def test_a_stargan_v1_model_is_sampled_as_the_authors_test_mode(tmp_path, capsys):

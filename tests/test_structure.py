@@ -203,3 +203,18 @@ def test_no_test_module_imports_another():
             if any(name.startswith("tests.") and name.rpartition(".")[2].startswith("test_") for name in names):
                 offending.append(f"{path.relative_to(TESTS_DIR)}:{node.lineno}")
     assert not offending, f"test modules import test modules (move what they share to tests/harness): {offending}"
+
+
+def test_a_missing_component_skips_a_local_run_and_fails_in_ci(monkeypatch):
+    """`require`: what CI installs is never skipped there (tests/harness/components.py)."""
+    from tests.harness import components
+
+    monkeypatch.setitem(components.COMPONENTS, "ffmpeg", lambda: "ffmpeg not on PATH")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs ffmpeg: ffmpeg not on PATH"):
+        components.require("ffmpeg")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="needs ffmpeg: ffmpeg not on PATH; .ci/run installs it"):
+        components.require("ffmpeg")
+    monkeypatch.setitem(components.COMPONENTS, "ffmpeg", lambda: None)
+    assert components.require("ffmpeg") is None

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.browser import Browser, missing
+from benchmarks.browser import Browser
 from tests.harness.demo import start_demo, stop, tiny_tflite
 from tests.harness.page import (ERRORS, FIGURES, MIN_PSNR_DB, STATE, WILD, canvas_rgb,
                                 open_page, picture, psnr, rgba_to_rgb, settle)
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing() is not None, reason=f"browser demo test: {missing()}")]
+pytestmark = [pytest.mark.slow, pytest.mark.needs("browser")]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, tiny_config):

@@ -89,16 +89,8 @@ def test_latent_from_seed_is_standard_normal():
     assert (latent_from_seed(7, 16) == z[:16]).all() and not (latent_from_seed(8, 16) == z[:16]).all()
 
 
-def litert_missing() -> str | None:
-    try:
-        find_litert()
-    except DemoError as err:
-        return str(err)
-    return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(litert_missing() is not None, reason=f"the demo serves LiteRT.js: {litert_missing()}")
+@pytest.mark.needs("litert")
 def test_the_command_converts_a_model_directory_and_serves_it(tmp_path, tiny_config):
     from stargan_keras.core.model_dir import save_networks
     from stargan_keras.v2.networks import build_networks

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.browser import Browser, missing
+from benchmarks.browser import Browser
 from stargan_keras.browser.litert_files import MANIFEST
 from tests.harness.demo import start_demo, stop, tiny_tflite
 from tests.harness.page import FIGURES, MIN_PSNR_DB, WILD, canvas_rgb, open_page, picture, psnr, rgba_to_rgb, settle
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing() is not None, reason=f"browser demo test: {missing()}")]
+pytestmark = [pytest.mark.slow, pytest.mark.needs("browser")]
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("setup.py", "README.md", "package.json", "package-lock.json", "stargan_keras", "configs")

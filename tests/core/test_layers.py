@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from stargan_keras.core.layers import (FOLD_MIN_SIZE, SMALL_MAP_MIN_FILTERS, SMALL_MAP_SIZE, Conv2D, authors_resampling,
                                   conv2d, conv3x3_avg_pool, upsample_conv3x3)
+from tests.harness.components import require
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 functional = torch.nn.functional
 
 CASES = [("pool", FOLD_MIN_SIZE), ("pool", 2 * FOLD_MIN_SIZE), ("pool", FOLD_MIN_SIZE // 2),

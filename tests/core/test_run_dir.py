@@ -1,6 +1,8 @@
 """The run directory: its layout, its latest checkpoint and step, and the lock that keeps a second run out."""
 
+import errno
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from stargan_keras.core import run_dir
 from stargan_keras.core.run_dir import RunDir
 from stargan_keras.core.config import ConfigError
 
@@ -123,55 +126,56 @@ def test_an_empty_run_restores_nothing(tmp_path):
     assert RunDir(tmp_path / "new").restore_latest(tf.train.Checkpoint(value=tf.Variable(0.0))) is None
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MiB tmpfs (root only: skipped elsewhere), unmounted afterwards."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not root'})")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=True)
+def disk_error(code: int):
+    """`fail(*args, **kwargs)`: raises the OSError a full (ENOSPC) or read-only (EROFS) disk gives the writer."""
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    return fail
 
 
-def test_check_room_fails_before_training_on_a_full_disk(small_disk):
-    run = RunDir(small_disk / "run")
-    run.check_room(100_000)  # fits
-    with pytest.raises(ConfigError, match=r"MiB free in .*checkpoints, but one checkpoint of this model takes 2\.0"):
-        run.check_room(2 * 2**20)
+def files(directory) -> dict:
+    """{name: bytes} of every entry (None for a directory)."""
+    return {path.name: path.read_bytes() if path.is_file() else None for path in directory.iterdir()}
 
 
-@pytest.fixture
-def read_only_run(tmp_path):
-    """A run directory whose checkpoints/ is a read-only bind mount (root writes through file permissions)."""
+def assert_one_line_user_error(error, *paths):
+    from stargan_keras.core.errors import UserError
+
+    assert isinstance(error, UserError) and "\n" not in str(error), str(error)  # `error: ...`, exit 2
+    assert all(str(path) in str(error) for path in paths), str(error)
+
+
+def test_check_room_fails_before_training_on_a_full_disk(tmp_path, monkeypatch):
     run = RunDir(tmp_path / "run")
-    run.checkpoints.mkdir(parents=True)
-    steps = [["mount", "--bind", str(run.checkpoints), str(run.checkpoints)],
-             ["mount", "-o", "remount,bind,ro", str(run.checkpoints)]]
-    for number, step in enumerate(steps):
-        done = subprocess.run(step, capture_output=True, text=True)
-        if done.returncode != 0:
-            if number:
-                subprocess.run(["umount", str(run.checkpoints)])
-            pytest.skip(f"cannot make a read-only bind mount here ({done.stderr.strip() or 'not root'})")
-    yield run
-    subprocess.run(["umount", str(run.checkpoints)], check=True)
+    disk_usage = shutil.disk_usage
+    monkeypatch.setattr(run_dir.shutil, "disk_usage", lambda path: disk_usage(path)._replace(free=2**20))
+    run.check_room(100_000)  # fits in the 1 MiB free
+    with pytest.raises(ConfigError, match=r"1\.0 MiB free in .*checkpoints, but one checkpoint of this model takes 2\.0") as caught:
+        run.check_room(2 * 2**20)
+    assert_one_line_user_error(caught.value, run.checkpoints)
 
 
-def test_check_room_fails_before_training_on_a_read_only_directory(read_only_run):
-    with pytest.raises(ConfigError, match=r"--run-dir .*: cannot write checkpoints in .*checkpoints \(Read-only"):
-        read_only_run.check_room(1)
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_check_room_fails_before_training_on_a_directory_it_cannot_write(code, tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    monkeypatch.setattr(run_dir.tempfile, "TemporaryFile", disk_error(code))
+    with pytest.raises(ConfigError, match=rf"--run-dir .*: cannot write checkpoints in .*checkpoints \({os.strerror(code)}") as caught:
+        run.check_room(1)
+    assert_one_line_user_error(caught.value, run.root, run.checkpoints)
+    assert list(run.checkpoints.iterdir()) == []
 
 
-def test_a_save_that_hits_a_full_disk_is_one_clear_error_and_leaves_no_partial_files(small_disk):
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_save_that_fails_on_disk_is_one_clear_error_and_leaves_no_partial_files(code, tmp_path, monkeypatch):
+    """The disk fills (or turns read-only) once the new checkpoint's data is staged, before it is put in place."""
     import keras
+    from tensorflow.python.ops import gen_io_ops
 
     from stargan_keras.core.callbacks import CheckpointWriteError, PeriodicCheckpoint
 
-    run = RunDir(small_disk / "run")
-    weights = tf.Variable(tf.zeros([100_000]))  # 400 KB a checkpoint: two fit, the third does not
+    run = RunDir(tmp_path / "run")
+    weights = tf.Variable(tf.zeros([1000]))
     model = keras.Model()
     model.step = tf.Variable(0, dtype=tf.int64)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(weights=weights, step=model.step), str(run.checkpoints),
@@ -180,9 +184,24 @@ def test_a_save_that_hits_a_full_disk_is_one_clear_error_and_leaves_no_partial_f
     saver.set_model(model)
     for step in (1, 2):
         model.step.assign(step)
+        weights.assign(tf.fill([1000], float(step)))
         saver.save()
+    before = files(run.checkpoints)
+    staged = []
+
+    def merge_on_a_failing_disk(*args, **kwargs):
+        staged.extend(path.name for path in run.checkpoints.glob("ckpt-3_temp*/*"))
+        disk_error(code)()
+
+    monkeypatch.setattr(gen_io_ops, "merge_v2_checkpoints", merge_on_a_failing_disk)
     model.step.assign(3)
-    with pytest.raises(CheckpointWriteError, match=r"could not save checkpoint .*ckpt-3 .*resumes from .*ckpt-2"):
+    weights.assign(tf.fill([1000], 3.0))
+    with pytest.raises(CheckpointWriteError, match=rf"could not save checkpoint .*ckpt-3 .*{os.strerror(code)}.*"
+                                                   r"resumes from .*ckpt-2") as caught:
         saver.save()
-    assert not list(run.checkpoints.glob("ckpt-3_temp*"))
+    assert_one_line_user_error(caught.value, run.checkpoints / "ckpt-3")
+    assert staged, "the failure came before any data was staged: the test checks nothing"
+    assert files(run.checkpoints) == before  # nothing partial, old intact
+    monkeypatch.undo()
     assert run.restore_latest(tf.train.Checkpoint(weights=weights, step=model.step)).endswith("ckpt-2")
+    assert int(model.step.numpy()) == 2 and float(weights.numpy().max()) == 2.0

@@ -14,6 +14,7 @@ from stargan_keras.v2.config import Config
 
 from stargan_keras.core.config import ConfigError
 from stargan_keras.core.safe_files import ArchiveLimits, UnsafeFileError, check_weights_file, check_zip
+from tests.harness.components import require
 
 REPO = Path(__file__).resolve().parents[2]
 ADDRESS_SPACE = 2 * 2**30  # the memory cap the small-file cases run under
@@ -23,7 +24,7 @@ BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 def write_stride_zero_checkpoint(path: Path) -> Path:
     """A few hundred bytes whose one tensor is a 2**31-element view of a single float."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     torch.save({"generator": {"from_rgb.weight": torch.zeros(1).expand(2**31)}, "mapping_network": {},
                 "style_encoder": {}}, path)
     return path
@@ -79,7 +80,7 @@ def test_a_stride_zero_view_is_refused_before_conversion(tmp_path):
 def test_many_views_of_one_storage_are_refused(tmp_path):
     from stargan_keras.core.torch_io import TorchFileError, load_torch_file
 
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     shared = torch.zeros(2**18)
     torch.save({f"w{i}": shared[: 2**18 - i] for i in range(64)}, tmp_path / "shared.ckpt")
     with pytest.raises(TorchFileError, match="more than the file holds"):

@@ -9,6 +9,7 @@ from PIL import Image
 from stargan_keras import align
 from stargan_keras.face.alignment import (LEFT_EYE, RIGHT_EYE, landmarks_from_heatmaps, mirror_pad,
                                           similarity_transform, warp_lanczos)
+from tests.harness.components import require
 
 CELEBA_SOURCES = "data/stargan_v2_representative/celeba_hq/src"
 PER_DOMAIN = 2
@@ -109,7 +110,7 @@ def test_lanczos_warp_of_integer_moves_copies_pixels():
 @pytest.fixture(scope="module")
 def wing_and_mean(tmp_path_factory):
     """A random-weight wing.ckpt (the PyTorch reference's) and a synthetic celeba_lm_mean.npz."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     torch.set_num_threads(1)
     from tests.references import torch_fan as ref
 

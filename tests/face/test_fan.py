@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes these networks slower
 
 from stargan_keras.core.errors import UserError  # noqa: E402

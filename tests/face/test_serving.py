@@ -8,7 +8,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 from benchmarks.saved_model_session import SavedModelSession  # noqa: E402
 from stargan_keras.v2.convert import convert_checkpoint  # noqa: E402

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 import stargan_keras  # noqa: E402
 from stargan_keras import train  # noqa: E402

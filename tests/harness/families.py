@@ -88,9 +88,11 @@ def keras_weights(model) -> dict:
     return out
 
 
-def two_iterations(case: FamilyCase, model, config) -> dict:
-    """Logs and weights after two iterations on the case's fixed batches (global batch 4)."""
-    logs = [model.distributed_train_step(batch) for batch in case.make_batches(config, 2)]
+def two_iterations(case: FamilyCase, model, config, step=None) -> dict:
+    """Logs and weights after two iterations on the case's fixed batches (global batch 4), each iteration
+    `step(batch)` (by default the trainer's `distributed_train_step`)."""
+    step = step or model.distributed_train_step
+    logs = [step(batch) for batch in case.make_batches(config, 2)]
     result = {f"log/{i}/{key}": float(value) for i, step_logs in enumerate(logs) for key, value in step_logs.items()}
     result.update(keras_weights(model))
     result["step"] = int(model.step.numpy())

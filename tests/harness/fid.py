@@ -1,13 +1,11 @@
 """Random-weight FID networks written to files, so tests can pass `--inception-weights PATH` (nothing is
 downloaded): the hand-written torch Inception3 as a torchvision-style state dict, or the Keras port's weights."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                                 reason="PyTorch (the [torch] extra) is not installed")
+needs_torch = pytest.mark.needs("torch")
 
 
 def save_random_torch_inception(path: Path):

@@ -5,7 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 from stargan_keras.metrics import convert_weights  # noqa: E402
 from stargan_keras.metrics.lpips import LPIPS, mean_pairwise_lpips  # noqa: E402

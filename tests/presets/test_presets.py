@@ -25,6 +25,7 @@ from tests.harness.presets import Mirror, authors_files, tiny_presets, v2_nets_e
 from stargan_keras import families
 from stargan_keras import train as train_cli
 from stargan_keras.core.safe_files import MARKER_FILE
+from tests.harness.components import require
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,7 @@ def tiny(monkeypatch):
 @pytest.fixture(scope="module")
 def files():
     """{preset: {file name: bytes}} in the authors' layouts (random weights), made once."""
-    pytest.importorskip("torch")
+    require("torch")
     return {name: authors_files(preset) for name, preset in tiny_presets().items()}
 
 

@@ -25,6 +25,7 @@ from stargan_keras.serving.signatures import TABLES
 from stargan_keras.v1.inference import Translator as V1Translator
 from stargan_keras.v1.networks import build_networks as build_v1_networks
 from tests.harness.checks import smooth_images
+from tests.harness.components import require
 from tests.harness.v1 import make_tiny_v1_config
 
 MEAN_SAMPLES = 16
@@ -34,9 +35,8 @@ MIN_WITHIN_ONE_LEVEL = 0.999
 
 
 def converter():
-    """onnx_export, skipping (with the reason printed) when tf2onnx, onnx or onnxruntime is missing."""
-    for package in ("tf2onnx", "onnx", "onnxruntime"):
-        pytest.importorskip(package, reason=f"{package} is not installed (pip install \"stargan-keras[onnx]\")")
+    """onnx_export, once tf2onnx, onnx and onnxruntime are here (the `test` extra installs them; see `require`)."""
+    require("onnx")
     from stargan_keras.serving import onnx_export
 
     return onnx_export

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 from stargan_keras.v1.config import Config  # noqa: E402
 from stargan_keras.v1.losses import dataset_classification_loss  # noqa: E402

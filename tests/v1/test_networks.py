@@ -7,7 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 from stargan_keras.core.torch_io import ConversionError  # noqa: E402
 from stargan_keras.core.config import ConfigError  # noqa: E402

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 import stargan_keras  # noqa: E402
 from stargan_keras import convert as convert_cli  # noqa: E402

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 from stargan_keras.core.layers import torch_named_variables  # noqa: E402
 from stargan_keras.v1.losses import gradient_penalty, learning_rate_at  # noqa: E402

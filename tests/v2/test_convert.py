@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes these tiny networks much slower
 
 import stargan_keras  # noqa: E402

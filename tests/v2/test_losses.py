@@ -6,8 +6,9 @@ import tensorflow as tf
 
 from stargan_keras.v2.losses import (adversarial_loss, cycle_consistency_loss, diversity_sensitive_loss, lambda_ds_at,
                                   r1_penalty, style_reconstruction_loss)
+from tests.harness.components import require
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 rng = np.random.default_rng(0)
 
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 from stargan_keras.face.fan import load_fan_checkpoint  # noqa: E402
 from stargan_keras.v2.losses import lambda_ds_at  # noqa: E402

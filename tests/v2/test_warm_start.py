@@ -12,7 +12,9 @@ import copy
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.harness.components import require
+
+torch = require("torch")
 
 from stargan_keras import train
 
