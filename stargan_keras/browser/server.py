@@ -4,7 +4,7 @@ serves files.
 Inference happens in the page (`page/app.js`), which runs the TFLite file with LiteRT.js
 (npm `@litertjs/core`, https://ai.google.dev/edge/litert/web): this module turns what the user
 has (a `.tflite` file, an export version directory, a run or model directory) into a TFLite file
-and `model.json` (domain names and sizes), and serves them, the page and the LiteRT.js files
+and `model.json` (its signatures, names and sizes), and serves them, the page and the LiteRT.js files
 from 127.0.0.1. The page's contract is the TFLite signatures of a family's table in `serving.signatures`
 (static shapes: one S x S uint8 image, a scalar psi; see `serving.tflite`): StarGAN v2's latent- and
 reference-guided translation, StarGAN v1's `translate` with a target label vector.
