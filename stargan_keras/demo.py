@@ -5,12 +5,15 @@
     python -m stargan_keras.demo --model models/stargan/1        # an export version directory, converted now
     python -m stargan_keras.demo --model stargan_int8.tflite     # a file of `python -m stargan_keras.tflite`
     python -m stargan_keras.demo --model stargan_v2_afhq         # the authors' model, downloaded on first use
+    python -m stargan_keras.demo --model runs/v1_shapes          # StarGAN v1: attribute checkboxes
 
 It prints the URL of the page (on 127.0.0.1 only). The server only serves files: the page,
 the TFLite file, its metadata and LiteRT.js; the translation runs in the page, on the
-visitor's CPU (WebAssembly) or GPU (WebGPU). A .tflite file is served as it is; its domain
-names come from a `domain_names.txt` beside it (the export's assets file), else they are
-numbered. README.md, "Demo in the browser", says what loading and a translation cost.
+visitor's CPU (WebAssembly) or GPU (WebGPU). StarGAN v2 models get a target domain and styles,
+StarGAN v1 models their attributes (the hair colours as one choice, as the authors' test mode).
+A .tflite file is served as it is; its names come from the export's assets file copied beside it
+(`domain_names.txt`, v1: `attribute_names.txt`), else they are numbered. README.md, "Demo in the
+browser", says what loading and a translation cost.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def main(argv=None) -> int:
         model = prepare_model(args.model, workdir, args.quantize, args.mean_style_samples)
         server = make_server(model, workdir, args.port)
         meta = model.metadata
-        print(f"serving {model.tflite} ({meta['model_bytes'] / 1e6:.1f} MB, {meta['img_size']} px, domains "
-              f"{', '.join(meta['domain_names'])})")
+        print(f"serving {model.tflite} ({meta['title']}, {meta['model_bytes'] / 1e6:.1f} MB, {meta['img_size']} px, "
+              f"{', '.join(meta['names'])})")
         print(f"open {url(server)} in a browser (Ctrl+C stops)", flush=True)
         with server:
             try:

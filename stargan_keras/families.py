@@ -91,6 +91,12 @@ def of_signatures(signature_names):
     return next((f for f in all_families() if set(f.signatures.names) <= present), get(DEFAULT))
 
 
+def of_tflite_signatures(signature_names):
+    """The family whose TFLite signatures (its table's `tflite_names`) a .tflite file has, or None."""
+    present = set(signature_names)
+    return next((f for f in all_families() if set(f.signatures.tflite_names) <= present), None)
+
+
 # -- command lines -------------------------------------------------------------------------------------------
 def of_command_line(argv) -> str:
     """The family a command line asks for: `--model`, else the `--config` file's, else the default."""

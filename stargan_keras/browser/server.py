@@ -4,9 +4,10 @@ serves files.
 Inference happens in the page (`page/app.js`), which runs the TFLite file with LiteRT.js
 (npm `@litertjs/core`, https://ai.google.dev/edge/litert/web): this module turns what the user
 has (a `.tflite` file, an export version directory, a run or model directory) into a TFLite file
-and `model.json` (domain names and sizes), and serves them, the page and the LiteRT.js files
-from 127.0.0.1. The page's contract is the TFLite signatures of `serving.signatures` (static
-shapes: one S x S uint8 image, a scalar psi; see `serving.tflite`).
+and `model.json` (its signatures, names and sizes), and serves them, the page and the LiteRT.js files
+from 127.0.0.1. The page's contract is the TFLite signatures of a family's table in `serving.signatures`
+(static shapes: one S x S uint8 image, a scalar psi; see `serving.tflite`): StarGAN v2's latent- and
+reference-guided translation, StarGAN v1's `translate` with a target label vector.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from pathlib import Path
 from stargan_keras.core.config import ConfigError
 from stargan_keras.core.errors import UserError
 from stargan_keras.browser.http_server import LocalHTTPServer, LocalRequestHandler
-from stargan_keras.serving.signatures import IMAGE, STYLE, TABLES, TARGET_DOMAIN, Z
-
-DOMAIN_NAMES_ASSET = TABLES["v2"].names_asset  # the page translates with the StarGAN v2 table's TFLite signatures
+from stargan_keras.serving.signatures import TARGET_DOMAIN
 
 PAGE_DIR = Path(__file__).with_name("page")
 PACKAGED_LITERT = PAGE_DIR / "litert"  # a built package's copy of LiteRT.js (setup.py, `litert_files.vendor`)
@@ -51,40 +50,64 @@ class DemoModel:
 
 
 # -- the TFLite file and its metadata ------------------------------------------------------------------------------
-def tflite_metadata(path: Path, domain_names=None) -> dict:
-    """Sizes read from a TFLite file's signatures; the number of domains from its mean styles.
+def tflite_metadata(path: Path, names_dir: Path | None = None, config=None) -> dict:
+    """What the page needs to know about a TFLite file, read from the file's signatures.
 
-    img_size, latent_dim and style_dim are static input shapes of the signatures. The domain
-    count is the first dimension of the per-domain mean styles [D, style_dim] that
-    `style_from_latent` gathers by `target_domain` (psi truncation, `inference.truncate`).
+    The signatures say which family's table the file follows (the registry: the family whose TFLite
+    signatures are all there) and so which translation UI the page shows (`signatures`). img_size and the
+    table's other sizes are static input shapes of the signatures; the number of names is the table's
+    `names_dim` when an input has it (StarGAN v1's label columns), else the rows of the per-domain mean
+    styles that `style_from_latent` gathers by `target_domain` (StarGAN v2, psi truncation). The names
+    are read from the table's names asset in `names_dir` (the export's assets, or a copy beside the
+    file), else numbered; the family adds what else its page needs (`Family.demo_metadata`, from `config`
+    when there is one).
     """
     from ai_edge_litert.interpreter import Interpreter
 
+    from stargan_keras import families
+
     try:
         interpreter = Interpreter(model_path=str(path))
-        runners = {name: interpreter.get_signature_runner(name).get_input_details()
-                   for name in ("latent_guided", "synthesize")}
+        present = interpreter.get_signature_list()
     except (ValueError, RuntimeError) as err:
         raise DemoError(f"--model {path}: not a TFLite file of `python -m stargan_keras.tflite` ({_first_line(err)}). "
                         "Convert an export with that command, or pass the export or run directory.") from None
-    image = runners["latent_guided"][IMAGE.name]["shape"]
-    meta = {"img_size": int(image[1]), "latent_dim": int(runners["latent_guided"][Z.name]["shape"][1]),
-            "style_dim": int(runners["synthesize"][STYLE.name]["shape"][1])}
-    num_domains = _mean_style_rows(path.read_bytes(), meta["style_dim"])
-    names = list(domain_names) if domain_names else [f"domain_{i}" for i in range(num_domains or 0)]
-    if num_domains is not None and len(names) != num_domains:
-        raise DemoError(f"--model {path}: the file has {num_domains} domains but {len(names)} domain names were "
-                        f"found ({', '.join(names)}); pass the export directory the file was converted from.")
+    family = families.of_tflite_signatures(present)
+    if family is None:
+        raise DemoError(f"--model {path}: its signatures ({', '.join(present) or 'none'}) are not those of "
+                        "`python -m stargan_keras.tflite`. Convert an export with that command, or pass the export "
+                        "or run directory.")
+    table = family.signatures
+    dims = {}
+    for signature in table.signatures:
+        if signature.name in table.tflite_names:
+            details = interpreter.get_signature_runner(signature.name).get_input_details()
+            for tensor in signature.inputs:
+                dims.update((dim, int(size)) for dim, size in zip(tensor.shape, details[tensor.name]["shape"])
+                            if isinstance(dim, str) and dim != "N")
+    count = dims.get(table.names_dim) or _mean_style_rows(path.read_bytes(), dims.get("style_dim"))
+    names_file = names_dir / table.names_asset if names_dir is not None else None
+    names = _read_names(names_file) if names_file is not None and names_file.exists() else None
+    kind = Path(table.names_asset).stem  # domain_names, attribute_names
+    names = names or [f"{kind.removesuffix('_names')}_{i}" for i in range(count or 0)]
+    if count is not None and len(names) != count:
+        raise DemoError(f"--model {path}: the file has {count} {kind.replace('_', ' ')} but {len(names)} were found "
+                        f"({', '.join(names)}); pass the export directory the file was converted from.")
     if not names:
-        raise DemoError(f"--model {path}: cannot find the number of domains in the file; pass the export "
-                        "directory it was converted from instead.")
-    return {**meta, "num_domains": len(names), "domain_names": names}
+        raise DemoError(f"--model {path}: cannot find the number of {kind.replace('_', ' ')} in the file; pass the "
+                        "export directory it was converted from instead.")
+    sizes = {field: dims[dim] for dim, field in table.sizes if dim in dims}  # images are static S x S: H = W = S
+    sizes[dict(table.sizes).get(table.names_dim, table.names_dim)] = len(names)
+    return {"title": table.title, "signatures": sorted(present), "img_size": dims["H"], **sizes, "names": names,
+            kind: names, **family.demo_metadata(config, names)}
 
 
-def _mean_style_rows(data: bytes, style_dim: int) -> int | None:
+def _mean_style_rows(data: bytes, style_dim: int | None) -> int | None:
     """D of the [D, style_dim] tensor that `style_from_latent`'s subgraph gathers with its target_domain input."""
     from ai_edge_litert import schema_py_generated as schema
 
+    if style_dim is None:
+        return None
     model = schema.Model.GetRootAs(data, 0)
     gather = schema.BuiltinOperator.GATHER
     for s in range(model.SignatureDefsLength()):
@@ -126,19 +149,19 @@ def prepare_model(path, workdir, quantize: str | None = None, mean_style_samples
         if quantize is not None:
             raise DemoError(f"--quantize {quantize}: the .tflite file {path} is served as it is; drop --quantize, or "
                             "pass the export or run directory to convert it.")
-        names_file = path.with_name(DOMAIN_NAMES_ASSET)  # a copy of the export's assets file, if the user put one
-        names = _read_names(names_file) if names_file.exists() else None
-        return _with_metadata(path, tflite_metadata(path, names))
+        # the names come from a copy of the export's assets file beside it, if the user put one there
+        return _with_metadata(path, tflite_metadata(path, path.parent))
     quantize = quantize or "none"
+    config = None
     if (path / "saved_model.pb").exists():
         export_dir = path
     elif (path / "config.yaml").exists():
-        export_dir = _export(path, workdir / "export", mean_style_samples)
+        export_dir, config = _export(path, workdir / "export", mean_style_samples)
     else:
         raise DemoError(f"--model {path}: a directory with neither saved_model.pb (an export version directory) nor "
                         "config.yaml (a run or model directory); pass one of those or a .tflite file.")
     tflite = _convert(export_dir, workdir / f"model-{quantize}.tflite", quantize)
-    return _with_metadata(tflite, tflite_metadata(tflite, _read_names(export_dir / "assets" / DOMAIN_NAMES_ASSET)))
+    return _with_metadata(tflite, tflite_metadata(tflite, export_dir / "assets", config))
 
 
 def _with_metadata(tflite: Path, metadata: dict) -> DemoModel:
@@ -149,7 +172,8 @@ def _read_names(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _export(model_dir: Path, output: Path, mean_style_samples: int | None) -> Path:
+def _export(model_dir: Path, output: Path, mean_style_samples: int | None) -> tuple[Path, object]:
+    """(the export version directory, the model's config)."""
     from stargan_keras import families
     from stargan_keras.serving.export import export_saved_model
 
@@ -157,7 +181,8 @@ def _export(model_dir: Path, output: Path, mean_style_samples: int | None) -> Pa
         translator = families.load(model_dir)
     try:
         with progress_line("exporting a SavedModel"):
-            return export_saved_model(translator, output, version=1, mean_style_samples=mean_style_samples)
+            return (export_saved_model(translator, output, version=1, mean_style_samples=mean_style_samples),
+                    translator.config)
     except ConfigError as err:
         raise DemoError(str(err)) from None
 

@@ -102,3 +102,8 @@ class Family:
     def serving_module(self, translator, names_file: str, max_image_pixels):
         """The tf.Module whose functions are the family table's signatures (`serving.module.ServingModule`)."""
         raise NotImplementedError
+
+    def demo_metadata(self, config, names: list[str]) -> dict:
+        """What the browser demo's page needs besides the TFLite file's sizes and the names (`model.json`);
+        config is None for a .tflite file or an export, which carry no config."""
+        return {}

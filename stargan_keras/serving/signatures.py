@@ -135,6 +135,7 @@ class Table:
     usage: str  # how the client's command line translates with such a model
     names_asset: str  # the export's asset file of the names `metadata` answers (domains or label columns)
     onnx_names: tuple[str, ...]  # the signatures an ONNX export has, one file each (`serving.onnx_export`)
+    names_dim: str = ""  # the dimension name that counts the names (v2's domains D, v1's label columns C)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -159,10 +160,10 @@ TABLES = {
     "v2": Table("v2", "StarGAN v2", SIGNATURES, DEFAULT_SIGNATURE,
                 tuple((dim, "img_size") for dim in _SQUARE) + (("D", "num_domains"), ("latent_dim", "latent_dim"),
                                                                ("style_dim", "style_dim")),
-                "use `latent` or `reference`", "domain_names.txt", ("latent_guided", "reference_guided")),
+                "use `latent` or `reference`", "domain_names.txt", ("latent_guided", "reference_guided"), "D"),
     "v1": Table("v1", "StarGAN v1", V1_SIGNATURES, "translate",
                 tuple((dim, "image_size") for dim in _SQUARE) + (("C", "c_dim"),), "use `translate` with --attrs",
-                "attribute_names.txt", ("translate",)),
+                "attribute_names.txt", ("translate",), "C"),
 }
 
 

@@ -115,5 +115,18 @@ class V1(Family):
 
         return Serving(translator, names_file, max_image_pixels)
 
+    def demo_metadata(self, config, names):
+        """The page's label layout: `exclusive`, the labels of which exactly one is on (radio buttons), the
+        others free (checkboxes). As the authors' test mode (`Solver.create_labels`): the hair colours, by
+        name, for attributes (a config's `exclusive_attrs`); every class for categorical labels. A file or an
+        export carries no config: its labels are taken as attributes with the authors' hair colours."""
+        from stargan_keras.v1.labels import HAIR_COLOURS
+
+        label_type = config.model.label_type if config is not None else "attributes"
+        exclusive = config.model.exclusive_attrs if config is not None else HAIR_COLOURS
+        if label_type == "categorical":
+            exclusive = names
+        return {"label_type": label_type, "exclusive": [name for name in names if name in exclusive]}
+
 
 FAMILY = V1()

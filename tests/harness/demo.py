@@ -1,5 +1,6 @@
 """Starting `python -m stargan_keras.demo` for the demo's tests."""
 
+import contextlib
 import os
 import queue
 import shutil
@@ -11,22 +12,37 @@ from pathlib import Path
 from tests.harness.networks import free_ports
 
 
-def tiny_tflite(work, config, seed: int = 3):
-    """A float32 .tflite of random tiny networks in `work`, its domain names file beside it (as a user puts it)."""
+def tiny_tflite(work, config, seed: int = 3, name: str = "tiny"):
+    """A float32 `name`.tflite of random tiny networks of the config's family in `work`, the export's names file
+    (domains or label columns) beside it, as a user puts it."""
+    import importlib
+
     import keras
 
-    from stargan_keras.v2.inference import Translator
-    from stargan_keras.v2.networks import build_networks
+    from stargan_keras import families
     from stargan_keras.serving.export import export_saved_model
-    from stargan_keras.v2.serving import NAMES_ASSET as DOMAIN_NAMES_ASSET
     from stargan_keras.serving.tflite import convert
 
+    family = families.of_config(config)
+    networks = importlib.import_module(f"stargan_keras.{family.name}.networks")
     keras.utils.set_random_seed(seed)
-    export = export_saved_model(Translator(config, build_networks(config.model, with_discriminator=False)),
-                                work / "export", mean_style_samples=200)
-    tflite = convert(export, work / "tiny.tflite", "none")
-    shutil.copy(export / "assets" / DOMAIN_NAMES_ASSET, work / DOMAIN_NAMES_ASSET)
+    translator = family.translator(config, networks.build_networks(config.model, with_discriminator=False))
+    export = export_saved_model(translator, work / f"{name}-export", mean_style_samples=200)
+    tflite = convert(export, work / f"{name}.tflite", "none")
+    names_asset = family.signatures.names_asset
+    shutil.copy(export / "assets" / names_asset, work / names_asset)
     return tflite
+
+
+@contextlib.contextmanager
+def tiny_demo(work, config, name: str = "tiny"):
+    """(url, tflite path): the demo command serving `tiny_tflite(work, config, name=name)`, stopped on exit."""
+    tflite = tiny_tflite(work, config, name=name)
+    process, url = start_demo("--model", str(tflite))
+    try:
+        yield url, tflite
+    finally:
+        stop(process)
 
 
 def start_demo(*args, timeout: float = 600.0, python: str = sys.executable, cwd=None, env=None):

@@ -1,10 +1,11 @@
-// StarGAN v2 in the browser: the model's TFLite file runs in this page with LiteRT.js.
+// StarGAN v2 and StarGAN v1 in the browser: the model's TFLite file runs in this page with LiteRT.js.
 //
-// The TFLite signatures are those `python -m stargan_keras.tflite` writes (the signature table in
-// serving/README.md, static shapes): latent_guided(image uint8 [1,S,S,3], target_domain int32 [1],
+// The TFLite signatures are those `python -m stargan_keras.tflite` writes (the signature tables in
+// serving/README.md, static shapes). StarGAN v2: latent_guided(image uint8 [1,S,S,3], target_domain int32 [1],
 // z float32 [1,latent_dim], psi float32 []) and reference_guided(image, reference uint8 [1,S,S,3],
-// reference_domain int32 [1]), each answering `image` uint8 [1,S,S,3]. model.json (written by
-// `python -m stargan_keras.demo`) gives the domain names and sizes.
+// reference_domain int32 [1]). StarGAN v1: translate(image uint8 [1,S,S,3], target_labels float32 [1,C]).
+// Each answers `image` uint8 [1,S,S,3]. model.json (written by `python -m stargan_keras.demo`) declares the
+// file's signatures, which choose the controls (UIS), and gives the names (domains or labels) and sizes.
 //
 // LiteRT.js calls (its README and https://ai.google.dev/edge/litert/web): loadLiteRt(wasm directory),
 // loadAndCompile(model bytes, {accelerator}), new Tensor(typedArray, shape), model.run(signature,
@@ -18,7 +19,9 @@ const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 
                                    0, 65, 0, 253, 15, 253, 98, 11]);
 
 const $ = (id) => document.getElementById(id);
-const state = {meta: null, model: null, source: null, reference: null, busy: false, again: false, runs: 0};
+const state = {meta: null, ui: null, model: null, source: null, reference: null, busy: false, again: false,
+               runs: 0};
+const KIND_NAMES = {latent: 'latent-guided', reference: 'reference-guided', labels: 'label-guided'};
 
 class VisitorError extends Error {}
 
@@ -165,8 +168,7 @@ async function loadModel() {
   const start = performance.now();
   const meta = await (await fetch('model.json')).json();
   state.meta = meta;
-  for (const [index, name] of meta.domain_names.entries()) $('domain').add(new Option(name, index));
-  $('domain').value = String(Math.min(1, meta.num_domains - 1));
+  showControls(meta);
   if (!wasmSimdSupported()) {
     throw new VisitorError('This browser has no WebAssembly SIMD, which LiteRT.js needs to run the model on the ' +
                            'CPU: use a current Chrome, Edge, Firefox or Safari (16.4 or later).');
@@ -193,9 +195,9 @@ async function loadModel() {
     state.model = await loadAndCompile(bytes, {accelerator: 'wasm'});  // WebGPU refused it: the CPU will do
     state.backend = 'WASM';
   }
-  if (state.model.signatures.latent_guided === undefined) {
-    throw new VisitorError(`The model file ${meta.model_file} has no latent_guided signature: convert it with ` +
-                           '`python -m stargan_keras.tflite`.');
+  if (state.model.signatures[state.ui.signature] === undefined) {
+    throw new VisitorError(`The model file ${meta.model_file} has no ${state.ui.signature} signature: convert it ` +
+                           'with `python -m stargan_keras.tflite`.');
   }
   const loadMs = performance.now() - start;
   document.body.dataset.loadMs = loadMs.toFixed(0);
@@ -218,8 +220,26 @@ async function translate(signature, inputs) {
   }
 }
 
-// -- rendering ----------------------------------------------------------------------------------------------------
-function jobs() {
+// -- the controls of each family: the first whose signature model.json declares ------------------------------------
+function showControls(meta) {
+  state.ui = UIS.find((ui) => (meta.signatures || []).includes(ui.signature));
+  if (!state.ui) {
+    throw new VisitorError(`The model file ${meta.model_file} has none of the signatures this page runs ` +
+                           `(${UIS.map((ui) => ui.signature).join(', ')}): convert it with ` +
+                           '`python -m stargan_keras.tflite`.');
+  }
+  document.title = $('title').textContent = `${meta.title} in the browser`;
+  $(state.ui.panel).hidden = false;
+  state.ui.setup(meta);
+}
+
+// StarGAN v2: a target domain, then latent codes (seed, psi, a row of styles) or a reference image.
+function setupDomains(meta) {
+  for (const [index, name] of meta.domain_names.entries()) $('domain').add(new Option(name, index));
+  $('domain').value = String(Math.min(1, meta.num_domains - 1));
+}
+
+function domainJobs() {
   const domain = Number($('domain').value);
   if ($('mode').querySelector('input:checked').value === 'reference') {
     return state.reference ? [{kind: 'reference', domain}] : [];
@@ -230,7 +250,7 @@ function jobs() {
   return Array.from({length: count}, (_, i) => ({kind: 'latent', domain, seed: (seed + i) >>> 0, psi}));
 }
 
-async function run(job) {
+async function runDomainJob(job) {
   const {img_size: size, latent_dim: latentDim} = state.meta;
   const image = [state.source, [1, size, size, 3]];
   if (job.kind === 'reference') {
@@ -242,17 +262,65 @@ async function run(job) {
                                      z: [job.z, [1, latentDim]], psi: [new Float32Array([job.psi]), []]});
 }
 
+function describeDomainJob(job, item) {
+  Object.assign(item.dataset, {domain: job.domain});
+  if (job.kind === 'latent') Object.assign(item.dataset, {seed: job.seed, psi: job.psi, z: JSON.stringify([...job.z])});
+  const name = state.meta.domain_names[job.domain];
+  return job.kind === 'latent' ? `${name}, seed ${job.seed}, psi ${job.psi.toFixed(2)}` : `${name}, from the reference`;
+}
+
+// StarGAN v1: the target label vector, as the authors' test mode sets it: one of the exclusive labels (CelebA's
+// hair colours; every class of a categorical model) on and the others of that group off; the rest free.
+function setupLabels(meta) {
+  const exclusive = new Set(meta.exclusive);
+  for (const [index, name] of meta.names.entries()) {
+    const input = document.createElement('input');
+    input.type = exclusive.has(name) ? 'radio' : 'checkbox';
+    input.name = exclusive.has(name) ? 'exclusive-label' : `label-${index}`;
+    input.value = String(index);
+    input.checked = name === meta.exclusive[0];
+    const label = document.createElement('label');
+    label.append(input, ` ${name}`);
+    $('labels').append(label);
+  }
+  $('labels-note').textContent = meta.exclusive.length ?
+      `One of ${meta.exclusive.join(', ')}; the others on or off.` : 'Each attribute on or off.';
+}
+
+function labelJobs() {
+  const labels = new Float32Array(state.meta.names.length);
+  for (const input of $('labels').querySelectorAll('input:checked')) labels[Number(input.value)] = 1;
+  return [{kind: 'labels', labels}];
+}
+
+async function runLabelJob(job) {
+  const size = state.meta.img_size;
+  return translate('translate', {image: [state.source, [1, size, size, 3]],
+                                 target_labels: [job.labels, [1, job.labels.length]]});
+}
+
+function describeLabelJob(job, item) {
+  item.dataset.labels = JSON.stringify([...job.labels]);
+  const on = state.meta.names.filter((_, i) => job.labels[i] === 1);
+  return on.length ? on.join(', ') : 'no attribute on';
+}
+
+const UIS = [
+  {signature: 'latent_guided', panel: 'controls', setup: setupDomains, jobs: domainJobs, run: runDomainJob,
+   describe: describeDomainJob},
+  {signature: 'translate', panel: 'labels-panel', setup: setupLabels, jobs: labelJobs, run: runLabelJob,
+   describe: describeLabelJob},
+];
+
+// -- rendering ----------------------------------------------------------------------------------------------------
 function figure(job, rgb, ms) {
   const item = document.createElement('figure');
   const canvas = document.createElement('canvas');
   canvas.className = 'picture';
   drawRgb(canvas, rgb, state.meta.img_size);
   const caption = document.createElement('figcaption');
-  const name = state.meta.domain_names[job.domain];
-  caption.textContent = job.kind === 'latent' ? `${name}, seed ${job.seed}, psi ${job.psi.toFixed(2)}`
-                                              : `${name}, from the reference`;
-  Object.assign(item.dataset, {kind: job.kind, domain: job.domain, ms: ms.toFixed(1)});
-  if (job.kind === 'latent') Object.assign(item.dataset, {seed: job.seed, psi: job.psi, z: JSON.stringify([...job.z])});
+  Object.assign(item.dataset, {kind: job.kind, ms: ms.toFixed(1)});
+  caption.textContent = state.ui.describe(job, item);
   item.append(canvas, caption);
   return item;
 }
@@ -268,13 +336,13 @@ async function render() {
   try {
     do {
       state.again = false;
-      const todo = jobs();
+      const todo = state.ui.jobs();
       $('hint').textContent = todo.length ? '' : 'Choose a reference image of the target domain.';
       const figures = [];
       const times = [];
       for (const job of todo) {
         const start = performance.now();
-        const rgb = await run(job);
+        const rgb = await state.ui.run(job);
         times.push(performance.now() - start);
         figures.push(figure(job, rgb, times.at(-1)));
       }
@@ -283,7 +351,7 @@ async function render() {
         const mean = times.reduce((a, b) => a + b, 0) / times.length;
         document.body.dataset.latencyMs = mean.toFixed(1);
         $('timing').textContent = `${mean.toFixed(0)} ms per translation on ${state.backend} ` +
-            `(${times.length} ${todo[0].kind === 'latent' ? 'latent-guided' : 'reference-guided'})`;
+            `(${times.length} ${KIND_NAMES[todo[0].kind]})`;
       }
       clearError('translation');
     } while (state.again);
@@ -302,6 +370,7 @@ function wire() {
   watchFile('source', render);
   watchFile('reference', render);
   $('domain').addEventListener('change', render);
+  $('labels').addEventListener('change', render);
   for (const id of ['seed', 'count']) $(id).addEventListener('input', render);
   $('psi').addEventListener('input', () => {
     $('psi-value').textContent = Number($('psi').value).toFixed(2);
