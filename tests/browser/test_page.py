@@ -45,6 +45,9 @@ def test_page_translates_as_litert_does_in_python(demo, browser, tmp_path):
     open_page(browser, url)
     assert browser.evaluate(expression=ERRORS) == []
     assert browser.evaluate(expression="document.body.dataset.backend") == "WASM"  # no GPU in headless CI
+    # The server's headers isolate the page, so LiteRT.js runs one thread per core.
+    assert browser.evaluate(expression="[self.crossOriginIsolated, Number(document.body.dataset.threads)]") == \
+        [True, browser.evaluate(expression="navigator.hardwareConcurrency")]
     assert browser.evaluate(expression="[...document.querySelectorAll('#domain option')].map(o => o.text)") == \
         ["cat", "dog", "wild"]
 
@@ -89,6 +92,14 @@ def test_page_translates_as_litert_does_in_python(demo, browser, tmp_path):
     assert value >= MIN_PSNR_DB, f"reference-guided: {value:.1f} dB"
     assert browser.evaluate(expression=ERRORS) == []
 
+
+
+def test_page_runs_the_thread_count_asked_for(demo, browser):
+    url = demo[0]
+    open_page(browser, url + "?threads=1")
+    assert browser.evaluate(expression=ERRORS) == []
+    assert browser.evaluate(expression="document.body.dataset.threads") == "1"
+    assert "on WASM, 1 thread(s)" in browser.evaluate(expression="document.getElementById('status').textContent")
 
 
 def error_shown(browser, text):
