@@ -52,6 +52,9 @@ def test_page_translates_as_litert_does_in_python(demo, browser, tmp_path):
     open_page(browser, url)
     assert browser.evaluate(expression=ERRORS) == []
     assert browser.evaluate(expression="document.body.dataset.backend") == "WASM"  # no GPU in headless CI
+    # The server's headers isolate the page, so LiteRT.js runs one thread per core.
+    assert browser.evaluate(expression="[self.crossOriginIsolated, Number(document.body.dataset.threads)]") == \
+        [True, browser.evaluate(expression="navigator.hardwareConcurrency")]
     assert browser.evaluate(expression="[...document.querySelectorAll('#domain option')].map(o => o.text)") == \
         ["cat", "dog", "wild"]
 
@@ -133,6 +136,14 @@ def test_a_v1_page_translates_the_checked_attributes_as_litert_does(demo_v1, bro
     with Image.open(shot) as image:
         assert image.format == "PNG" and image.size[0] == PAGE_WIDTH and image.size[1] >= PAGE_HEIGHT
     assert browser.evaluate(expression="document.querySelector('#outputs figure').dataset.labels") == "[0,1,0,0]"
+
+
+def test_page_runs_the_thread_count_asked_for(demo, browser):
+    url = demo[0]
+    open_page(browser, url + "?threads=1")
+    assert browser.evaluate(expression=ERRORS) == []
+    assert browser.evaluate(expression="document.body.dataset.threads") == "1"
+    assert "on WASM, 1 thread(s)" in browser.evaluate(expression="document.getElementById('status').textContent")
 
 
 def error_shown(browser, text):

@@ -164,6 +164,14 @@ async function download(url, name, bytes) {
   return data;
 }
 
+// Threads need cross-origin isolation (the demo server sends the headers) and LiteRT.js's threaded build; `?threads=N`
+// asks for N (the benchmark's choice), else one per core.
+function threadCount(asked) {
+  const possible = self.crossOriginIsolated ? navigator.hardwareConcurrency || 1 : 1;
+  const wanted = Number.parseInt(asked ?? '', 10);
+  return Math.max(1, Math.min(Number.isFinite(wanted) ? wanted : possible, possible));
+}
+
 async function loadModel() {
   const start = performance.now();
   const meta = await (await fetch('model.json')).json();
@@ -173,10 +181,13 @@ async function loadModel() {
     throw new VisitorError('This browser has no WebAssembly SIMD, which LiteRT.js needs to run the model on the ' +
                            'CPU: use a current Chrome, Edge, Firefox or Safari (16.4 or later).');
   }
-  const wanted = new URLSearchParams(location.search).get('accelerator');
-  // Threads need cross-origin isolation (the demo server sends the headers) and LiteRT.js's threaded build.
-  const threads = self.crossOriginIsolated && navigator.hardwareConcurrency > 1;
-  await loadLiteRt(WASM_DIR, {threads}).catch(() => loadLiteRt(WASM_DIR));
+  const query = new URLSearchParams(location.search);
+  const wanted = query.get('accelerator');
+  let numThreads = threadCount(query.get('threads'));
+  await loadLiteRt(WASM_DIR, {threads: numThreads > 1}).catch(() => {
+    numThreads = 1;  // the threaded build did not start: the single-threaded one runs alone
+    return loadLiteRt(WASM_DIR);
+  });
   let bytes;
   try {
     bytes = await download('model.tflite', meta.model_file, meta.model_bytes);
@@ -186,13 +197,13 @@ async function loadModel() {
   $('status').textContent = `Compiling ${meta.model_file}…`;
   const accelerator = wanted || (getWebGpuDevice() ? 'webgpu' : 'wasm');
   try {
-    state.model = await loadAndCompile(bytes, {accelerator});
+    state.model = await loadAndCompile(bytes, {accelerator, cpuOptions: {numThreads}});
     state.backend = accelerator === 'webgpu' ? 'WebGPU' : 'WASM';
   } catch (error) {
     if (accelerator === 'wasm' || wanted) {
       throw new VisitorError(`The model file ${meta.model_file} failed to load: ${error.message || error}.`);
     }
-    state.model = await loadAndCompile(bytes, {accelerator: 'wasm'});  // WebGPU refused it: the CPU will do
+    state.model = await loadAndCompile(bytes, {accelerator: 'wasm', cpuOptions: {numThreads}});  // the CPU will do
     state.backend = 'WASM';
   }
   if (state.model.signatures[state.ui.signature] === undefined) {
@@ -202,6 +213,7 @@ async function loadModel() {
   const loadMs = performance.now() - start;
   document.body.dataset.loadMs = loadMs.toFixed(0);
   document.body.dataset.backend = state.backend;
+  document.body.dataset.threads = String(state.model.options.cpuOptions.numThreads);
   const threadNote = state.backend === 'WASM' ? `, ${state.model.options.cpuOptions.numThreads} thread(s)` : '';
   $('status').textContent = `${meta.model_file} (${(meta.model_bytes / 1e6).toFixed(1)} MB, ${meta.img_size} px) ` +
       `on ${state.backend}${threadNote}, loaded in ${(loadMs / 1000).toFixed(1)} s`;
