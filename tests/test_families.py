@@ -18,7 +18,7 @@ import pytest
 
 import stargan_keras
 from stargan_keras import convert, families
-from tests.harness.families import CASES, keras_weights
+from tests.harness.families import CASES, keras_weights, two_iterations
 from tests.harness.networks import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,3 +183,57 @@ def test_mirrored_and_multi_worker_replicas_match_one_device(family, tmp_path):
             results[mode] = {key: result[key] for key in result.files}
     assert_same_run(results["mirrored"], results["default"], initial_weights, case.before_any_update)
     assert_same_run(results["multi_worker"], results["default"], initial_weights, case.before_any_update)
+
+
+def _convolution_forms(graph) -> dict[str, int]:
+    """Counts of the ops that tell the convolutions' forms apart in a traced step: convolutions as matrix
+    products (a MatMul by a kernel reshaped from 4-D), stride-2 convolutions (v2's folded resampling; v1's own
+    4x4 ones), kernel gradients as forward convolutions (`same_convolution`'s, of the transposed input), and
+    TensorFlow's kernel-gradient ops of stride-1 convolutions of 3x3 or more."""
+    counts = dict.fromkeys(("matmul", "stride_2", "gradient_as_forward", "gradient_kernel"), 0)
+    for op in graph.get_operations():
+        if op.type == "MatMul" and op.inputs[1].op.type == "Reshape" and op.inputs[1].op.inputs[0].shape.rank == 4:
+            counts["matmul"] += 1
+        if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter") and op.get_attr("strides")[1] == 2:
+            counts["stride_2"] += 1
+        if op.type == "Conv2D" and op.inputs[0].op.type == "Transpose":
+            counts["gradient_as_forward"] += 1
+        if (op.type == "Conv2DBackpropFilter" and op.get_attr("strides")[1] == 1
+                and op.outputs[0].shape[0] is not None and op.outputs[0].shape[0] >= 3):
+            counts["gradient_kernel"] += 1
+    return counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_both_conv_forms_trace_their_own_ops_and_train_alike(family, tmp_path):
+    """--conv-forms cpu and keras: the same variables (one's checkpoint restores the other), the same logs and
+    updates over two compiled iterations within the replica check's tolerances, and each its own ops: the
+    keras side has no convolution as a matrix product, no folded 4x4 kernel, no gradient as a forward
+    convolution, and TensorFlow's own kernel gradients."""
+    case = CASES[family]
+    config = case.tiny_config(**case.smooth_adam, **case.small_map_widths)
+    keras.utils.set_random_seed(0)
+    results, forms = {}, {}
+    for conv_forms in ("cpu", "keras"):
+        model = case.build_trainer(config.replace(conv_forms=conv_forms))
+        assert model.conv_forms == conv_forms
+        if conv_forms == "cpu":
+            initial_weights = keras_weights(model)
+            initial = model.checkpoint().write(str(tmp_path / "initial"))
+        else:
+            model.checkpoint().read(initial).assert_consumed()
+        results[conv_forms] = two_iterations(case, model, config)
+        batch = case.make_batches(config, 1)[0]
+        counts = [_convolution_forms(function.get_concrete_function(batch).graph)
+                  for function in model._step_functions.values()]
+        forms[conv_forms] = {key: sum(c[key] for c in counts) for key in counts[0]}
+    cpu, keras_forms = forms["cpu"], forms["keras"]
+    assert cpu["matmul"] > 0 and cpu["gradient_as_forward"] > 0, cpu
+    assert keras_forms["matmul"] == keras_forms["gradient_as_forward"] == 0, keras_forms
+    assert keras_forms["gradient_kernel"] > cpu["gradient_kernel"], forms
+    if family == "v2":  # v2 has no strided convolution of its own: stride 2 is the folded resampling
+        assert cpu["stride_2"] > 0 == keras_forms["stride_2"], forms
+    else:  # v1's own 4x4 stride-2 convolutions, except those on small maps in CPU forms
+        assert keras_forms["stride_2"] > cpu["stride_2"] > 0, forms
+    assert_same_run(results["keras"], results["cpu"], initial_weights, case.before_any_update)
