@@ -13,6 +13,8 @@ authors' code) their PyTorch iteration is timed in the same run, round by round
 beside ours, so that the ratio does not depend on how busy the machine is.
 With --w-hpf > 0 both sides run the face-landmark network (random weights: they do
 not change the time) on x_real and, for the cycle term, on x_fake, as training does.
+On a new kind of device, time `--conv-forms cpu` against `--conv-forms keras` (one run
+each, the same other flags) to see which forms `auto` should pick there.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
     parser.add_argument("--strategy", default="default", help="auto | mirrored | default | ...")
     parser.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
+    parser.add_argument("--conv-forms", default="auto", choices=("auto", "cpu", "keras"),
+                        help="the convolutions' forms (train --conv-forms): time both on a new device")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 on Ampere and later GPUs (train --tf32)")
     parser.add_argument("--inter-op-threads", type=int, default=0, help="TensorFlow inter-op threads (0: default)")
     parser.add_argument("--intra-op-threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument("--onednn", choices=("on", "off", "default"), default="default",
@@ -144,19 +149,21 @@ def main(argv=None) -> dict:
     import tensorflow as tf
 
     from stargan_keras.families import load_config
-    from stargan_keras.core.distribute import make_strategy, set_precision
+    from stargan_keras.core.distribute import make_strategy, set_precision, set_tensor_float_32
     from stargan_keras.face.fan import build_fan
     from stargan_keras.v2.trainer import StarGANv2
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     set_precision(args.precision)
+    set_tensor_float_32(args.tf32)
     strategy = make_strategy(args.strategy)
     config = load_config("shapes").replace(img_size=args.img_size, base_dim=args.base_dim,
                                            max_conv_dim=args.max_conv_dim, num_domains=args.domains,
                                            mapping_hidden_dim=args.mapping_hidden_dim,
                                            w_hpf=args.w_hpf, batch_size=args.batch, precision=args.precision,
-                                           jit_compile=args.jit_compile, domain_names=[])
+                                           jit_compile=args.jit_compile, domain_names=[],
+                                           conv_forms=args.conv_forms, tf32=args.tf32)
     keras.utils.set_random_seed(0)
     fan = build_fan() if args.w_hpf > 0 else None
     with strategy.scope():
@@ -193,6 +200,8 @@ def main(argv=None) -> dict:
               "mapping_hidden_dim": args.mapping_hidden_dim,
               "domains": args.domains, "w_hpf": args.w_hpf,
               "precision": args.precision, "jit_compile": bool(model.jit_compile),
+              "conv_forms": model.conv_forms, "tf32": args.tf32,
+              "devices": sorted({d.device_type for d in tf.config.list_logical_devices()}),
               "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),

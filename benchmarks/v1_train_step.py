@@ -32,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=8, help="global batch size (the paper's 16)")
     parser.add_argument("--c-dim", type=int, default=5)
     parser.add_argument("--n-critic", type=int, default=5)
+    parser.add_argument("--conv-forms", default="auto", choices=("auto", "cpu", "keras"),
+                        help="the convolutions' forms (train --conv-forms): time both on a new device")
     parser.add_argument("--upstream-dir", type=Path, default=None,
                         help="a checkout of yunjey/stargan whose Solver.train is timed round by round beside ours")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of n_critic iterations")
@@ -105,7 +107,8 @@ def main(argv=None) -> dict:
 
     config = load_config("v1_celeba").replace(image_size=args.image_size, c_dim=args.c_dim,
                                               g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim,
-                                              n_critic=args.n_critic, batch_size=args.batch)
+                                              n_critic=args.n_critic, batch_size=args.batch,
+                                              conv_forms=args.conv_forms)
     keras.utils.set_random_seed(0)
     model = StarGANv1(config)
     model.compile()
@@ -134,7 +137,7 @@ def main(argv=None) -> dict:
         progress.add(1, values=values)
     seconds = statistics.median(times)
     result = {"s_per_iter": seconds, "times": times, "image_size": args.image_size, "conv_dim": args.conv_dim,
-              "batch": args.batch, "c_dim": args.c_dim, "n_critic": args.n_critic}
+              "batch": args.batch, "c_dim": args.c_dim, "n_critic": args.n_critic, "conv_forms": model.conv_forms}
     print(f"{seconds:.3f} s/iter ({args.image_size} px, conv dims {args.conv_dim}, batch {args.batch})")
     if upstream_times:
         from upstream import add_upstream_times  # benchmarks/, the script's own folder

@@ -56,6 +56,7 @@ def check_choice(value: str, name: str, choices) -> None:
 SHAPES_DOMAINS = 3  # circle, square, triangle: the synthetic set's domains (data/shapes.py)
 STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+CONV_FORMS = ("auto", "cpu", "keras")  # `core.layers.Conv2D`'s forms; `distribute.resolve_conv_forms` decides auto
 
 
 @dataclass
@@ -84,6 +85,12 @@ class SessionConfig:
     strategy: str = option("auto", "auto | mirrored | multi_worker (from TF_CONFIG) | tpu | default")
     precision: str = option("float32", "float32 | mixed_bfloat16 | mixed_float16")
     jit_compile: bool = option(False, "compile the training step with XLA (true/false)")
+    conv_forms: str = option("auto", "auto | cpu | keras: the convolutions' CPU-measured forms (folded resampling, "
+                                     "small maps as one matrix product, stride-1 gradients as forward "
+                                     "convolutions) or Keras' own in the authors' op order; auto: cpu where every "
+                                     "device of the strategy is a CPU")
+    tf32: bool = option(False, "let float32 convolutions and matrix products run in TF32 on Ampere and later GPUs "
+                               "(true/false; false keeps the authors' float32 arithmetic)")
     save_every: int = option(10_000, "checkpoint every N steps (and at the end)")
     keep_checkpoints: int = option(3, "how many checkpoints to keep")
     sample_every: int = option(5_000, "sample grids every N steps")
@@ -93,6 +100,7 @@ class SessionConfig:
     def validate(self) -> None:
         check_choice(self.strategy, "strategy", STRATEGIES)
         check_choice(self.precision, "precision", PRECISIONS)
+        check_choice(self.conv_forms, "conv_forms", CONV_FORMS)
         check_at_least(self, ("batch_size", "total_iters", "save_every", "sample_every", "log_every",
                               "keep_checkpoints"), 1)
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_keras.core.config import PRECISIONS, STRATEGIES, ConfigError
+from stargan_keras.core.config import CONV_FORMS, PRECISIONS, STRATEGIES, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,44 @@ def set_precision(name: str) -> None:
     if name not in PRECISIONS:
         raise ConfigError(f"--precision {name!r}: choose one of {', '.join(PRECISIONS)}.")
     keras.config.set_dtype_policy(name)
+
+
+def set_tensor_float_32(enabled: bool) -> None:
+    """`--tf32`: whether float32 convolutions and matrix products may run in TF32 (Ampere and later GPUs).
+
+    TensorFlow allows it by default, which rounds their inputs to a 10-bit mantissa; the authors' users
+    report training that turns to NaN on an RTX 3090 but not on a P100 (clovaai/stargan-v2 issue #170), and
+    R1's double backward multiplies such rounding. Off unless asked for; nothing changes on CPUs.
+    """
+    tf.config.experimental.enable_tensor_float_32_execution(bool(enabled))
+
+
+def strategy_device_kinds(strategy: tf.distribute.Strategy | None = None) -> set[str]:
+    """The kinds of device ("CPU", "GPU", "TPU") this process's replicas of the strategy compute on.
+
+    The default strategy has no devices of its own: TensorFlow places ops on a GPU or TPU when it sees one,
+    so every logical device counts. A worker of a multi-worker run answers for its own devices.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    try:
+        devices = list(strategy.extended.worker_devices)
+    except RuntimeError:
+        devices = [device.name for device in tf.config.list_logical_devices()]
+    return {tf.DeviceSpec.from_string(device).device_type or "unknown" for device in devices}
+
+
+def resolve_conv_forms(requested: str = "auto", strategy: tf.distribute.Strategy | None = None) -> tuple[str, str]:
+    """(`core.layers.Conv2D`'s forms, why) for `--conv-forms`: "cpu" (the rewrites measured faster on CPUs) or
+    "keras" (Keras' own convolutions in the authors' op order). `auto` takes the rewrites only where every
+    device of the strategy is a CPU: a GPU, a TPU (or XLA on either) gets Keras' forms."""
+    if requested not in CONV_FORMS:
+        raise ConfigError(f"--conv-forms {requested!r}: choose one of {', '.join(CONV_FORMS)}.")
+    if requested != "auto":
+        return requested, f"--conv-forms {requested}"
+    kinds = strategy_device_kinds(strategy)
+    if kinds == {"CPU"}:
+        return "cpu", "auto: every device of the strategy is a CPU"
+    return "keras", f"auto: the strategy computes on {', '.join(sorted(kinds - {'CPU'}))}"
 
 
 def resolve_jit_compile(requested: bool, strategy: tf.distribute.Strategy | None = None) -> bool:

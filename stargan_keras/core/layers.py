@@ -2,6 +2,11 @@
 faster on a CPU), instance normalisation, the resampling (folded into the 3x3 convolutions beside it),
 and the naming of every Keras variable by its upstream PyTorch state-dict key.
 
+Each convolution is built with its `forms`: CPU_FORMS, the rewrites below (measured faster on CPUs
+only), or KERAS_FORMS, Keras' own convolution in the authors' op order (GPUs and TPUs, where cuDNN's
+and XLA's kernels are the well-trodden path). The networks take the choice at build time
+(`distribute.resolve_conv_forms`); either way a layer has the same variables, names and sums.
+
 Attribute names follow the authors' PyTorch modules (`conv1`, `norm1`, `conv1x1`,
 `fc`, ...), and each block lists them in `TORCH_MODULES`, so that
 `torch_named_variables` can name every Keras variable by its upstream
@@ -36,6 +41,7 @@ def he_normal():
 #   forward convolutions (`same_convolution`), faster than the gradient kernels.
 SMALL_MAP_SIZE = 4
 SMALL_MAP_MIN_FILTERS = 64
+CPU_FORMS, KERAS_FORMS = "cpu", "keras"
 
 
 def _output_and_padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int, int]:
@@ -90,10 +96,17 @@ def same_convolution(x, kernel):
 
 @keras.saving.register_keras_serializable("stargan_keras")
 class Conv2D(layers.Conv2D):
-    """Keras' Conv2D with the faster forms above where they apply; the same weights and sums."""
+    """Keras' Conv2D, with `forms=CPU_FORMS` in the faster forms above where they apply; the same weights and sums."""
+
+    def __init__(self, *args, forms: str = CPU_FORMS, **kwargs):
+        super().__init__(*args, **kwargs)
+        if forms not in (CPU_FORMS, KERAS_FORMS):
+            raise ValueError(f"Conv2D forms {forms!r}: expected {CPU_FORMS!r} or {KERAS_FORMS!r}")
+        self.forms = forms
 
     def convolution_op(self, inputs, kernel):
-        if self.dilation_rate != (1, 1) or self.data_format != "channels_last" or self.strides[0] != self.strides[1]:
+        if (self.forms != CPU_FORMS or self.dilation_rate != (1, 1) or self.data_format != "channels_last"
+                or self.strides[0] != self.strides[1]):
             return super().convolution_op(inputs, kernel)
         height, width = self.compute_output_shape(tuple(inputs.shape))[1:3]
         if height is not None and width is not None and max(height, width) <= SMALL_MAP_SIZE:
@@ -105,10 +118,14 @@ class Conv2D(layers.Conv2D):
             return same_convolution(inputs, tf.convert_to_tensor(kernel))
         return super().convolution_op(inputs, kernel)
 
+    def get_config(self):
+        return {**super().get_config(), "forms": self.forms}
 
-def conv2d(filters: int, kernel_size: int, use_bias: bool = True, padding: str = "same", name=None, dtype=None):
+
+def conv2d(filters: int, kernel_size: int, use_bias: bool = True, padding: str = "same", name=None, dtype=None,
+           forms: str = CPU_FORMS):
     return Conv2D(filters, kernel_size, padding=padding, use_bias=use_bias, kernel_initializer=he_normal(),
-                  bias_initializer="zeros", name=name, dtype=dtype)
+                  bias_initializer="zeros", name=name, dtype=dtype, forms=forms)
 
 
 def dense(units: int, name=None, dtype=None):
@@ -205,8 +222,9 @@ def authors_resampling():
         _FOLDING.reset(token)
 
 
-def _folds(x) -> bool:
-    return _FOLDING.get() and (x.shape[1] is None or x.shape[1] >= FOLD_MIN_SIZE)
+def _folds(conv, x) -> bool:
+    return (getattr(conv, "forms", KERAS_FORMS) == CPU_FORMS and _FOLDING.get()
+            and (x.shape[1] is None or x.shape[1] >= FOLD_MIN_SIZE))
 
 
 def _adjacent_tap_sums(kernel):
@@ -218,12 +236,12 @@ def _adjacent_tap_sums(kernel):
 
 
 def conv3x3_avg_pool(conv: layers.Conv2D, x):
-    """avg_pool_2x(conv(x)) as one 4x4 stride-2 convolution.
+    """avg_pool_2x(conv(x)), in CPU forms as one 4x4 stride-2 convolution.
 
     A pooled output averages two windows along each axis, offset by one row, so
     along each axis its 4-tap kernel is (k0, k0+k1, k1+k2, k2) / 2.
     """
-    if not _folds(x):
+    if not _folds(conv, x):
         return avg_pool_2x(conv(x))
     kernel = _adjacent_tap_sums(ops.cast(conv.kernel, x.dtype)) / 4
     x = tf.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
@@ -231,14 +249,14 @@ def conv3x3_avg_pool(conv: layers.Conv2D, x):
 
 
 def upsample_conv3x3(conv: layers.Conv2D, x):
-    """conv(upsample_2x(x)) as one 4x4 stride-2 transposed convolution.
+    """conv(upsample_2x(x)), in CPU forms as one 4x4 stride-2 transposed convolution.
 
     Along each axis an even output row sees input rows (i-1, i, i) through taps
     (k0, k1, k2) and an odd one rows (i, i, i+1): each input row reaches its four
     output rows through k2, k1+k2, k0+k1, k0, the transposed kernel (the pooling
     kernel's taps, reversed).
     """
-    if not _folds(x):
+    if not _folds(conv, x):
         return conv(upsample_2x(x))
     kernel = tf.reverse(_adjacent_tap_sums(ops.cast(conv.kernel, x.dtype)), axis=[0, 1])
     batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]

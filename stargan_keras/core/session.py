@@ -92,9 +92,10 @@ def as_config_error(load, config: RunConfig):
 def build_model(config: RunConfig, strategy, checkpoint_dir: Path, run: RunDir, make_trainer):
     """The trainer `make_trainer()` makes, in the strategy's scope and compiled, its checkpoint manager, and the
     run's newest readable checkpoint restored (its prefix, or None for a new run)."""
-    from stargan_keras.core.distribute import set_precision
+    from stargan_keras.core.distribute import set_precision, set_tensor_float_32
 
     set_precision(config.train.precision)
+    set_tensor_float_32(config.train.tf32)
     keras.utils.set_random_seed(config.train.seed)  # the same initial weights in every process
     with strategy.scope():
         model = make_trainer()
@@ -177,7 +178,7 @@ def _train_locked(config: RunConfig, explicit: dict, run: RunDir, strategy, chie
     if chief:
         run.check_room(checkpoint_bytes(model))
     start, total = int(model.step.numpy()), config.train.total_iters
-    print_start(config, run, domain_images, strategy, start, latest, family.image_size(config))
+    print_start(config, run, domain_images, strategy, start, latest, family.image_size(config), model)
     if start >= total:
         print(f"{run.root} is already at step {start} of --total-iters {total}; raise --total-iters to train on.")
         return Outcome(start, start, 0.0, latest), domain_images
@@ -205,12 +206,14 @@ class NonFiniteLoss(RuntimeError):
 
 
 def print_start(config: RunConfig, run: RunDir, domain_images, strategy, start: int, latest: str | None,
-                image_size: int) -> None:
+                image_size: int, model) -> None:
     t = config.train
     state = f"resuming from step {start} ({latest})" if latest else "new run"
+    tf32 = "on (--tf32 true)" if t.tf32 else "off (--tf32 false: the authors' float32 arithmetic)"
     print(f"{domain_images.describe()}\n"
           f"{image_size} px, batch {t.batch_size} on {strategy.num_replicas_in_sync} replica(s), "
           f"{t.precision}, {t.total_iters} steps; {state}\n"
+          f"  convolutions   {model.conv_forms} forms ({model.conv_forms_reason}); TF32 {tf32}\n"
           f"  run directory  {run.root}  (effective config: {run.config})\n"
           f"  samples        {run.samples}/  every {t.sample_every} steps\n"
           f"  checkpoints    {run.checkpoints}/  every {t.save_every} steps, last {t.keep_checkpoints} kept\n"

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from stargan_keras.core.config import RunConfig
-from stargan_keras.core.distribute import distribute_batch, resolve_jit_compile
+from stargan_keras.core.distribute import distribute_batch, resolve_conv_forms, resolve_jit_compile
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
@@ -59,11 +59,13 @@ class TrainerBase(keras.Model):
     """
 
     def __init__(self, config: RunConfig, log_keys, **kwargs):
-        """The state every trainer has: its validated config, the step counter and a tracker per logged term;
-        the subclass builds its networks (and sets `built`)."""
+        """The state every trainer has: its validated config, the convolutions' forms for the strategy it is
+        created under (`conv_forms`, and why), the step counter and a tracker per logged term; the subclass
+        builds its networks in those forms (and sets `built`)."""
         super().__init__(**kwargs)
         config.validate()
         self.config = config
+        self.conv_forms, self.conv_forms_reason = resolve_conv_forms(config.train.conv_forms)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.loss_trackers = {key: keras.metrics.Mean(name=key) for key in log_keys}

@@ -56,7 +56,7 @@ class StarGANv1(TrainerBase):
         if not isinstance(config, Config):
             raise ValueError(f"StarGANv1 needs a StarGAN v1 config, not {type(config).__module__}.Config.")
         super().__init__(config, LOG_KEYS, **kwargs)
-        self.nets: V1Networks = build_networks(config.model)
+        self.nets: V1Networks = build_networks(config.model, conv_forms=self.conv_forms)
         self.built = True
 
     def _make_optimizer(self, name: str) -> TorchAdam:

@@ -155,10 +155,12 @@ def choose_references(rng: np.random.Generator, num_sources: int, num_references
 
 def evaluate(translator, domain_images, mode: str, networks: MetricNetworks, *, num_outputs: int = 10,
              max_images_per_domain: int | None = None, seed: int = 0, real_features: RealFeatures | None = None,
-             image_dir: str | Path | None = None, progress: bool = True) -> dict:
+             image_dir: str | Path | None = None, progress: bool = True, reuse_content: bool = True) -> dict:
     """Score one mode ("latent" or "reference") of an `inference.Translator` on every task.
 
-    Latent-guided styles are F(z, y) without truncation, as in the paper's numbers.
+    Latent-guided styles are F(z, y) without truncation, as in the paper's numbers. G's content
+    encoding of each source runs once for its `num_outputs` styles (`Translator.synthesize_each`);
+    `reuse_content=False` runs all of G per output, as the authors do (the benchmark's baseline).
     Returns {"metrics": {key: value} with per-task and mean values, "tasks": [names],
     "num_source_images": {task: n}, "num_generated": {task: n * num_outputs}}.
     """
@@ -197,14 +199,14 @@ def evaluate(translator, domain_images, mode: str, networks: MetricNetworks, *, 
             start, size = scores.generated // num_outputs, len(x_src)
             y_trg = tf.fill([size], task.target)
             masks = translator.face_masks(x_src)
-            outputs = []
-            for j in range(num_outputs):
-                if mode == "latent":
-                    styles = translator.style_from_latent(z[start:start + size, j], y_trg)
-                else:
-                    styles = tf.gather(refs, picks[start:start + size, j])
-                outputs.append(translator.synthesize(x_src, styles, masks))
-            outputs = tf.stack(outputs)  # [num_outputs, size, H, W, 3]
+            if mode == "latent":
+                styles = tf.stack([translator.style_from_latent(z[start:start + size, j], y_trg)
+                                   for j in range(num_outputs)])
+            else:
+                styles = tf.gather(refs, picks[start:start + size].T)
+            # [num_outputs, size, H, W, 3]
+            outputs = (translator.synthesize_each(x_src, styles, masks) if reuse_content
+                       else tf.stack([translator.synthesize(x_src, s, masks) for s in styles]))
             _score_batch(scores, outputs, task, networks)
             if image_dir is not None:
                 _save_outputs(Path(image_dir) / mode / task.name, outputs, start)

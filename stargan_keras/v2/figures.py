@@ -107,15 +107,19 @@ def generate(translator, x, s, masks=None) -> np.ndarray:
 
 
 def generate_table(translator, x_src, styles) -> np.ndarray:
-    """[len(styles), len(x_src), H, W, 3] uint8: every source translated with every style, the FAN run once
-    per source when G takes face masks."""
-    x_src = np.asarray(x_src)
-    masks = translator.face_masks(x_src)
-    if masks is not None:
-        masks = tuple(np.tile(np.asarray(m), (len(styles),) + (1,) * (m.ndim - 1)) for m in masks)
-    x = np.tile(x_src, (len(styles), 1, 1, 1))
-    s = np.repeat(np.asarray(styles), len(x_src), axis=0)
-    return generate(translator, x, s, masks).reshape(len(styles), len(x_src), *x.shape[1:])
+    """[len(styles), len(x_src), H, W, 3] uint8: every source translated with every style, the FAN and G's
+    content encoding run once per source (`Translator.synthesize_each`), in chunks of about BATCH_PIXELS
+    pixels of sources."""
+    from stargan_keras.core.imaging import to_uint8
+
+    x_src, styles = np.asarray(x_src), np.asarray(styles, np.float32)
+    batch_size = max(1, BATCH_PIXELS // (x_src.shape[1] * x_src.shape[2] * len(styles)))
+    chunks = []
+    for i in range(0, len(x_src), batch_size):
+        x = x_src[i:i + batch_size]
+        each = np.broadcast_to(styles[:, None], (len(styles), len(x), styles.shape[-1]))
+        chunks.append(to_uint8(translator.synthesize_each(x, each, translator.face_masks(x))))
+    return np.concatenate(chunks, axis=1)
 
 
 def _blank(img_size: int) -> np.ndarray:
@@ -357,11 +361,11 @@ def sample_grids(translator: Translator, batch: dict, z) -> dict[str, np.ndarray
     output = translator.reference_guided(x_src, batch["x_ref"], batch["y_ref"], masks)
     cycle = translator.reference_guided(output, x_src, y_src, translator.face_masks(output))
     grids = {"reference": make_grid([list(x_src), list(batch["x_ref"]), list(output.numpy()), list(cycle.numpy())])}
+    domains = range(translator.config.model.num_domains)
     for psi in SAMPLE_PSIS:
-        rows = [list(x_src)]
-        for domain in range(translator.config.model.num_domains):
-            y = np.full(len(x_src), domain, np.int32)
-            rows.append(list(translator.latent_guided(x_src, y, z, psi, masks).numpy()))
+        styles = tf.stack([translator.style_from_latent(z, np.full(len(x_src), domain, np.int32), psi)
+                           for domain in domains])
+        rows = [list(x_src)] + [list(row) for row in translator.synthesize_each(x_src, styles, masks).numpy()]
         grids[f"latent_psi{psi}"] = make_grid(rows)
     return grids
 

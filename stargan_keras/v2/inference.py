@@ -65,16 +65,22 @@ class Translator:
         domains = tf.TensorSpec([None], tf.int32)
         latents = tf.TensorSpec([None, cfg.latent_dim], tf.float32)
         styles = tf.TensorSpec([None, cfg.style_dim], tf.float32)
+        style_sets = tf.TensorSpec([None, None, cfg.style_dim], tf.float32)
         self._map = self._trace(lambda z, y: tf.cast(networks.mapping_network(z, y), tf.float32), [latents, domains])
         self._encode = self._trace(lambda x, y: tf.cast(networks.style_encoder(x, y), tf.float32), [images, domains])
         self._generate = self._trace(lambda x, s: tf.cast(networks.generator(x, s, networks.face_masks(x)),
                                                           tf.float32), [images, styles])
+        self._generate_each = self._trace(lambda x, s: _each_style(networks.generator, x, s, networks.face_masks(x)),
+                                          [images, style_sets])
         if cfg.w_hpf > 0:
             masks = tf.TensorSpec([None, MASK_SIZE, MASK_SIZE, 1], tf.float32)
             self._face_masks = self._trace(networks.face_masks, [images])
             self._generate_masked = self._trace(
                 lambda x, s, m1, m2: tf.cast(networks.generator(x, s, (m1, m2)), tf.float32),
                 [images, styles, masks, masks])
+            self._generate_each_masked = self._trace(
+                lambda x, s, m1, m2: _each_style(networks.generator, x, s, (m1, m2)),
+                [images, style_sets, masks, masks])
 
     def _trace(self, fn, signature):
         def traced(*args):
@@ -177,6 +183,14 @@ class Translator:
             return self._generate(_floats(x), _floats(s))
         return self._generate_masked(_floats(x), _floats(s), *masks)
 
+    def synthesize_each(self, x, styles, masks=None):
+        """[K, N, S, S, 3]: G(x, styles[k]) for each of K style batches `styles` [K, N, style_dim], G's
+        style-free half (`Generator.encode_content`) run once for all K, as training does; `masks` as in
+        `synthesize`. The same images as K calls of `synthesize`, within float rounding."""
+        if masks is None or self.config.model.w_hpf <= 0:
+            return self._generate_each(_floats(x), _floats(styles))
+        return self._generate_each_masked(_floats(x), _floats(styles), *masks)
+
     def latent_guided(self, x, y_trg, z, psi=None, masks=None):
         """G(x, F(z, y_trg)), truncated by psi when given; `masks` as in `synthesize`."""
         return self.synthesize(x, self.style_from_latent(z, y_trg, psi), masks)
@@ -185,6 +199,13 @@ class Translator:
         """G(x, E(x_ref, y_ref)): x in the style of the reference, in the reference's domain; `masks` as in
         `synthesize`."""
         return self.synthesize(x, self.style_from_reference(x_ref, y_ref), masks)
+
+
+def _each_style(generator, x, styles, masks):
+    """G's content of x once, then its styled half for each style batch (a loop in the graph, one batch live)."""
+    content = generator.encode_content(x, masks)
+    return tf.map_fn(lambda s: tf.cast(generator.decode_content(content, s, masks), tf.float32), styles,
+                     fn_output_signature=tf.float32)
 
 
 def _floats(value):

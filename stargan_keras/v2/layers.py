@@ -10,8 +10,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from stargan_keras.core.layers import (InstanceNormalization, avg_pool_2x, channels, conv2d, conv3x3_avg_pool, dense,
-                                       leaky_relu, upsample_2x, upsample_conv3x3)
+from stargan_keras.core.layers import (CPU_FORMS, InstanceNormalization, avg_pool_2x, channels, conv2d,
+                                       conv3x3_avg_pool, dense, leaky_relu, upsample_2x, upsample_conv3x3)
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
@@ -20,16 +20,17 @@ class ResBlk(layers.Layer):
 
     TORCH_MODULES = ("conv1", "conv2", "norm1", "norm2", "conv1x1")
 
-    def __init__(self, dim_in: int, dim_out: int, normalize: bool = False, downsample: bool = False, **kwargs):
+    def __init__(self, dim_in: int, dim_out: int, normalize: bool = False, downsample: bool = False,
+                 forms: str = CPU_FORMS, **kwargs):
         super().__init__(**kwargs)
         self.dim_in, self.dim_out = dim_in, dim_out
-        self.normalize, self.downsample = normalize, downsample
+        self.normalize, self.downsample, self.forms = normalize, downsample, forms
         self.learned_sc = dim_in != dim_out
-        self.conv1 = conv2d(dim_in, 3, name="conv1")
-        self.conv2 = conv2d(dim_out, 3, name="conv2")
+        self.conv1 = conv2d(dim_in, 3, name="conv1", forms=forms)
+        self.conv2 = conv2d(dim_out, 3, name="conv2", forms=forms)
         self.norm1 = InstanceNormalization(name="norm1") if normalize else None
         self.norm2 = InstanceNormalization(name="norm2") if normalize else None
-        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1") if self.learned_sc else None
+        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1", forms=forms) if self.learned_sc else None
         self.activation = leaky_relu()
 
     def build(self, input_shape):
@@ -52,7 +53,8 @@ class ResBlk(layers.Layer):
         return x
 
     def residual(self, x):
-        """In D and E the pool is folded into conv1; G's encoder keeps the authors' order (see below)."""
+        """In D and E, in CPU forms, the pool is folded into conv1; G's encoder keeps the authors' order (see
+        `core.layers`' folding notes)."""
         if self.normalize:
             x = self.norm1(x)
         x = self.activation(x, shared_input=not self.normalize)  # the shortcut reads x too
@@ -71,7 +73,7 @@ class ResBlk(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "dim_in": self.dim_in, "dim_out": self.dim_out,
-                "normalize": self.normalize, "downsample": self.downsample}
+                "normalize": self.normalize, "downsample": self.downsample, "forms": self.forms}
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
@@ -106,18 +108,18 @@ class AdainResBlk(layers.Layer):
     TORCH_MODULES = ("conv1", "conv2", "norm1", "norm2", "conv1x1")
 
     def __init__(self, dim_in: int, dim_out: int, style_dim: int = 64, w_hpf: float = 0.0, upsample: bool = False,
-                 **kwargs):
+                 forms: str = CPU_FORMS, **kwargs):
         super().__init__(**kwargs)
         self.dim_in, self.dim_out, self.style_dim = dim_in, dim_out, style_dim
-        self.w_hpf, self.upsample = w_hpf, upsample
+        self.w_hpf, self.upsample, self.forms = w_hpf, upsample, forms
         self.learned_sc = dim_in != dim_out
-        self.conv1 = conv2d(dim_out, 3, name="conv1")
-        self.conv2 = conv2d(dim_out, 3, name="conv2")
+        self.conv1 = conv2d(dim_out, 3, name="conv1", forms=forms)
+        self.conv2 = conv2d(dim_out, 3, name="conv2", forms=forms)
         self.norm1 = AdaIN(style_dim, dim_in, name="norm1")
         self.norm2 = AdaIN(style_dim, dim_out, name="norm2")
         # The shortcut conv exists even when w_hpf > 0 leaves it unused: the released
         # checkpoints (and the parameter counts) include it.
-        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1") if self.learned_sc else None
+        self.conv1x1 = conv2d(dim_out, 1, use_bias=False, name="conv1x1", forms=forms) if self.learned_sc else None
         self.activation = leaky_relu()
 
     def build(self, x_shape, s_shape):
@@ -150,7 +152,7 @@ class AdainResBlk(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "dim_in": self.dim_in, "dim_out": self.dim_out,
-                "style_dim": self.style_dim, "w_hpf": self.w_hpf, "upsample": self.upsample}
+                "style_dim": self.style_dim, "w_hpf": self.w_hpf, "upsample": self.upsample, "forms": self.forms}
 
 
 @keras.saving.register_keras_serializable("stargan_keras")

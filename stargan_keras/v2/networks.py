@@ -17,7 +17,7 @@ import numpy as np
 from keras import layers, ops
 
 from stargan_keras.v2.config import ModelConfig
-from stargan_keras.core.layers import InstanceNormalization, SymbolicBuild, conv2d, dense, leaky_relu
+from stargan_keras.core.layers import CPU_FORMS, InstanceNormalization, SymbolicBuild, conv2d, dense, leaky_relu
 from stargan_keras.v2.layers import AdainResBlk, HighPass, ResBlk
 
 HPF_SKIP_SIZES = (32, 64, 128)  # resolutions where the CelebA-HQ generator adds high-pass skips
@@ -43,27 +43,28 @@ class Generator(SymbolicBuild, keras.Model):
 
     TORCH_MODULES = ("from_rgb", "encode", "decode", "to_rgb")
 
-    def __init__(self, img_size=256, style_dim=64, max_conv_dim=512, w_hpf=1.0, base_dim=None, **kwargs):
+    def __init__(self, img_size=256, style_dim=64, max_conv_dim=512, w_hpf=1.0, base_dim=None, forms=CPU_FORMS,
+                 **kwargs):
         super().__init__(**kwargs)
         self.img_size, self.style_dim, self.max_conv_dim = img_size, style_dim, max_conv_dim
-        self.w_hpf, self.base_dim = float(w_hpf), base_dim
+        self.w_hpf, self.base_dim, self.forms = float(w_hpf), base_dim, forms
         dim_in = ModelConfig.first_width(img_size, base_dim)
-        self.from_rgb = conv2d(dim_in, 3, name="from_rgb")
+        self.from_rgb = conv2d(dim_in, 3, name="from_rgb", forms=forms)
         encode, decode = [], []
         repeat_num = _log2(img_size) - 4 + (1 if self.w_hpf > 0 else 0)
         dim_out = dim_in
         for i in range(repeat_num):
             dim_out = min(dim_in * 2, max_conv_dim)
-            encode.append(ResBlk(dim_in, dim_out, normalize=True, downsample=True, name=f"encode_{i}"))
-            decode.insert(0, AdainResBlk(dim_out, dim_in, style_dim, self.w_hpf, upsample=True))
+            encode.append(ResBlk(dim_in, dim_out, normalize=True, downsample=True, forms=forms, name=f"encode_{i}"))
+            decode.insert(0, AdainResBlk(dim_out, dim_in, style_dim, self.w_hpf, upsample=True, forms=forms))
             dim_in = dim_out
         for i in range(2):
-            encode.append(ResBlk(dim_out, dim_out, normalize=True, name=f"encode_{repeat_num + i}"))
-            decode.insert(0, AdainResBlk(dim_out, dim_out, style_dim, self.w_hpf))
+            encode.append(ResBlk(dim_out, dim_out, normalize=True, forms=forms, name=f"encode_{repeat_num + i}"))
+            decode.insert(0, AdainResBlk(dim_out, dim_out, style_dim, self.w_hpf, forms=forms))
         self.encode = encode
         self.decode = decode
         self.to_rgb = [InstanceNormalization(name="to_rgb_norm"), leaky_relu(),
-                       conv2d(3, 1, name="to_rgb_conv", dtype="float32")]
+                       conv2d(3, 1, name="to_rgb_conv", dtype="float32", forms=forms)]
         self.hpf = HighPass(self.w_hpf, name="hpf") if self.w_hpf > 0 else None
 
     def build(self, x_shape, s_shape=None, masks_shape=None):
@@ -104,7 +105,7 @@ class Generator(SymbolicBuild, keras.Model):
 
     def get_config(self):
         return {"img_size": self.img_size, "style_dim": self.style_dim, "max_conv_dim": self.max_conv_dim,
-                "w_hpf": self.w_hpf, "base_dim": self.base_dim, "name": self.name}
+                "w_hpf": self.w_hpf, "base_dim": self.base_dim, "forms": self.forms, "name": self.name}
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
@@ -147,16 +148,16 @@ class MappingNetwork(SymbolicBuild, keras.Model):
                 "hidden_dim": self.hidden_dim, "name": self.name}
 
 
-def _downsampling_trunk(img_size, base_dim, max_conv_dim):
+def _downsampling_trunk(img_size, base_dim, max_conv_dim, forms):
     """conv3x3 then log2(img)-2 downsampling ResBlks to 4x4, lrelu, conv4x4 valid, lrelu (shared by E and D)."""
     dim_in = ModelConfig.first_width(img_size, base_dim)
-    trunk = [conv2d(dim_in, 3, name="from_rgb")]
+    trunk = [conv2d(dim_in, 3, name="from_rgb", forms=forms)]
     dim_out = dim_in
     for i in range(_log2(img_size) - 2):
         dim_out = min(dim_in * 2, max_conv_dim)
-        trunk.append(ResBlk(dim_in, dim_out, downsample=True, name=f"block_{i}"))
+        trunk.append(ResBlk(dim_in, dim_out, downsample=True, forms=forms, name=f"block_{i}"))
         dim_in = dim_out
-    trunk += [leaky_relu(), conv2d(dim_out, 4, padding="valid", name="conv4x4"), leaky_relu()]
+    trunk += [leaky_relu(), conv2d(dim_out, 4, padding="valid", name="conv4x4", forms=forms), leaky_relu()]
     return trunk, dim_out
 
 
@@ -172,11 +173,12 @@ class StyleEncoder(SymbolicBuild, keras.Model):
 
     TORCH_MODULES = ("shared", "unshared")
 
-    def __init__(self, img_size=256, style_dim=64, num_domains=2, max_conv_dim=512, base_dim=None, **kwargs):
+    def __init__(self, img_size=256, style_dim=64, num_domains=2, max_conv_dim=512, base_dim=None, forms=CPU_FORMS,
+                 **kwargs):
         super().__init__(**kwargs)
         self.img_size, self.style_dim, self.num_domains = img_size, style_dim, num_domains
-        self.max_conv_dim, self.base_dim = max_conv_dim, base_dim
-        self.shared, _ = _downsampling_trunk(img_size, base_dim, max_conv_dim)
+        self.max_conv_dim, self.base_dim, self.forms = max_conv_dim, base_dim, forms
+        self.shared, _ = _downsampling_trunk(img_size, base_dim, max_conv_dim, forms)
         self.unshared = [dense(style_dim, name=f"head_{d}", dtype="float32") for d in range(num_domains)]
 
     def symbolic_inputs(self):
@@ -188,7 +190,7 @@ class StyleEncoder(SymbolicBuild, keras.Model):
 
     def get_config(self):
         return {"img_size": self.img_size, "style_dim": self.style_dim, "num_domains": self.num_domains,
-                "max_conv_dim": self.max_conv_dim, "base_dim": self.base_dim, "name": self.name}
+                "max_conv_dim": self.max_conv_dim, "base_dim": self.base_dim, "forms": self.forms, "name": self.name}
 
 
 @keras.saving.register_keras_serializable("stargan_keras")
@@ -197,12 +199,12 @@ class Discriminator(SymbolicBuild, keras.Model):
 
     TORCH_MODULES = ("main",)
 
-    def __init__(self, img_size=256, num_domains=2, max_conv_dim=512, base_dim=None, **kwargs):
+    def __init__(self, img_size=256, num_domains=2, max_conv_dim=512, base_dim=None, forms=CPU_FORMS, **kwargs):
         super().__init__(**kwargs)
         self.img_size, self.num_domains = img_size, num_domains
-        self.max_conv_dim, self.base_dim = max_conv_dim, base_dim
-        trunk, _ = _downsampling_trunk(img_size, base_dim, max_conv_dim)
-        self.main = trunk + [conv2d(num_domains, 1, name="logits", dtype="float32")]
+        self.max_conv_dim, self.base_dim, self.forms = max_conv_dim, base_dim, forms
+        trunk, _ = _downsampling_trunk(img_size, base_dim, max_conv_dim, forms)
+        self.main = trunk + [conv2d(num_domains, 1, name="logits", dtype="float32", forms=forms)]
 
     def symbolic_inputs(self):
         return _image_and_label(self.img_size)
@@ -213,7 +215,7 @@ class Discriminator(SymbolicBuild, keras.Model):
 
     def get_config(self):
         return {"img_size": self.img_size, "num_domains": self.num_domains, "max_conv_dim": self.max_conv_dim,
-                "base_dim": self.base_dim, "name": self.name}
+                "base_dim": self.base_dim, "forms": self.forms, "name": self.name}
 
 
 NETWORK_NAMES = ("generator", "mapping_network", "style_encoder", "discriminator")  # in checkpoint order
@@ -261,17 +263,22 @@ class Networks:
             save_fan_file(self.fan, directory)
 
 
-def build_networks(model: ModelConfig, with_discriminator: bool = True, name_prefix: str = "") -> Networks:
-    """Create the networks of a config and build their weights with a dummy forward pass."""
+def build_networks(model: ModelConfig, with_discriminator: bool = True, name_prefix: str = "",
+                   conv_forms: str = "auto") -> Networks:
+    """Create the networks of a config and build their weights with a dummy forward pass; `conv_forms` as the
+    config field (`auto`: by the current strategy's devices, `distribute.resolve_conv_forms`)."""
+    from stargan_keras.core.distribute import resolve_conv_forms
+
     model.validate()
+    forms, _ = resolve_conv_forms(conv_forms)
     generator = Generator(model.img_size, model.style_dim, model.max_conv_dim, model.w_hpf, model.base_dim,
-                          name=f"{name_prefix}generator")
+                          forms=forms, name=f"{name_prefix}generator")
     mapping_network = MappingNetwork(model.latent_dim, model.style_dim, model.num_domains, model.mapping_hidden_dim,
                                      name=f"{name_prefix}mapping_network")
     style_encoder = StyleEncoder(model.img_size, model.style_dim, model.num_domains, model.max_conv_dim,
-                                 model.base_dim, name=f"{name_prefix}style_encoder")
+                                 model.base_dim, forms=forms, name=f"{name_prefix}style_encoder")
     discriminator = (Discriminator(model.img_size, model.num_domains, model.max_conv_dim, model.base_dim,
-                                   name=f"{name_prefix}discriminator") if with_discriminator else None)
+                                   forms=forms, name=f"{name_prefix}discriminator") if with_discriminator else None)
     x = np.zeros((1, model.img_size, model.img_size, 3), "float32")
     y = np.zeros((1,), "int32")
     s = mapping_network(np.zeros((1, model.latent_dim), "float32"), y)
@@ -295,13 +302,15 @@ def load_networks(path, config) -> Networks:
     from stargan_keras.face.model_files import face_network
 
     path = Path(path)
+    forms = config.train.conv_forms
     if is_model_directory(path):
-        networks = build_networks(config.model, with_discriminator=(path / weights_file("discriminator")).exists())
+        networks = build_networks(config.model, with_discriminator=(path / weights_file("discriminator")).exists(),
+                                  conv_forms=forms)
         load_weight_files(path, networks)
     else:
         run = RunDir(path)
-        networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
-        discriminator = build_networks(config.model, with_discriminator=True).discriminator
+        networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_", conv_forms=forms)
+        discriminator = build_networks(config.model, with_discriminator=True, conv_forms=forms).discriminator
         restore_graph = tf.train.Checkpoint(
             networks=tf.train.Checkpoint(discriminator=torch_named_variables(discriminator)),
             ema_networks=trackable(networks))

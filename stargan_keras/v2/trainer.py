@@ -14,9 +14,9 @@ Exactly the authors' arithmetic, less of it:
   (instance normalisation is per example, so batching changes nothing), and G's
   style-free encoder runs once per update for all the styles applied to x_src.
 - Each update differentiates only the variables it changes.
-- In the networks, the nearest upsampling of G's decoder and the average pooling
-  of D and E are folded into the 3x3 convolutions beside them, which then cost
-  16/36 of their arithmetic (`stargan_keras.core.layers.upsample_conv3x3`).
+- In the networks, on CPUs (`--conv-forms`), the nearest upsampling of G's decoder and the
+  average pooling of D and E are folded into the 3x3 convolutions beside them, which then
+  cost 16/36 of their arithmetic (`stargan_keras.core.layers.upsample_conv3x3`).
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class StarGANv2(TrainerBase):
         if config.model.w_hpf > 0 and fan is None:
             raise MissingFaceNetworkError(f"StarGANv2: w_hpf {config.model.w_hpf:g} needs the FAN behind the face "
                                           "masks (fan=stargan_keras.face.fan.load_fan_checkpoint('wing.ckpt')).")
-        self.nets: Networks = build_networks(config.model)
-        self.nets_ema: Networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_")
+        self.nets: Networks = build_networks(config.model, conv_forms=self.conv_forms)
+        self.nets_ema: Networks = build_networks(config.model, with_discriminator=False, name_prefix="ema_",
+                                                 conv_forms=self.conv_forms)
         for name in EMA_NETWORKS:
             getattr(self.nets_ema, name).set_weights(getattr(self.nets, name).get_weights())
         self.nets.fan = self.nets_ema.fan = fan if config.model.w_hpf > 0 else None

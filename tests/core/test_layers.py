@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stargan_keras.core.layers import (FOLD_MIN_SIZE, SMALL_MAP_MIN_FILTERS, SMALL_MAP_SIZE, Conv2D, authors_resampling,
-                                  conv2d, conv3x3_avg_pool, upsample_conv3x3)
+from stargan_keras.core.layers import (FOLD_MIN_SIZE, KERAS_FORMS, SMALL_MAP_MIN_FILTERS, SMALL_MAP_SIZE, Conv2D,
+                                       authors_resampling, conv2d, conv3x3_avg_pool, upsample_conv3x3)
 from tests.harness.components import require
 
 torch = require("torch")
@@ -186,3 +186,24 @@ def test_folded_forms_do_less_arithmetic():
         assert flops(lambda t: conv3x3_avg_pool(conv, t), x) == direct_pool
         assert flops(lambda t: upsample_conv3x3(conv, t), x) == direct_upsample
     assert flops(lambda t: upsample_conv3x3(conv, t), x) == folded_upsample  # and only within the block
+
+
+def test_keras_forms_are_keras_own_convolutions_in_the_authors_order():
+    """KERAS_FORMS (GPUs, TPUs): no matrix product, TensorFlow's own gradients, no folding; the same sums."""
+    def keras_conv(filters, kernel_size, strides=1):
+        conv = Conv2D(filters, kernel_size, strides=strides, padding="same", forms=KERAS_FORMS)
+        conv.build((None, None, None, 8))
+        return conv
+
+    for conv, size in ((keras_conv(SMALL_MAP_MIN_FILTERS, 3), SMALL_MAP_SIZE),
+                       (keras_conv(SMALL_MAP_MIN_FILTERS, 4, strides=2), 2 * SMALL_MAP_SIZE),
+                       (keras_conv(8, 3), 2 * SMALL_MAP_SIZE)):
+        types = _traced_op_types(conv, size)
+        assert "MatMul" not in types and {"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"} <= types
+    conv = keras_conv(8, 3)
+    x = tf.random.stateless_normal((1, 2 * FOLD_MIN_SIZE, 2 * FOLD_MIN_SIZE, 8), (1, 2))
+    np.testing.assert_array_equal(conv3x3_avg_pool(conv, x), tf.nn.avg_pool2d(conv(x), 2, 2, "VALID"))
+    np.testing.assert_array_equal(upsample_conv3x3(conv, x),
+                                  conv(tf.image.resize(x, (4 * FOLD_MIN_SIZE, 4 * FOLD_MIN_SIZE), method="nearest")))
+    with pytest.raises(ValueError, match="forms 'gpu'"):
+        Conv2D(8, 3, forms="gpu")

@@ -6,7 +6,7 @@ Imported by the replica worker, a fresh process without pytest: nothing here imp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -32,6 +32,9 @@ class FamilyCase:
     mixed_precision: dict  # the config of the mixed-precision check (with its FAN where the family has one)
     authors_files: Callable  # (config, directory, seed) -> (reference networks, checkpoint, discriminator file)
     reference_outputs: Callable  # (reference networks, translator, rng) -> [(what, ours, the reference's)]
+    # Tiny-config overrides giving some convolution a map of at most SMALL_MAP_SIZE pixels and SMALL_MAP_MIN_FILTERS
+    # filters, so that the CPU forms (`core.layers.Conv2D`) run one as a matrix product.
+    small_map_widths: dict = field(default_factory=dict)
 
     @property
     def log_keys(self) -> tuple[str, ...]:
@@ -63,13 +66,13 @@ CASES = {
                                                       latent_dim=config.model.latent_dim, seed=seed),
         _v2_trainer, "stargan_keras.v2.trainer", dict(epsilon=1.0, lr=1e-2, f_lr=1e-2),
         ("D/latent_real", "D/latent_fake", "D/latent_reg"), dict(w_hpf=1.0, num_domains=2),
-        authors.v2_files, authors.v2_outputs),
+        authors.v2_files, authors.v2_outputs, small_map_widths=dict(max_conv_dim=64)),
     "v1": FamilyCase(
         "v1", lambda **overrides: v1.make_tiny_v1_config(**{"n_critic": 2, **overrides}),
         lambda config, count, seed=0: v1.make_v1_batches(count, config.model, seed=seed),
         _v1_trainer, "stargan_keras.v1.trainer", dict(epsilon=1.0, g_lr=1e-2, d_lr=1e-2),
         ("D/loss_real", "D/loss_fake", "D/loss_cls", "D/loss_gp"), dict(n_critic=1),
-        authors.v1_files, authors.v1_outputs),
+        authors.v1_files, authors.v1_outputs, small_map_widths=dict(d_conv_dim=16)),
 }
 def keras_weights(model) -> dict:
     """{network/torch key: array in PyTorch layout} of the trained networks and the EMA copies a family keeps."""

@@ -72,6 +72,22 @@ def test_references_are_distinct_per_source_when_there_are_enough():
     assert few.shape == (3, 10) and few.max() < 4
 
 
+class _StubGenerator:
+    """G's interface around `paint(x, s)`, its content encoding x itself."""
+
+    def __init__(self, paint):
+        self.paint = paint
+
+    def __call__(self, x, s, masks=None):
+        return self.paint(x, s)
+
+    def encode_content(self, x, masks=None):
+        return x
+
+    def decode_content(self, content, s, masks=None):
+        return self.paint(content, s)
+
+
 def _stub_translator(config, prototypes, generator=None):
     """A 'generator' that paints the prototype of the domain its style encodes (styles are one-hot domains)."""
     style_dim = config.model.style_dim
@@ -79,7 +95,7 @@ def _stub_translator(config, prototypes, generator=None):
     networks = SimpleNamespace(
         mapping_network=lambda z, y: tf.one_hot(y, style_dim),
         style_encoder=lambda x, y: tf.one_hot(y, style_dim),
-        generator=generator or (lambda x, s, masks=None: tf.gather(protos, tf.argmax(s, axis=-1))),
+        generator=_StubGenerator(generator or (lambda x, s: tf.gather(protos, tf.argmax(s, axis=-1)))),
         face_masks=lambda x: None)
     return Translator(config, networks)
 
@@ -137,13 +153,35 @@ def test_accuracy_and_lpips_score_what_the_generator_does(shapes_classifier):
             assert painted[evaluation.metric_key("accuracy", mode, task.name)] == 1.0
             assert painted[evaluation.metric_key("lpips", mode, task.name)] == pytest.approx(0.0, abs=1e-6)
 
-    identity = _stub_translator(config, np.stack(prototypes), generator=lambda x, s, masks=None: tf.identity(x))
+    identity = _stub_translator(config, np.stack(prototypes), generator=lambda x, s: tf.identity(x))
     results = evaluation.evaluate(identity, domain_images, "latent", MetricNetworks(classifier=classifier),
                                   num_outputs=2, progress=False)["metrics"]
     for task in evaluation.make_tasks(DOMAINS):
         sources = domain_images.splits["val"][task.source].array / 127.5 - 1.0
         expected = np.mean(classifier.predict(sources) == task.target)
         assert results[evaluation.metric_key("accuracy", "latent", task.name)] == pytest.approx(expected)
+
+
+def test_reusing_g_content_encoding_leaves_fid_and_lpips_unchanged(folder_config, model_dir):
+    """The protocol with G's content encoding once per source, and with all of G per output (the authors'
+    way): the same FID and LPIPS of every task in both modes, within float rounding."""
+    from stargan_keras.data import load_dataset
+    from stargan_keras.metrics import FidFeatureExtractor
+
+    translator = Translator.from_directory(model_dir)
+    domain_images = load_dataset(folder_config, progress=False)
+    networks = MetricNetworks(fid=FidFeatureExtractor("keras", weights=None, resize="tf"), lpips=LPIPS())
+    real = evaluation.RealFeatures(evaluation.EvalData(folder_config, domain_images), networks.fid, None, None,
+                                   progress=False)
+    for mode in evaluation.MODES:
+        reused, recomputed = (evaluation.evaluate(translator, domain_images, mode, networks, num_outputs=3, seed=1,
+                                                  real_features=real, progress=False, reuse_content=reuse)["metrics"]
+                              for reuse in (True, False))
+        assert len(reused) == 6 and set(reused) == set(recomputed)  # FID and LPIPS of 2 tasks and their mean
+        for key, value in recomputed.items():
+            assert reused[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+        # the outputs differ per style (random LPIPS weights may give negative distances)
+        assert abs(recomputed[evaluation.metric_key("lpips", mode, "mean")]) > 1e-4
 
 
 def _run(argv, capsys):
