@@ -212,6 +212,7 @@ def test_mirrored_and_multi_worker_replicas_sum_the_half_batches_gradients(famil
             print(f"{family} {replicas} vs {reference}: " + ", ".join(f"{k} {v:.1e}" for k, v in found.items()))
             assert all(found[key] <= bound for key, bound in bounds.items()), (replicas, reference, found, bounds)
 
+
 def _convolution_forms(graph) -> dict[str, int]:
     """Counts of the ops that tell the convolutions' forms apart in a traced step: convolutions as matrix
     products (a MatMul by a kernel reshaped from 4-D), stride-2 convolutions (v2's folded resampling; v1's own
