@@ -57,6 +57,67 @@ def test_the_authors_checkpoint_converts_to_the_reference_networks(family, tmp_p
         assert error <= CONVERSION_RTOL, f"{family} {what}: {error:.2e}"
 
 
+PARITY_SEED = 2
+# Losses of the first iteration computed before any update see the same weights; later ones see weights that differ
+# by the rounding of the updates.
+PARITY_LOG_RTOL = {True: 1e-5, False: 1e-4}
+PARITY_UPDATE_RTOL = 1e-4  # of the network's largest update since the start
+
+
+def _parity_runs():
+    return [pytest.param(family, run, id=f"{family}-{run.name}", marks=[pytest.mark.slow] if run.slow else [])
+            for family in sorted(CASES) for run in CASES[family].parity_runs]
+
+
+@pytest.mark.parametrize("family, run", _parity_runs())
+def test_training_iterations_match_the_pytorch_reference(family, run, tmp_path):
+    """From the reference networks' weights, with every loss weight and optimisation setting distinct (the case's
+    `training`, given to the reference too): every loss term of every iteration, and every weight's update since
+    the start (the EMA copies' included), as the float64 PyTorch reference computes them."""
+    pytest.importorskip("torch")
+    case = CASES[family]
+    config = case.tiny_config(**case.training, **run.overrides)
+    _, checkpoint, discriminator = case.authors_files(config, tmp_path, seed=PARITY_SEED)
+    batches = case.make_batches(config, run.iterations)
+    expected, theirs = case.reference_iterations(config, batches, PARITY_SEED, run.overrides)
+    model = case.build_trainer(config, run_eagerly=run.eager)
+    case.load_authors_weights(model, checkpoint, discriminator)
+    ours = [keras_weights(model)]
+    assert sorted(ours[0]) == sorted(theirs[0])
+    for key, value in ours[0].items():
+        np.testing.assert_array_equal(value, theirs[0][key].astype(np.float32), err_msg=key)
+    for i, batch in enumerate(batches):
+        logs = {key: float(value) for key, value in model.distributed_train_step(batch).items()}
+        ours.append(keras_weights(model))
+        assert list(logs) == [key for key in case.log_keys if key in expected[i]] and set(logs) == set(expected[i])
+        for key, want in expected[i].items():
+            error = abs(logs[key] - want) / max(abs(want), 1e-12)
+            print(f"{family} {run.name} iteration {i} {key}: relative error {error:.2e}")
+            assert error <= PARITY_LOG_RTOL[i == 0 and key in case.before_any_update], (i, key, logs[key], want)
+        for network, error in _update_errors(ours, theirs, i + 1).items():
+            print(f"{family} {run.name} iteration {i} {network}: update error {error:.2e} of its largest")
+            assert error <= PARITY_UPDATE_RTOL, (i, network, error)
+    assert int(model.step.numpy()) == run.iterations
+
+
+def _update_errors(ours, theirs, i) -> dict:
+    """{network: the largest difference of our updates from the start to iteration i and the reference's, beyond
+    4 ulp of the float32 weight (the rounding of w + update), over the reference's largest update}; a network the
+    reference left unchanged must be left exactly unchanged."""
+    errors = {}
+    for network in sorted({key.split("/")[0] for key in theirs[0]}):
+        keys = [key for key in theirs[0] if key.split("/")[0] == network]
+        mine = np.concatenate([(ours[i][k].astype(np.float64) - ours[0][k]).ravel() for k in keys])
+        want = np.concatenate([(theirs[i][k] - theirs[0][k]).ravel() for k in keys])
+        rounding = np.concatenate([4 * np.spacing(np.abs(ours[0][k]).astype(np.float32)).ravel() for k in keys])
+        scale = float(np.abs(want).max())
+        if scale == 0:
+            assert not mine.any(), f"{network} changed where the reference left it"
+            continue
+        errors[network] = float(np.maximum(np.abs(mine - want) - rounding, 0).max()) / scale
+    return errors
+
+
 TFLITE_PSNR_DB = 40.0  # float32 TFLite file against the SavedModel, uint8 images
 
 

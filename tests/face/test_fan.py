@@ -16,7 +16,7 @@ from stargan_keras.v2.networks import Generator  # noqa: E402
 from stargan_keras.core.torch_io import assign_state_dict  # noqa: E402
 from tests.references import torch_fan as ref  # noqa: E402
 from tests.references.torch_stargan_v2 import Generator as TorchGenerator  # noqa: E402
-from tests.references.torch_stargan_v2 import he_init  # noqa: E402
+from tests.references.torch_stargan_v2 import he_init, perturb  # noqa: E402
 
 BATCH = 2
 TOLERANCE = 1e-4
@@ -106,6 +106,7 @@ def test_g_with_face_masks_matches_pytorch_g_with_its_masks(fans):
     torch.manual_seed(3)
     torch_g = TorchGenerator(img_size, style_dim, max_conv_dim=32, w_hpf=1.0, base_dim=8)
     he_init(torch_g)
+    perturb(torch_g)
     torch_g.eval()
     g = Generator(img_size, style_dim, max_conv_dim=32, w_hpf=1.0, base_dim=8)
     g(*g.symbolic_inputs())

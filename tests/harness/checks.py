@@ -1,5 +1,5 @@
-"""Comparisons the tests of several packages share: training logs and updates against a PyTorch reference,
-served images against the Translator's, smooth test images."""
+"""Comparisons the tests of several packages share: training logs against a PyTorch reference, served images
+against the Translator's, smooth test images."""
 
 from __future__ import annotations
 
@@ -14,27 +14,6 @@ def assert_close_logs(actual: dict, expected: dict, rtol: float):
     assert set(actual) == set(expected)
     for key, value in expected.items():
         assert abs(float(actual[key]) - value) <= rtol * abs(value), f"{key}: {float(actual[key])} vs {value}"
-
-
-def update(snapshots, network, start, stop):
-    keys = sorted(k for k in snapshots[0] if k.split("/")[0] == network)
-    return np.concatenate([(snapshots[stop][k] - snapshots[start][k]).ravel() for k in keys])
-
-
-def sign_agreement(ours, ref32, ref64, network, start, stop, margin):
-    """Fraction of same-sign updates on the entries float32 arithmetic can resolve, and their share.
-
-    Adam turns any gradient entry, however small, into a step of about +-lr, so
-    entries whose exact gradient is zero or below float32 rounding (e.g. the
-    bias of a conv followed by instance normalisation) get random signs in any
-    float32 implementation, PyTorch's included. Counted are the entries where
-    PyTorch in float32 gets the float64 reference's sign and whose float64
-    update is not a near-cancellation of successive steps (|update| > margin * lr).
-    """
-    lr = 1e-6 if network == "mapping_network" else 1e-4
-    mine, theirs, exact = (update(s, network, start, stop) for s in (ours, ref32, ref64))
-    resolvable = (np.sign(theirs) == np.sign(exact)) & (np.abs(exact) > margin * lr)
-    return float(np.mean(np.sign(mine[resolvable]) == np.sign(theirs[resolvable]))), float(resolvable.mean())
 
 
 def assert_quantized(actual, floats):
