@@ -18,6 +18,7 @@ import pytest
 
 import stargan_keras
 from stargan_keras import convert, families
+from tests.harness.checks import assert_converted
 from tests.harness.families import CASES, keras_weights
 from tests.harness.networks import free_ports
 
@@ -26,9 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_registered_family_has_a_case():
     assert sorted(CASES) == sorted(families.names())
-
-
-CONVERSION_RTOL = 3e-5  # of the reference output's largest value; measured at most 2.5e-6 (v1 G), 1.6e-6 (v2 G)
 
 
 def _converted(case, directory):
@@ -50,18 +48,10 @@ def test_the_authors_checkpoint_converts_to_the_reference_networks(family, tmp_p
     model = stargan_keras.load(model_dir)
     assert model.config.FAMILY == family
     for what, ours, theirs in case.reference_outputs(nets, model, np.random.default_rng(0)):
-        scale = float(np.abs(theirs).max())
-        assert ours.shape == theirs.shape and scale > 1e-3, what
-        error = float(np.abs(ours - theirs).max()) / scale
-        print(f"{family} {what}: max error {error:.2e} of the reference's largest value {scale:.3g}")
-        assert error <= CONVERSION_RTOL, f"{family} {what}: {error:.2e}"
+        assert_converted(ours, theirs, f"{family} {what}")
 
 
 PARITY_SEED = 2
-# Losses of the first iteration computed before any update see the same weights; later ones see weights that differ
-# by the rounding of the updates.
-PARITY_LOG_RTOL = {True: 1e-5, False: 1e-4}
-PARITY_UPDATE_RTOL = 1e-4  # of the network's largest update since the start
 
 
 def _parity_runs():
@@ -93,10 +83,11 @@ def test_training_iterations_match_the_pytorch_reference(family, run, tmp_path):
         for key, want in expected[i].items():
             error = abs(logs[key] - want) / max(abs(want), 1e-12)
             print(f"{family} {run.name} iteration {i} {key}: relative error {error:.2e}")
-            assert error <= PARITY_LOG_RTOL[i == 0 and key in case.before_any_update], (i, key, logs[key], want)
+            before_update = i == 0 and key in case.before_any_update  # the same weights; later ones differ by rounding
+            assert error <= case.parity_rtol["before_update" if before_update else "after_update"], (i, key, error)
         for network, error in _update_errors(ours, theirs, i + 1).items():
             print(f"{family} {run.name} iteration {i} {network}: update error {error:.2e} of its largest")
-            assert error <= PARITY_UPDATE_RTOL, (i, network, error)
+            assert error <= case.parity_rtol["update"], (i, network, error)
     assert int(model.step.numpy()) == run.iterations
 
 

@@ -5,7 +5,7 @@ loudly: the code moved, update the mutation). They are applied one at a time to 
 temporary directory, never to the working tree, and the mutation's guarding tests run there in `-m "not slow"`.
 A mutation is caught when a guarding test fails. Prints one row per mutation and exits 1 if any survives.
 
-    python tools/mutations.py            # every mutation
+    python tools/mutations.py --jobs 3   # every mutation, three at a time
     python tools/mutations.py -k lambda  # those whose name contains "lambda"
     python tools/mutations.py --check    # only check that every edit still applies (fast, no tests)
 """
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,13 +78,15 @@ MUTATIONS = (
              ("tests/v2/test_convert.py", "-k", "match_the_pytorch_reference")),
     Mutation("the FAN's BatchNorm uses the batch's statistics",
              _one("stargan_keras/face/fan.py",
-                  "x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=name, dtype=_FLOAT32)(x)",
-                  "x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=name, dtype=_FLOAT32)(x, training=True)"),
+                  "(epsilon=BN_EPSILON, name=name, dtype=_FLOAT32)(x)",
+                  "(epsilon=BN_EPSILON, name=name, dtype=_FLOAT32)(x, training=True)"),
              ("tests/face/test_fan.py", "-k", "heatmaps or masks")),
     Mutation("v2 swaps lambda_sty and lambda_cyc",
              _one("stargan_keras/v2/trainer.py",
-                  'train.lambda_sty * terms["sty"] - lambda_ds * terms["ds"]\n                + train.lambda_cyc * terms["cyc"]',
-                  'train.lambda_cyc * terms["sty"] - lambda_ds * terms["ds"]\n                + train.lambda_sty * terms["cyc"]'),
+                  'train.lambda_sty * terms["sty"] - lambda_ds * terms["ds"]\n'
+                  '                + train.lambda_cyc * terms["cyc"]',
+                  'train.lambda_cyc * terms["sty"] - lambda_ds * terms["ds"]\n'
+                  '                + train.lambda_sty * terms["cyc"]'),
              (FAMILIES, "-k", "training_iterations and v2")),
     Mutation("v2 swaps lambda_reg and lambda_sty",
              (("stargan_keras/v2/trainer.py", 'self.config.train.lambda_reg * terms["reg"]',
@@ -101,10 +104,12 @@ MUTATIONS = (
                   'train.lambda_gp * terms["rec"] + train.lambda_cls'),
              (FAMILIES, "-k", "training_iterations and v1")),
     Mutation("the checkpoint drops the optimizers' step",
-             _one("stargan_keras/core/run_dir.py", "variables=list(opt.variables)", "variables=list(opt.variables)[1:]"),
+             _one("stargan_keras/core/run_dir.py", "variables=list(opt.variables)",
+                  "variables=list(opt.variables)[1:]"),
              ("tests/v1/test_trainer.py", "-k", "checkpoint_restores")),
     Mutation("the checkpoint drops an optimizer slot",
-             _one("stargan_keras/core/run_dir.py", "variables=list(opt.variables)", "variables=list(opt.variables)[:-1]"),
+             _one("stargan_keras/core/run_dir.py", "variables=list(opt.variables)",
+                  "variables=list(opt.variables)[:-1]"),
              ("tests/v1/test_trainer.py", "-k", "checkpoint_restores")),
     Mutation("the latent-guided signature skips psi",
              _one("stargan_keras/v2/serving.py", "translator.latent_guided(image, target_domain, z, psi)",
@@ -179,10 +184,22 @@ def _run_tests(root: Path, mutation: Mutation, timeout: float) -> tuple[bool, st
     return False, f"pytest exited {result.returncode}: {output.strip().splitlines()[-1:]}"
 
 
+def _try(mutation: Mutation, timeout: float) -> tuple[str, str, bool, float]:
+    """Apply `mutation` to a fresh copy of the repository and run its guarding tests there."""
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix="stargan_keras_mutation_") as directory:
+        root = Path(directory)
+        _copy_repository(root)
+        apply(root, mutation)
+        caught, detail = _run_tests(root, mutation, timeout)
+    return mutation.name, detail, caught, time.time() - start
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-k", default="", help="run only the mutations whose name contains this text")
     parser.add_argument("--check", action="store_true", help="only check that every edit applies")
+    parser.add_argument("--jobs", type=int, default=1, help="mutations tried at once, each in its own copy")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutation's tests")
     args = parser.parse_args(argv)
     problems = check_edits()
@@ -194,25 +211,19 @@ def main(argv=None) -> int:
         print(f"all {len(MUTATIONS)} mutations apply")
         return 0
     chosen = [m for m in MUTATIONS if args.k in m.name]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="stargan_keras_mutations_") as directory:
-        root = Path(directory)
-        _copy_repository(root)
-        for index, mutation in enumerate(chosen, 1):
-            print(f"[{index}/{len(chosen)}] {mutation.name} ...", end=" ", flush=True)
-            start = time.time()
-            originals = apply(root, mutation)
-            try:
-                caught, detail = _run_tests(root, mutation, args.timeout)
-            finally:
-                restore(originals)
-            print(f"{'caught' if caught else 'SURVIVED'} ({time.time() - start:.0f} s)", flush=True)
-            rows.append((mutation.name, detail, caught))
-    width = max(len(name) for name, _, _ in rows)
+    rows = {}
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(_try, mutation, args.timeout) for mutation in chosen]
+        for done, future in enumerate(as_completed(futures), 1):
+            name, detail, caught, seconds = future.result()
+            print(f"[{done}/{len(chosen)}] {name}: {'caught' if caught else 'SURVIVED'} ({seconds:.0f} s)", flush=True)
+            rows[name] = (detail, caught)
+    width = max(len(m.name) for m in chosen)
     print(f"\n{'mutation':<{width}}  caught  test that caught it")
-    for name, detail, caught in rows:
-        print(f"{name:<{width}}  {'yes' if caught else 'NO':<6}  {detail}")
-    survivors = [name for name, _, caught in rows if not caught]
+    for mutation in chosen:
+        detail, caught = rows[mutation.name]
+        print(f"{mutation.name:<{width}}  {'yes' if caught else 'NO':<6}  {detail}")
+    survivors = [name for name, (_, caught) in rows.items() if not caught]
     print(f"\n{len(rows) - len(survivors)} of {len(rows)} caught")
     return 1 if survivors else 0
 

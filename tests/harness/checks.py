@@ -10,6 +10,20 @@ from stargan_keras.core.imaging import to_uint8
 BOUNDARY = 1e-3  # uint8 levels: a float this close to k + 0.5 may round either way once optimized
 
 
+CONVERSION_RTOL = 3e-5  # of the reference output's largest value
+
+
+def assert_converted(ours, theirs, what: str):
+    """A converted network's output within CONVERSION_RTOL of the PyTorch reference's largest value (float32
+    sums in another order); the reference output must not be degenerate."""
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    scale = float(np.abs(theirs).max())
+    assert ours.shape == theirs.shape and scale > 1e-3, what
+    error = float(np.abs(ours - theirs).max()) / scale
+    print(f"{what}: max error {error:.2e} of the reference's largest value {scale:.3g}")
+    assert error <= CONVERSION_RTOL, f"{what}: {error:.2e}"
+
+
 def assert_close_logs(actual: dict, expected: dict, rtol: float):
     assert set(actual) == set(expected)
     for key, value in expected.items():
