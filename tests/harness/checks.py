@@ -39,6 +39,7 @@ def assert_quantized(actual, floats):
     levels = np.clip((floats + 1.0) / 2.0, 0.0, 1.0) * 255.0
     near = np.abs(levels - np.floor(levels) - 0.5) < BOUNDARY
     assert actual.shape == expected.shape and actual.dtype == np.uint8
+    print(f"quantized: {np.count_nonzero(actual != expected)} of {actual.size} differ, {np.count_nonzero(near)} near")
     np.testing.assert_array_equal(actual[~near], expected[~near])
     assert np.all(np.abs(actual[near].astype(int) - expected[near].astype(int)) <= 1)
     assert np.mean(near) < 0.01 and expected.std() > 1, "a reference too flat for the comparison to prove much"
@@ -46,6 +47,8 @@ def assert_quantized(actual, floats):
 
 def assert_style_codes(actual, expected):
     """Style codes within float32 rounding of the Translator's (summation order may differ, see above)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    print(f"style codes: max |diff| {np.abs(actual - expected).max():.2e}, largest {np.abs(expected).max():.3g}")
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
     assert np.std(expected) > 0.01
 
