@@ -10,7 +10,7 @@ from stargan_keras.core.imaging import to_uint8
 BOUNDARY = 1e-3  # uint8 levels: a float this close to k + 0.5 may round either way once optimized
 
 
-CONVERSION_RTOL = 3e-5  # of the reference output's largest value
+CONVERSION_RTOL = 3e-5  # of the reference output's largest value; measured 2.5e-6 (v1 G)
 
 
 def assert_converted(ours, theirs, what: str):
@@ -45,11 +45,15 @@ def assert_quantized(actual, floats):
     assert np.mean(near) < 0.01 and expected.std() > 1, "a reference too flat for the comparison to prove much"
 
 
+STYLE_RTOL = 4e-6  # of the largest code; measured 4.1e-7
+
+
 def assert_style_codes(actual, expected):
     """Style codes within float32 rounding of the Translator's (summation order may differ, see above)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
-    print(f"style codes: max |diff| {np.abs(actual - expected).max():.2e}, largest {np.abs(expected).max():.3g}")
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    error = float(np.abs(actual - expected).max()) / float(np.abs(expected).max())
+    print(f"style codes: max |diff| {error:.2e} of the largest code")
+    assert actual.shape == expected.shape and error <= STYLE_RTOL, error
     assert np.std(expected) > 0.01
 
 
