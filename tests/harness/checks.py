@@ -10,7 +10,7 @@ from stargan_keras.core.imaging import to_uint8
 BOUNDARY = 1e-3  # uint8 levels: a float this close to k + 0.5 may round either way once optimized
 
 
-CONVERSION_RTOL = 3e-5  # of the reference output's largest value; measured 2.9e-6 (v2 D, 64 px)
+CONVERSION_RTOL = 3e-5  # of the reference output's largest value; measured 3.7e-6 (v1 G, 64 px)
 
 
 def assert_converted(ours, theirs, what: str):
