@@ -84,7 +84,7 @@ CASES = {
         authors.v2_files, authors.v2_outputs,
         load_authors_weights=lambda model, ema, nets: model.load_authors_weights(nets, ema),
         training={**v2.ADAM, **v2.LAMBDAS, "lambda_ds": v2.LAMBDA_DS, "ds_iter": v2.DS_ITER},
-        parity_runs=(ParityRun("eager", {}, 2, eager=True), ParityRun("compiled", {}, 3, eager=False, slow=True)),
+        parity_runs=(ParityRun("eager", {}, 1, eager=True), ParityRun("compiled", {}, 3, eager=False, slow=True)),
         reference_iterations=authors.v2_iterations,
         parity_rtol=dict(before_update=2e-6,  # measured 1.3e-7
                          after_update=8e-5,  # measured 7.6e-6 (G/ref_adv)
