@@ -1,7 +1,7 @@
 """The checks every registered model family passes, run the same way for each (`tests.harness.families`): the
-authors' checkpoint converted to the reference networks' outputs, the export and its TFLite file translating
-alike, mixed precision, and two replicas (mirrored, multi-worker) taking one device's updates. Each family's
-training iteration against its PyTorch reference is in tests/<family>/test_trainer.py."""
+authors' checkpoint converted to the reference networks' outputs, training iterations against the PyTorch
+reference, the export and its TFLite file translating alike, mixed precision, and two replicas (mirrored,
+multi-worker) taking one device's updates."""
 
 from __future__ import annotations
 
