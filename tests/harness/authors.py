@@ -59,3 +59,58 @@ def v1_outputs(nets, model, rng, batch: int = 3):
     return [("G", np.asarray(model.translate(x, c)), want),
             ("D source", np.asarray(src), src_want.numpy().transpose(0, 2, 3, 1)),
             ("D classes", np.asarray(cls), cls_want.numpy())]
+
+
+def _float64(nets: dict) -> dict:
+    return {name: net.double() for name, net in nets.items()}
+
+
+def _one_thread(run):
+    """Run the PyTorch reference on one thread: beside TensorFlow's pool, more make these tiny networks slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def v2_iterations(config, batches, seed: int, run: dict):
+    """The reference's iterations in float64 from `v2_files`' networks, with the harness's literal settings
+    (`tests.harness.v2`): (logs per iteration, weights before the first and after each)."""
+    from tests.harness.v2 import ADAM, DS_ITER, LAMBDA_DS, LAMBDAS
+    from tests.references import torch_training as ref
+    from tests.references.torch_stargan_v2 import build_networks_like
+
+    def iterate():
+        nets = _float64(build_networks_like(config.model, seed=seed))
+        snapshots = []
+        logs = ref.train(nets, ref.ema_copies(nets), ref.make_optimizers(nets, **ADAM), batches, lambda_ds0=LAMBDA_DS,
+                         ds_iter=DS_ITER, snapshots=snapshots, **LAMBDAS)
+        return logs, snapshots
+
+    return _one_thread(iterate)
+
+
+def v1_iterations(config, batches, seed: int, run: dict):
+    """The reference's iterations in float64 from `v1_files`' networks, with the harness's literal settings
+    (`tests.harness.v1`), iteration i updating G when (i + 1) % run["n_critic"] == 0: (logs per iteration,
+    weights before the first and after each)."""
+    import torch
+
+    from tests.harness.v1 import ADAM, LAMBDAS, reference_labels
+    from tests.references import torch_stargan_v1 as ref
+
+    def iterate():
+        nets = _float64(ref.build_networks_like(config.model, seed=seed))
+        optims = ref.make_optimizers(nets, **ADAM)
+        snapshots, logs = [ref.weights(nets)], []
+        for i, batch in enumerate(batches):
+            logs.append(ref.train_iteration(nets, optims, batch, (i + 1) % run["n_critic"] == 0, **LAMBDAS,
+                                            labels=reference_labels(config.model), dtype=torch.float64))
+            snapshots.append(ref.weights(nets))
+        return logs, snapshots
+
+    return _one_thread(iterate)

@@ -15,6 +15,17 @@ from tests.harness import authors, v1, v2
 
 
 @dataclass(frozen=True)
+class ParityRun:
+    """Iterations of the trainer from the reference's weights, compared with the reference's."""
+
+    name: str
+    overrides: dict  # config fields of this run (on top of the case's `training`)
+    iterations: int
+    eager: bool  # run_eagerly: the same arithmetic as the compiled step, and faster to start for a few steps
+    slow: bool = False
+
+
+@dataclass(frozen=True)
 class FamilyCase:
     """A family's tiny model and batches, and the facts the shared checks compare against."""
 
@@ -32,6 +43,13 @@ class FamilyCase:
     mixed_precision: dict  # the config of the mixed-precision check (with its FAN where the family has one)
     authors_files: Callable  # (config, directory, seed) -> (reference networks, checkpoint, discriminator file)
     reference_outputs: Callable  # (reference networks, translator, rng) -> [(what, ours, the reference's)]
+    load_authors_weights: Callable  # (trainer, checkpoint, discriminator file) of `authors_files`
+    training: dict  # the parity runs' config fields, the literal settings the reference is given too
+    parity_runs: tuple  # ParityRun: the training runs compared with the reference
+    reference_iterations: Callable  # (config, batches, seed, run overrides) -> (logs, weights before and after each)
+    # The parity runs' relative errors: of the losses computed before any update, of the later ones, and of every
+    # network's updates since the start over its largest (beyond 4 ulp of the float32 weight).
+    parity_rtol: dict
     # Tiny-config overrides giving some convolution a map of at most SMALL_MAP_SIZE pixels and SMALL_MAP_MIN_FILTERS
     # filters, so that the CPU forms (`core.layers.Conv2D`) run one as a matrix product.
     small_map_widths: dict = field(default_factory=dict)
@@ -66,13 +84,33 @@ CASES = {
                                                       latent_dim=config.model.latent_dim, seed=seed),
         _v2_trainer, "stargan_keras.v2.trainer", dict(epsilon=1.0, lr=1e-2, f_lr=1e-2),
         ("D/latent_real", "D/latent_fake", "D/latent_reg"), dict(w_hpf=1.0, num_domains=2),
-        authors.v2_files, authors.v2_outputs, small_map_widths=dict(max_conv_dim=64)),
+        authors.v2_files, authors.v2_outputs,
+        load_authors_weights=lambda model, ema, nets: model.load_authors_weights(nets, ema),
+        training={**v2.ADAM, **v2.LAMBDAS, "lambda_ds": v2.LAMBDA_DS, "ds_iter": v2.DS_ITER},
+        parity_runs=(ParityRun("eager", {}, 1, eager=True), ParityRun("compiled", {}, 3, eager=False, slow=True)),
+        reference_iterations=authors.v2_iterations,
+        parity_rtol=dict(before_update=2e-6,  # measured 1.3e-7
+                         after_update=8e-5,  # measured 7.6e-6 (G/ref_adv)
+                         update=4e-3),  # measured 3.9e-4 (eager D), 3.1e-4 (compiled, EMA G); others 3e-5
+        small_map_widths=dict(max_conv_dim=64)),
     "v1": FamilyCase(
         "v1", lambda **overrides: v1.make_tiny_v1_config(**{"n_critic": 2, **overrides}),
         lambda config, count, seed=0: v1.make_v1_batches(count, config.model, seed=seed),
         _v1_trainer, "stargan_keras.v1.trainer", dict(epsilon=1.0, g_lr=1e-2, d_lr=1e-2),
         ("D/loss_real", "D/loss_fake", "D/loss_cls", "D/loss_gp"), dict(n_critic=1),
-        authors.v1_files, authors.v1_outputs, small_map_widths=dict(d_conv_dim=16)),
+        authors.v1_files, authors.v1_outputs,
+        load_authors_weights=lambda model, generator, discriminator: model.load_authors_weights(generator,
+                                                                                                 discriminator),
+        training={**v1.ADAM, **v1.LAMBDAS},
+        # CelebA's attributes (summed binary cross-entropies) through the compiled step, G updated every iteration;
+        # RaFD's classes (softmax) eagerly, a D-only iteration first.
+        parity_runs=(ParityRun("attributes", dict(label_type="attributes", n_critic=1), 2, eager=False),
+                     ParityRun("categorical", dict(label_type="categorical", n_critic=2), 2, eager=True)),
+        reference_iterations=authors.v1_iterations,
+        parity_rtol=dict(before_update=2e-6,  # measured 1.8e-7
+                         after_update=3e-6,  # measured 2.5e-7
+                         update=7e-5),  # measured 6.3e-6 (G)
+        small_map_widths=dict(d_conv_dim=16)),
 }
 def keras_weights(model) -> dict:
     """{network/torch key: array in PyTorch layout} of the trained networks and the EMA copies a family keeps."""

@@ -17,12 +17,17 @@ def make_tiny_v1_config(**overrides):
     return Config().replace(**{**TINY_V1, **overrides})
 
 
-def reference_settings(config):
-    """The settings the PyTorch reference reads, as one namespace: the v1 config's model and train fields."""
-    import dataclasses
-    from types import SimpleNamespace
+# The parity tests' optimisation settings, each distinct and none the default, given to the trainer (as config fields)
+# and to the PyTorch reference (as arguments) alike. Adam's epsilon is about the gradients' size, so that an update is
+# a smooth function of its gradient (lr * g / (|g| + epsilon) at the first step): updates then compare as numbers,
+# and a loss weight off by any factor shows in them.
+ADAM = dict(g_lr=7e-3, d_lr=1.1e-2, beta1=0.3, beta2=0.95, epsilon=0.6)
+LAMBDAS = dict(lambda_cls=1.7, lambda_rec=4.3, lambda_gp=6.1)
 
-    return SimpleNamespace(**dataclasses.asdict(config.model), **dataclasses.asdict(config.train))
+
+def reference_labels(v1) -> dict:
+    """What the reference needs to know of the labels, from a V1 model config."""
+    return {"label_type": v1.label_type, "c_dim": v1.c_dim, "c2_dim": v1.c2_dim}
 
 
 def make_v1_batches(count, v1, size=4, seed=0):

@@ -12,6 +12,17 @@ TINY_DOMAINS = ("cat", "dog", "wild")
 TINY_MODEL = dict(img_size=32, num_domains=3, domain_names=list(TINY_DOMAINS), w_hpf=0.0, base_dim=8,
                   max_conv_dim=32, mapping_hidden_dim=32)
 
+# The parity tests' optimisation settings, each distinct and none the default, given to the trainer (as config fields)
+# and to the PyTorch reference (as arguments) alike. Adam's epsilon is about the gradients' size, so that an update is
+# a smooth function of its gradient (lr * g / (|g| + epsilon) at the first step): updates then compare as numbers,
+# and a loss weight off by any factor shows in them.
+ADAM = dict(lr=9e-3, f_lr=6e-3, beta_1=0.2, beta_2=0.95, epsilon=0.7, weight_decay=2e-3)
+LAMBDAS = dict(lambda_reg=1.3, lambda_sty=0.6, lambda_cyc=1.8, ema_beta=0.9)
+LAMBDA_DS, DS_ITER = 2.4, 10
+# The authors' settings (the paper's and the config's defaults), for continuing their training.
+AUTHORS_ADAM = dict(lr=1e-4, f_lr=1e-6, beta_1=0.0, beta_2=0.99, epsilon=1e-8, weight_decay=1e-4)
+AUTHORS_LAMBDAS = dict(lambda_reg=1.0, lambda_sty=1.0, lambda_cyc=1.0, ema_beta=0.999)
+
 
 def make_tiny_config(**overrides):
     """The afhq preset with networks small enough for tests: 32 px, widths 8-32, three named domains.

@@ -105,25 +105,27 @@ def _classification(logits, target, label_type):
     return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[0]
 
 
-def make_optimizers(nets: dict, v1) -> dict:
-    return {"generator": torch.optim.Adam(nets["generator"].parameters(), v1.g_lr, betas=(v1.beta1, v1.beta2)),
-            "discriminator": torch.optim.Adam(nets["discriminator"].parameters(), v1.d_lr,
-                                              betas=(v1.beta1, v1.beta2))}
+def make_optimizers(nets: dict, *, g_lr: float, d_lr: float, beta1: float, beta2: float, epsilon: float) -> dict:
+    return {"generator": torch.optim.Adam(nets["generator"].parameters(), g_lr, betas=(beta1, beta2), eps=epsilon),
+            "discriminator": torch.optim.Adam(nets["discriminator"].parameters(), d_lr, betas=(beta1, beta2),
+                                              eps=epsilon)}
 
 
-def _dataset_classification(logits, target, v1, dataset):
+def _dataset_classification(logits, target, labels: dict, dataset):
     """The authors' `train_multi`: CelebA (dataset 0) uses out_cls[:, :c_dim], RaFD out_cls[:, c_dim:]."""
-    if not v1.c2_dim:
-        return _classification(logits, target, v1.label_type)
+    c_dim, c2_dim = labels["c_dim"], labels.get("c2_dim", 0)
+    if not c2_dim:
+        return _classification(logits, target, labels["label_type"])
     if dataset == 0:
-        return _classification(logits[:, :v1.c_dim], target[:, :v1.c_dim], v1.label_type)
-    return _classification(logits[:, v1.c_dim:], target[:, v1.c_dim:v1.c_dim + v1.c2_dim], "categorical")
+        return _classification(logits[:, :c_dim], target[:, :c_dim], labels["label_type"])
+    return _classification(logits[:, c_dim:], target[:, c_dim:c_dim + c2_dim], "categorical")
 
 
-def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator: bool, dtype=torch.float32,
-                    dataset: int = 0) -> dict:
+def train_iteration(nets: dict, optims: dict, batch: dict, update_generator: bool, *, lambda_cls: float,
+                    lambda_rec: float, lambda_gp: float, labels: dict, dtype=torch.float32, dataset: int = 0) -> dict:
     """One iteration of the authors' algorithm (on dataset `dataset`'s batch in joint mode); returns their log
-    dict (`D/loss_real`, ..., `G/loss_cls`)."""
+    dict (`D/loss_real`, ..., `G/loss_cls`). `labels`: {"label_type": "attributes" or "categorical", "c_dim": n,
+    "c2_dim": the second dataset's label count in joint mode}."""
     G, D = nets["generator"], nets["discriminator"]
     x_real = nchw(batch["x_real"], dtype)
     c_org, c_trg = (torch.from_numpy(np.asarray(batch[k])).to(dtype) for k in ("c_org", "c_trg"))
@@ -132,7 +134,7 @@ def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator:
 
     src, cls = D(x_real)
     d_real = -src.mean()
-    d_cls = _dataset_classification(cls, c_org, v1, dataset)
+    d_cls = _dataset_classification(cls, c_org, labels, dataset)
     x_fake = G(x_real, c_trg)
     src, _ = D(x_fake.detach())
     d_fake = src.mean()
@@ -140,7 +142,7 @@ def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator:
     src, _ = D(x_hat)
     grad = torch.autograd.grad(src, x_hat, grad_outputs=torch.ones_like(src), create_graph=True)[0]
     d_gp = ((grad.flatten(1).pow(2).sum(1).sqrt() - 1) ** 2).mean()
-    d_loss = d_real + d_fake + v1.lambda_cls * d_cls + v1.lambda_gp * d_gp
+    d_loss = d_real + d_fake + lambda_cls * d_cls + lambda_gp * d_gp
     for optim in optims.values():
         optim.zero_grad()
     d_loss.backward()
@@ -152,9 +154,9 @@ def train_iteration(nets: dict, optims: dict, batch: dict, v1, update_generator:
         x_fake = G(x_real, c_trg)
         src, cls = D(x_fake)
         g_fake = -src.mean()
-        g_cls = _dataset_classification(cls, c_trg, v1, dataset)
+        g_cls = _dataset_classification(cls, c_trg, labels, dataset)
         g_rec = (x_real - G(x_fake, c_org)).abs().mean()
-        g_loss = g_fake + v1.lambda_rec * g_rec + v1.lambda_cls * g_cls
+        g_loss = g_fake + lambda_rec * g_rec + lambda_cls * g_cls
         for optim in optims.values():
             optim.zero_grad()
         g_loss.backward()

@@ -209,9 +209,22 @@ def he_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def perturb(module: nn.Module) -> None:
+    """Every bias and every norm's scale and shift away from the zeros and ones of an initialisation, so that a
+    converted or trained layer that drops one of them gives other outputs (the AdaIN scales and shifts come from
+    `fc`, whose bias this perturbs too)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                m.bias.uniform_(-0.2, 0.2)
+            elif isinstance(m, nn.InstanceNorm2d) and m.affine:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+
+
 def build_reference_networks(img_size, num_domains, w_hpf, base_dim, max_conv_dim, style_dim=64, latent_dim=16,
                              hidden_dim=512, seed=0) -> dict:
-    """The four networks, He-initialised from `seed`, in eval mode."""
+    """The four networks, He-initialised from `seed` with every bias and norm parameter perturbed, in eval mode."""
     torch.manual_seed(seed)
     nets = dict(
         generator=Generator(img_size, style_dim, max_conv_dim, w_hpf, base_dim),
@@ -221,6 +234,7 @@ def build_reference_networks(img_size, num_domains, w_hpf, base_dim, max_conv_di
     )
     for net in nets.values():
         he_init(net)
+        perturb(net)
         net.eval()
     return nets
 

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 EMA_NAMES = ("generator", "mapping_network", "style_encoder")
 
 
-def make_optimizers(nets: dict, lr=1e-4, f_lr=1e-6, beta_1=0.0, beta_2=0.99, eps=1e-8, weight_decay=1e-4) -> dict:
+def make_optimizers(nets: dict, *, lr: float, f_lr: float, beta_1: float, beta_2: float, epsilon: float,
+                    weight_decay: float) -> dict:
     return {name: torch.optim.Adam(net.parameters(), lr=f_lr if name == "mapping_network" else lr,
-                                   betas=(beta_1, beta_2), eps=eps, weight_decay=weight_decay)
+                                   betas=(beta_1, beta_2), eps=epsilon, weight_decay=weight_decay)
             for name, net in nets.items()}
 
 
@@ -93,8 +94,8 @@ def _step(loss, nets, optims, names, record):
         optims[name].step()
 
 
-def train_iteration(nets, nets_ema, optims, batch: dict, lambda_ds: float, lambda_reg=1.0, lambda_sty=1.0,
-                    lambda_cyc=1.0, ema_beta=0.999, record: list | None = None, masks_of=None) -> dict:
+def train_iteration(nets, nets_ema, optims, batch: dict, lambda_ds: float, *, lambda_reg: float, lambda_sty: float,
+                    lambda_cyc: float, ema_beta: float, record: list | None = None, masks_of=None) -> dict:
     """One iteration in the networks' dtype; returns the upstream log dict (without G/lambda_ds).
 
     With `record`, appends (network, {parameter: effective gradient incl. weight decay}) per optimizer step.

@@ -17,7 +17,7 @@ from stargan_keras.v1.networks import build_networks  # noqa: E402
 from stargan_keras.v1.trainer import LOG_KEYS, StarGANv1  # noqa: E402
 from tests.references import torch_stargan_v1 as ref  # noqa: E402
 from tests.harness.checks import assert_close_logs  # noqa: E402
-from tests.harness.v1 import make_tiny_v1_config, reference_settings  # noqa: E402
+from tests.harness.v1 import ADAM, LAMBDAS, make_tiny_v1_config, reference_labels  # noqa: E402
 
 D_KEYS = [key for key in LOG_KEYS if key.startswith("D/")]
 
@@ -59,28 +59,28 @@ def test_each_example_is_classified_with_its_own_datasets_slice():
         batch = _joint_batch(v1, dataset, size=5, seed=dataset)
         logits = rng.normal(size=(5, v1.num_classes)).astype(np.float32)
         ours = dataset_classification_loss(tf.constant(logits), tf.constant(batch["c_org"]), v1.label_slices)
-        expected = ref._dataset_classification(torch.from_numpy(logits), torch.from_numpy(batch["c_org"]), v1,
-                                               dataset)  # the authors' batch mean
+        expected = ref._dataset_classification(torch.from_numpy(logits), torch.from_numpy(batch["c_org"]),
+                                               reference_labels(v1), dataset)  # the authors' batch mean
         assert float(tf.reduce_mean(ours)) == pytest.approx(float(expected), rel=1e-5)
     mixed = np.concatenate([_joint_batch(v1, 0, size=2)["c_org"], _joint_batch(v1, 1, size=3)["c_org"]])
     logits = rng.normal(size=(5, v1.num_classes)).astype(np.float32)
     per_example = dataset_classification_loss(tf.constant(logits), tf.constant(mixed), v1.label_slices).numpy()
     for i, dataset in enumerate([0, 0, 1, 1, 1]):
-        one = ref._dataset_classification(torch.from_numpy(logits[i:i + 1]), torch.from_numpy(mixed[i:i + 1]), v1,
-                                          dataset)
+        one = ref._dataset_classification(torch.from_numpy(logits[i:i + 1]), torch.from_numpy(mixed[i:i + 1]),
+                                          reference_labels(v1), dataset)
         assert per_example[i] == pytest.approx(float(one), rel=1e-5)
 
 
 def test_joint_iterations_match_the_reference(tmp_path):
     """A CelebA-like batch then a RaFD-like one, each a D and G update, from the same weights."""
-    config = _joint_config()
+    config = _joint_config(**ADAM, **LAMBDAS)
     v1 = config.model
     batches = [_joint_batch(v1, 0, seed=2), _joint_batch(v1, 1, seed=3)]
     nets = ref.build_networks_like(v1)
     authors_files = ref.save_authors_checkpoints(nets, tmp_path)
-    settings = reference_settings(config)
-    optims = ref.make_optimizers(nets, settings)
-    expected = [ref.train_iteration(nets, optims, batch, settings, True, dataset=i) for i, batch in enumerate(batches)]
+    optims = ref.make_optimizers(nets, **ADAM)
+    expected = [ref.train_iteration(nets, optims, batch, True, **LAMBDAS, labels=reference_labels(v1), dataset=i)
+                for i, batch in enumerate(batches)]
     model = StarGANv1(config)
     model.compile(run_eagerly=True)
     model.load_authors_weights(*authors_files)

@@ -18,6 +18,7 @@ from stargan_keras.v2.config import Config as V2Config  # noqa: E402
 from stargan_keras.v1.convert import convert_checkpoint, load_checked  # noqa: E402
 from stargan_keras.v1.networks import build_networks  # noqa: E402
 from tests.references.torch_stargan_v1 import build_networks_like, nchw, save_authors_checkpoints  # noqa: E402
+from tests.harness.checks import assert_converted  # noqa: E402
 from tests.harness.v1 import make_tiny_v1_config, make_v1_batches  # noqa: E402
 
 # The paper's networks (yunjey/stargan defaults): parameters of G by label width, of D by image size (c_dim 5).
@@ -55,13 +56,13 @@ def _outputs_match(config, tmp_path, seed=0):
     with torch.no_grad():
         g_ref = ref["generator"](nchw(x), torch.from_numpy(c)).numpy().transpose(0, 2, 3, 1)
         src_ref, cls_ref = ref["discriminator"](nchw(x))
-    np.testing.assert_allclose(np.asarray(nets.generator(x, c)), g_ref, atol=1e-4, rtol=0)
+    assert_converted(nets.generator(x, c), g_ref, "G")
     src, cls = nets.discriminator(x)
     assert src.shape == (3, config.model.image_size // 2 ** config.model.d_repeat_num,
                          config.model.image_size // 2 ** config.model.d_repeat_num, 1)
     assert cls.shape == (3, config.model.c_dim)
-    np.testing.assert_allclose(np.asarray(src), src_ref.numpy().transpose(0, 2, 3, 1), atol=1e-4, rtol=0)
-    np.testing.assert_allclose(np.asarray(cls), cls_ref.numpy(), atol=1e-4, rtol=0)
+    assert_converted(src, src_ref.numpy().transpose(0, 2, 3, 1), "D source")
+    assert_converted(cls, cls_ref.numpy(), "D classes")
     return ref, nets, batch
 
 
@@ -132,7 +133,7 @@ def test_convert_writes_a_v1_model_directory(tmp_path):
     x = make_v1_batches(1, config.model, size=2)[0]
     with torch.no_grad():
         want = ref["generator"](nchw(x["x_real"]), torch.from_numpy(x["c_trg"])).numpy().transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(np.asarray(fresh.generator(x["x_real"], x["c_trg"])), want, atol=1e-4, rtol=0)
+    assert_converted(fresh.generator(x["x_real"], x["c_trg"]), want, "G from its weights file")
     with pytest.raises(ConversionError, match="needs a v1 config"):
         convert_checkpoint(g_path, V2Config(), tmp_path / "other")
 

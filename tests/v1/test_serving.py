@@ -19,6 +19,7 @@ import stargan_keras  # noqa: E402
 from stargan_keras import convert as convert_cli  # noqa: E402
 from stargan_keras.v1.inference import Translator as V1Translator  # noqa: E402
 from tests.references.torch_stargan_v1 import build_networks_like, nchw, save_authors_checkpoints  # noqa: E402
+from tests.harness.checks import assert_converted  # noqa: E402
 from tests.harness.v1 import make_v1_batches  # noqa: E402
 
 # 64 px, widths 8-16, 2 residual blocks, D with 3 stride-2 convs (an 8x8 head); the v1_celeba preset's 5 attributes
@@ -57,13 +58,11 @@ def test_convert_command_then_load_gives_the_torch_outputs(converted):
     with torch.no_grad():
         want = reference["generator"](nchw(x), torch.from_numpy(c)).numpy().transpose(0, 2, 3, 1)
         src_want, cls_want = reference["discriminator"](nchw(x))
-    np.testing.assert_allclose(np.asarray(model.generator(x, c)), want, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(model.translate(x, c).numpy(), want, atol=1e-4, rtol=0)
+    assert_converted(model.generator(x, c), want, "G")
+    assert_converted(model.translate(x, c), want, "translate")
     src, cls = model.discriminator(x)
-    np.testing.assert_allclose(np.asarray(src), src_want.numpy().transpose(0, 2, 3, 1), atol=1e-4, rtol=0)
-    np.testing.assert_allclose(np.asarray(cls), cls_want.numpy(), atol=1e-4, rtol=0)
-    print(f"convert -> load: G max |diff| {np.abs(model.translate(x, c).numpy() - want).max():.2e}, "
-          f"D logits max |diff| {np.abs(np.asarray(cls) - cls_want.numpy()).max():.2e}")
+    assert_converted(src, src_want.numpy().transpose(0, 2, 3, 1), "D source")
+    assert_converted(cls, cls_want.numpy(), "D classes")
 
 
 def test_convert_command_names_a_mismatched_flag(tmp_path, capsys):

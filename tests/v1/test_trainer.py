@@ -1,4 +1,7 @@
-"""StarGAN v1's training iteration against an independent PyTorch reference of the authors' algorithm."""
+"""StarGAN v1's trainer: the gradient penalty against PyTorch, the n_critic rhythm, resuming and the learning rates.
+
+Its iterations against the independent PyTorch reference of the authors' algorithm are `tests/test_families.py`'s.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,8 @@ from stargan_keras.core.layers import torch_named_variables  # noqa: E402
 from stargan_keras.v1.losses import gradient_penalty, learning_rate_at  # noqa: E402
 from stargan_keras.v1.trainer import LOG_KEYS, StarGANv1  # noqa: E402
 from tests.references import torch_stargan_v1 as ref  # noqa: E402
-from tests.harness.checks import assert_close_logs, sign_agreement  # noqa: E402
 from tests.harness.families import keras_weights  # noqa: E402
-from tests.harness.v1 import make_tiny_v1_config, make_v1_batches, reference_settings  # noqa: E402
+from tests.harness.v1 import make_tiny_v1_config, make_v1_batches  # noqa: E402
 
 D_KEYS = [key for key in LOG_KEYS if key.startswith("D/")]
 
@@ -27,13 +29,9 @@ def config():
     return make_tiny_v1_config(n_critic=2)
 
 
-def _authors_files(config, directory):
-    return ref.save_authors_checkpoints(ref.build_networks_like(config.model), directory)
-
-
 @pytest.fixture(scope="module")
 def authors_files(tmp_path_factory, config):
-    return _authors_files(config, tmp_path_factory.mktemp("authors"))
+    return ref.save_authors_checkpoints(ref.build_networks_like(config.model), tmp_path_factory.mktemp("authors"))
 
 
 def _model(config, authors_files, run_eagerly=False):
@@ -41,71 +39,6 @@ def _model(config, authors_files, run_eagerly=False):
     model.compile(run_eagerly=run_eagerly)
     model.load_authors_weights(*authors_files)
     return model
-
-
-def _reference_run(config, batches, dtype):
-    """The reference from the same weights, iteration i updating G when (i + 1) % n_critic == 0.
-
-    On one thread: beside TensorFlow's pool, more threads make these tiny networks slower.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        nets = {name: net.to(dtype) for name, net in ref.build_networks_like(config.model).items()}
-        optims = ref.make_optimizers(nets, reference_settings(config))
-        snapshots, logs = [ref.weights(nets)], []
-        for i, batch in enumerate(batches):
-            update_generator = (i + 1) % config.train.n_critic == 0
-            logs.append(ref.train_iteration(nets, optims, batch, reference_settings(config), update_generator, dtype))
-            snapshots.append(ref.weights(nets))
-    finally:
-        torch.set_num_threads(threads)
-    return logs, snapshots
-
-
-@pytest.mark.parametrize("label_type, n_critic, eager", [("attributes", 1, False), ("categorical", 2, True)])
-def test_two_iterations_match_the_pytorch_reference(label_type, n_critic, eager, tmp_path):
-    """Every loss term, and the sign of every weight update, of two iterations.
-
-    Attribute labels (CelebA: summed binary cross-entropies) through the compiled step, G updated
-    on both iterations; categorical ones (RaFD: softmax) eagerly, which is faster and checks the same
-    arithmetic, with a D-only iteration first.
-    """
-    config = make_tiny_v1_config(n_critic=n_critic, label_type=label_type)
-    authors_files = _authors_files(config, tmp_path)
-    batches = make_v1_batches(2, config.model)
-    expected, ref64 = _reference_run(config, batches, torch.float64)
-    _, ref32 = _reference_run(config, batches, torch.float32)
-    model = _model(config, authors_files, run_eagerly=eager)
-    initial = keras_weights(model)
-    assert all(np.array_equal(value, ref32[0][key].astype(np.float32)) for key, value in initial.items())
-    actual, ours = _iterate(model, batches)
-    ours.insert(0, initial)
-    assert list(actual[0]) == (D_KEYS if n_critic == 2 else list(LOG_KEYS)) and list(actual[1]) == list(LOG_KEYS)
-    assert_close_logs(actual[0], expected[0], rtol=1e-4)
-    assert_close_logs(actual[1], expected[1], rtol=1e-3)
-    assert int(model.step.numpy()) == 2
-    updates = [("discriminator", 0, 1), ("discriminator", 0, 2), ("generator", 1, 2)]
-    if n_critic == 2:
-        np.testing.assert_array_equal(_generator(ours[1]), _generator(ours[0]))  # no G update on iteration 1
-    else:
-        updates.append(("generator", 0, 2))
-    for network, start, stop in updates:
-        agree, share = sign_agreement(ours, ref32, ref64, network, start, stop, margin=0.05)
-        assert share > 0.95 and agree >= 0.999, f"{network} {start}->{stop}: {agree:.5f} agree on {share:.3f}"
-
-
-def _iterate(model, batches):
-    """The logs of one distributed step per batch, and the weights after each."""
-    logs, weights = [], []
-    for batch in batches:
-        logs.append(model.distributed_train_step(batch))
-        weights.append(keras_weights(model))
-    return logs, weights
-
-
-def _generator(weights):
-    return np.concatenate([v.ravel() for k, v in sorted(weights.items()) if k.startswith("generator/")])
 
 
 def test_gradient_penalty_and_its_second_derivative_match_pytorch(config, authors_files):

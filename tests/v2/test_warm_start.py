@@ -27,7 +27,7 @@ from stargan_keras.v2.networks import EMA_NETWORKS  # noqa: E402
 from tests.references import torch_training as ref  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like  # noqa: E402
 from tests.harness.families import keras_weights  # noqa: E402
-from tests.harness.v2 import build_model, make_batches  # noqa: E402
+from tests.harness.v2 import AUTHORS_ADAM, AUTHORS_LAMBDAS, build_model, make_batches  # noqa: E402
 
 STEP = 2
 NETWORKS = EMA_NETWORKS + ("discriminator",)
@@ -35,7 +35,7 @@ NETWORKS = EMA_NETWORKS + ("discriminator",)
 
 @pytest.fixture(scope="module")
 def config(tiny_config):
-    return tiny_config(batch_size=4, lambda_ds=2.0, ds_iter=10)
+    return tiny_config(batch_size=4, lambda_ds=2.0, ds_iter=10, **AUTHORS_ADAM, **AUTHORS_LAMBDAS)
 
 
 def _save_authors_state(nets, nets_ema, optims, directory):
@@ -55,13 +55,14 @@ def authors_run(config, tmp_path_factory):
     torch.set_num_threads(1)
     nets = build_networks_like(config.model)
     nets_ema = ref.ema_copies(nets)
-    optims = ref.make_optimizers(nets)
-    ref.train(nets, nets_ema, optims, batches[:STEP], lambda_ds0=config.train.lambda_ds, ds_iter=config.train.ds_iter)
+    optims = ref.make_optimizers(nets, **AUTHORS_ADAM)
+    ref.train(nets, nets_ema, optims, batches[:STEP], lambda_ds0=config.train.lambda_ds, ds_iter=config.train.ds_iter,
+              **AUTHORS_LAMBDAS)
     paths = _save_authors_state(nets, nets_ema, optims, tmp_path_factory.mktemp("authors"))
     moments = copy.deepcopy({name: optim.state_dict()["state"] for name, optim in optims.items()})  # updated in place
     lambda_ds = config.train.lambda_ds * (1 - STEP / config.train.ds_iter)
     before = ref.all_weights(nets, nets_ema)
-    logs = ref.train_iteration(nets, nets_ema, optims, batches[STEP], lambda_ds)
+    logs = ref.train_iteration(nets, nets_ema, optims, batches[STEP], lambda_ds, **AUTHORS_LAMBDAS)
     return dict(paths=paths, batch=batches[STEP], moments=moments, before=before,
                 after=ref.all_weights(nets, nets_ema), logs=logs)
 
@@ -178,7 +179,7 @@ TINY = ["--img-size", "16", "--base-dim", "4", "--max-conv-dim", "16", "--mappin
 def test_train_command_continues_the_authors_run(tmp_path, capsys):
     config, _ = train.config_from_args(TINY)
     nets = build_networks_like(config.model)
-    optims = ref.make_optimizers(nets)
+    optims = ref.make_optimizers(nets, **AUTHORS_ADAM)
     for optim in optims.values():  # one step of zero gradients gives every parameter an Adam state
         for group in optim.param_groups:
             for p in group["params"]:
