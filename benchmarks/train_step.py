@@ -20,7 +20,6 @@ each, the same other flags) to see which forms `auto` should pick there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -208,12 +207,9 @@ def main(argv=None) -> dict:
               "onednn": args.onednn}
     print(f"{seconds:.3f} s/iter, {result['img_per_s']:.2f} img/s"
           + (f", {result['gflop_per_iter']:.1f} GFLOP/iter, {result['gflop_per_s']:.1f} GFLOP/s" if flops else ""))
-    if upstream_times:
-        from upstream import add_upstream_times  # benchmarks/, the script's own folder
+    from upstream import finish  # benchmarks/, the script's own folder
 
-        add_upstream_times(result, upstream_times)
-    print(json.dumps(result))
-    return result
+    return finish(result, upstream_times)
 
 
 if __name__ == "__main__":

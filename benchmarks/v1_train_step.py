@@ -16,7 +16,6 @@ the ratio, and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -139,12 +138,9 @@ def main(argv=None) -> dict:
     result = {"s_per_iter": seconds, "times": times, "image_size": args.image_size, "conv_dim": args.conv_dim,
               "batch": args.batch, "c_dim": args.c_dim, "n_critic": args.n_critic, "conv_forms": model.conv_forms}
     print(f"{seconds:.3f} s/iter ({args.image_size} px, conv dims {args.conv_dim}, batch {args.batch})")
-    if upstream_times:
-        from upstream import add_upstream_times  # benchmarks/, the script's own folder
+    from upstream import finish  # benchmarks/, the script's own folder
 
-        add_upstream_times(result, upstream_times)
-    print(json.dumps(result))
-    return result
+    return finish(result, upstream_times)
 
 
 if __name__ == "__main__":

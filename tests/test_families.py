@@ -140,8 +140,9 @@ def tf_signatures(saved_model_dir) -> list[str]:
     return list(tf.saved_model.load(str(saved_model_dir)).signatures)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(CASES))
-@pytest.mark.parametrize("precision", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_one_iteration_is_finite_under_mixed_precision(family, precision):
     """A D and G update in reduced precision (float16 with loss scaling) changes G and stays finite."""
     from stargan_keras.core.distribute import set_precision

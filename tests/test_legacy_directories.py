@@ -28,6 +28,7 @@ def pinned():
         return {key: data[key] for key in data.files}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["v2", "v1"])
 def test_a_legacy_model_directory_exports_the_same_outputs(family, pinned, tmp_path):
     translator = families.load(LEGACY / f"{family}_model")

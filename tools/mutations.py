@@ -66,8 +66,8 @@ MUTATIONS = (
     # per-channel constant, so without it G computes the same.)
     Mutation("every convolution drops its bias",
              _one("stargan_keras/core/layers.py",
-                  '    """Keras\' Conv2D with the faster forms above where they apply; the same weights and sums."""\n',
-                  '    """Keras\' Conv2D with the faster forms above where they apply; the same weights and sums."""\n\n'
+                  "        self.forms = forms\n",
+                  "        self.forms = forms\n\n"
                   "    def call(self, inputs):\n        return self.convolution_op(inputs, self.kernel)\n"),
              (FAMILIES, "-k", "converts and v2")),
     Mutation("LeakyReLU slope 0.2 -> 0.21 (v2)",

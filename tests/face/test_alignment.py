@@ -126,6 +126,7 @@ def _flags(source, output, wing, mean, *extra):
             "--landmarks-mean", str(mean), "--quiet", *extra]
 
 
+@pytest.mark.slow
 def test_align_command_on_celeba_hq_samples(shared_dir, wing_and_mean, tmp_path, capsys):
     wing, mean = wing_and_mean
     source = tmp_path / "faces"

@@ -235,6 +235,7 @@ def _face_translator_and_images(fans, tiny_config, seed):
     return Translator(config, networks), x
 
 
+@pytest.mark.slow
 def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, tiny_config):
     """Grids and evaluation translate one x many times with the masks of one `face_masks(x)` call: the result must be
     G with the masks of x, whether the masks come in or are computed; other masks must change it."""
@@ -255,6 +256,7 @@ def test_translator_reuses_masks_it_was_given_and_computes_them_otherwise(fans, 
     assert Translator(tiny_config(), build_networks(tiny_config().model, with_discriminator=False)).face_masks(x) is None
 
 
+@pytest.mark.slow
 def test_sample_tables_run_the_fan_once_per_source(fans, tiny_config):
     """`sample`'s grids and videos translate each source with many styles: the FAN must see each source once, and
     the table must be what translating every (style, source) pair on its own gives."""

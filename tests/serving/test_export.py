@@ -28,6 +28,8 @@ MEAN_SAMPLES = 64
 DOMAINS = ["cat", "dog", "wild"]
 
 
+pytestmark = pytest.mark.slow  # builds, traces and writes a whole SavedModel
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, tiny_config):
     """(the loaded model, export path, the export loaded by the session-based loader)."""

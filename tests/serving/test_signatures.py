@@ -101,6 +101,7 @@ def test_other_sizes_are_resized_before_the_translator(served, requests):
     assert_quantized(out["image"], translator.latent_guided(from_uint8(resized.numpy()), y, z, 0.5))
 
 
+@pytest.mark.slow
 def test_tflite_twins_are_the_tables_tflite_signatures_on_one_image(served, requests):
     """The functions `stargan_keras.tflite` converts: static inputs from the table (N = 1, S x S, psi a scalar),
     computed by the Translator with the authors' resampling ops."""

@@ -70,7 +70,8 @@ def _drop_hpf_filter(ema_path):
 
 
 @pytest.mark.parametrize("img_size,num_domains,w_hpf,drop_hpf_filter",
-                         [(32, 3, 0.0, False), (64, 2, 0.0, False), (32, 2, 1.0, True), (64, 3, 1.0, False)])
+                         [(32, 2, 1.0, True), *(pytest.param(*case, marks=pytest.mark.slow)  # one fast: the mask path
+                                                for case in ((32, 3, 0.0, False), (64, 2, 0.0, False), (64, 3, 1.0, False)))])
 def test_converted_networks_match_the_pytorch_reference(tmp_path, narrow_config, wing_checkpoint, img_size,
                                                         num_domains, w_hpf, drop_hpf_filter):
     converted_config = narrow_config(img_size, num_domains, w_hpf)

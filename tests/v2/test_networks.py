@@ -68,7 +68,7 @@ def narrow_model(tiny_config):
                        mapping_hidden_dim=8).model
 
 
-@pytest.mark.parametrize("img_size", [16, 32, 64, 128, 256, 512])
+@pytest.mark.parametrize("img_size", [16, 32, 64, *(pytest.param(size, marks=pytest.mark.slow) for size in (128, 256, 512))])
 def test_every_image_size_gives_the_right_shapes(img_size):
     rng = np.random.default_rng(img_size)
     x = rng.uniform(-1, 1, (1, img_size, img_size, 3)).astype("float32")
@@ -124,6 +124,7 @@ def _outputs(nets, x, y, s):
                                     nets["style_encoder"](x, y), nets["discriminator"](x, y))]
 
 
+@pytest.mark.slow
 def test_keras_and_weights_files_round_trip(tmp_path, narrow_model):
     nets = dict(build_networks(narrow_model).items())
     rng = np.random.default_rng(1)

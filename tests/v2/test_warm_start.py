@@ -107,6 +107,7 @@ def test_continuing_the_authors_training_takes_their_next_iteration(config, auth
         assert close.mean() >= 0.99, f"{name}: {close.mean():.4f} of the updates match PyTorch's"
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_the_released_files(config, authors_run, tmp_path):
     paths = authors_run["paths"]
     model = build_model(config)
@@ -132,6 +133,7 @@ def test_fine_tuning_from_the_released_files(config, authors_run, tmp_path):
         np.testing.assert_array_equal(ours[f"discriminator/{key}"], value.numpy(), err_msg=key)
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_a_model_directory(config, tmp_path):
     source = build_model(config)
     directory = save_networks(tmp_path / "model", config, source.nets_ema)
