@@ -112,7 +112,7 @@ def _update_errors(ours, theirs, i) -> dict:
     return errors
 
 
-TFLITE_PSNR_DB = 40.0  # float32 TFLite file against the SavedModel, uint8 images
+TFLITE_PSNR_DB = 62.0  # float32 TFLite file against the SavedModel; as tests/serving/test_tflite.py's float32 floor
 
 
 @pytest.mark.slow
@@ -131,6 +131,7 @@ def test_the_export_and_its_tflite_file_translate_alike(family, tmp_path):
     assert set(table.names) <= set(tf_signatures(saved))
     results = tflite.verify(tflite.convert(saved, tmp_path / "model.tflite"), saved, runs=1)
     assert sorted(r["signature"] for r in results) == sorted(table.tflite_names)
+    print(f"{family} TFLite: " + ", ".join(f"{r['signature']} {r['psnr_db']:.1f} dB" for r in results))
     assert all(r["psnr_db"] >= TFLITE_PSNR_DB for r in results), results
 
 

@@ -24,7 +24,7 @@ from stargan_keras.serving.export import export_saved_model  # noqa: E402
 from tests.references import torch_fan  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
 from tests.harness.serving import MODEL_NAME, start_grpc_server  # noqa: E402
-from tests.harness.checks import assert_images_match, smooth_images  # noqa: E402
+from tests.harness.checks import assert_quantized, smooth_images  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a conversion, an export, a gRPC server and a TFLite conversion
 
@@ -58,13 +58,13 @@ def test_served_translations_are_the_masked_translations(face_model):
         images, references = smooth_images(2, IMG, seed=0), smooth_images(2, IMG, seed=1)
         z = np.random.default_rng(3).standard_normal((1, 16)).astype(np.float32).repeat(2, 0)
         x = from_uint8(images)
-        expected = to_uint8(translator.latent_guided(x, [1, 1], z).numpy())
-        assert_images_match(np.stack(client.latent(list(images), "male", seed=3)), expected)
+        expected = translator.latent_guided(x, [1, 1], z).numpy()
+        assert_quantized(np.stack(client.latent(list(images), "male", seed=3)), expected)
         styles = translator.style_from_reference(from_uint8(references), [0, 0])
-        expected_ref = to_uint8(translator.synthesize(x, styles).numpy())
-        assert_images_match(np.stack(client.reference(list(images), list(references), "female")), expected_ref)
+        expected_ref = translator.synthesize(x, styles).numpy()
+        assert_quantized(np.stack(client.reference(list(images), list(references), "female")), expected_ref)
         unmasked = to_uint8(translator.generator(x, styles).numpy())  # G without its skips: not what is served
-        assert np.mean(np.abs(unmasked.astype(int) - expected_ref.astype(int)) > 1) > 0.05
+        assert np.mean(np.abs(unmasked.astype(int) - to_uint8(expected_ref).astype(int)) > 1) > 0.05
     finally:
         server.stop(grace=None)
         session.close()
@@ -76,5 +76,6 @@ def test_tflite_file_carries_the_fan_and_matches_the_saved_model(face_model, tmp
     results = tflite.verify(path, export, None, None, runs=1, threads=1)
     image_results = [r for r in results if r["output"] == "image"]
     assert {r["signature"] for r in image_results} >= {"latent_guided", "reference_guided"}
+    print("face TFLite: " + ", ".join(f"{r['signature']} {r['output']} {r['psnr_db']:.1f} dB" for r in results))
     for result in results:
-        assert result["psnr_db"] >= 40.0, result
+        assert result["psnr_db"] >= 62.0, result  # measured 82.0 dB (images), 138.9 dB (styles)

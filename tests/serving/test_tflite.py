@@ -22,7 +22,10 @@ from stargan_keras.serving.signatures import TFLITE_NAMES
 
 pytestmark = pytest.mark.slow  # three conversions; test_serving_contract checks the functions they convert, fast
 
-MIN_PSNR = {"none": 40.0, "float16": 35.0, "dynamic": 28.0}
+# PSNR floors by file kind, each within 20 dB (10x the error) of the lowest measured signature: float32 images
+# measured identical here (inf; 82 dB in face/test_serving.py), styles 131.8 dB; float16 59.1 dB; dynamic-range
+# int8 31.9 dB.
+MIN_PSNR = {"none": 62.0, "float16": 50.0, "dynamic": 28.0}
 IMG_SIZE = 32
 
 
@@ -68,6 +71,7 @@ def test_matches_the_saved_model(converted, test_images, quantize):
     _, export, files = converted
     results = tflite.verify(files[quantize], export, *test_images, runs=1, threads=1)
     assert [r["signature"] for r in results] == list(TFLITE_NAMES)
+    print(f"{quantize}: " + ", ".join(f"{r['signature']} {r['psnr_db']:.1f} dB" for r in results))
     for result in results:
         assert result["psnr_db"] >= MIN_PSNR[quantize], result
     if quantize == "none":
