@@ -146,7 +146,7 @@ def test_run_directory_contents(lifecycle):
     assert f"tensorboard --logdir {run / 'logs'}" in out and str(run / "samples") in out
     assert "step 6 of 6" in out and "bad image files skipped: none" in out
     expected_forms = "keras" if tf.config.list_logical_devices("GPU") else "cpu"
-    assert f"convolutions   {expected_forms} forms (auto: " in out and "TF32 off (--tf32 false" in out
+    assert f"convolutions   {expected_forms} forms (auto: " in out and "TF32           off (--tf32 false" in out
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["img_size"] == 16 and saved["train"]["total_iters"] == 6
     assert saved["model"]["domain_names"] == ["circle", "square", "triangle"]

@@ -209,11 +209,12 @@ def print_start(config: RunConfig, run: RunDir, domain_images, strategy, start: 
                 image_size: int, model) -> None:
     t = config.train
     state = f"resuming from step {start} ({latest})" if latest else "new run"
-    tf32 = "on (--tf32 true)" if t.tf32 else "off (--tf32 false: the authors' float32 arithmetic)"
+    tf32 = "on (--tf32 true)" if t.tf32 else "off (--tf32 false: float32 as the authors ran it)"
     print(f"{domain_images.describe()}\n"
           f"{image_size} px, batch {t.batch_size} on {strategy.num_replicas_in_sync} replica(s), "
           f"{t.precision}, {t.total_iters} steps; {state}\n"
-          f"  convolutions   {model.conv_forms} forms ({model.conv_forms_reason}); TF32 {tf32}\n"
+          f"  convolutions   {model.conv_forms} forms ({model.conv_forms_reason})\n"
+          f"  TF32           {tf32}\n"
           f"  run directory  {run.root}  (effective config: {run.config})\n"
           f"  samples        {run.samples}/  every {t.sample_every} steps\n"
           f"  checkpoints    {run.checkpoints}/  every {t.save_every} steps, last {t.keep_checkpoints} kept\n"

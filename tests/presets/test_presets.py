@@ -267,7 +267,7 @@ def test_sample_export_demo_and_train_take_a_preset_name(tiny, mirror, home, tmp
 
     def export_once(model_dir, output, mean_style_samples):
         exported.append(model_dir)
-        return tmp_path / "models" / "1"
+        return tmp_path / "models" / "1", families.read_config(Path(model_dir) / "config.yaml")
 
     monkeypatch.setattr(browser_demo, "_export", export_once)
     demo = browser_demo.prepare_model("stargan_v2_afhq", tmp_path / "demo", mean_style_samples=4)
@@ -277,7 +277,7 @@ def test_sample_export_demo_and_train_take_a_preset_name(tiny, mirror, home, tmp
     from stargan_keras.tflite import main as tflite_main
 
     assert tflite_main(["--saved-model", "stargan_v2_afhq", "--output", str(demo.tflite), "--check", "--runs",
-                        "1"]) == 0  # checked against the preset exported anew (here: the same export)
+                        "1"]) == 0  # checked against the preset exported anew
     assert exported[-1] == home / "models" / "stargan_v2_afhq" and "latent_guided" in capsys.readouterr().out
 
     start = train_cli._warm_start(train_cli.build_parser().parse_args(["--init-from", "stargan_v2_afhq"]),
