@@ -39,29 +39,30 @@ def _one(path, old, new):
     return ((path, old, new),)
 
 
+# The guards most mutations share: the families' conversion and training-parity checks, per family.
+CONVERTS_V2, CONVERTS_V1 = ((FAMILIES, "-k", f"converts and {family}") for family in ("v2", "v1"))
+TRAINS_V2 = (FAMILIES, "-k", "training_iterations and v2")
+NORM_AFFINE = 'y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")'
+
 MUTATIONS = (
     Mutation("instance norm ignores its scale and shift (v2's guard)",
-             _one("stargan_keras/core/layers.py",
-                  'y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")', "y = y"),
-             (FAMILIES, "-k", "converts and v2")),
+             _one("stargan_keras/core/layers.py", NORM_AFFINE, "y = y"),
+             CONVERTS_V2),
     Mutation("instance norm ignores its scale and shift (v1's guard)",
-             _one("stargan_keras/core/layers.py",
-                  'y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")', "y = y"),
-             (FAMILIES, "-k", "converts and v1")),
+             _one("stargan_keras/core/layers.py", NORM_AFFINE, "y = y"),
+             CONVERTS_V1),
     Mutation("instance norm ignores its shift (v2's guard)",
-             _one("stargan_keras/core/layers.py",
-                  'y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")',
-                  'y = y * ops.cast(self.gamma, "float32")'),
-             (FAMILIES, "-k", "converts and v2")),
+             _one("stargan_keras/core/layers.py", NORM_AFFINE, 'y = y * ops.cast(self.gamma, "float32")'),
+             CONVERTS_V2),
     Mutation("AdaIN ignores the style's shift",
              _one("stargan_keras/v2/layers.py", "return (1 + gamma) * self.norm(x) + beta",
                   "return (1 + gamma) * self.norm(x)"),
-             (FAMILIES, "-k", "converts and v2")),
+             CONVERTS_V2),
     Mutation("the folded pool-conv drops its bias (D, E)",
              _one("stargan_keras/core/layers.py",
                   'return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 2, "VALID"), ops.cast(conv.bias, x.dtype))',
                   'return tf.nn.conv2d(x, kernel, 2, "VALID")'),
-             (FAMILIES, "-k", "converts and v2")),
+             CONVERTS_V2),
     # (The folded upsample-conv's bias is no mutation to try: AdaIN's instance norm right after it removes any
     # per-channel constant, so without it G computes the same.)
     Mutation("every convolution drops its bias",
@@ -69,13 +70,13 @@ MUTATIONS = (
                   "        self.forms = forms\n",
                   "        self.forms = forms\n\n"
                   "    def call(self, inputs):\n        return self.convolution_op(inputs, self.kernel)\n"),
-             (FAMILIES, "-k", "converts and v2")),
+             CONVERTS_V2),
     Mutation("LeakyReLU slope 0.2 -> 0.21 (v2)",
              _one("stargan_keras/core/layers.py", "LEAKY_SLOPE = 0.2\n", "LEAKY_SLOPE = 0.21\n"),
-             (FAMILIES, "-k", "converts and v2")),
+             CONVERTS_V2),
     Mutation("LeakyReLU slope 0.01 -> 0.02 (v1 D)",
              _one("stargan_keras/v1/networks.py", "D_LEAKY_SLOPE = 0.01", "D_LEAKY_SLOPE = 0.02"),
-             (FAMILIES, "-k", "converts and v1")),
+             CONVERTS_V1),
     Mutation("G's face skips ignore the masks",
              _one("stargan_keras/v2/networks.py", "x = x + self.hpf(mask * skips[size])",
                   "x = x + self.hpf(skips[size])"),
@@ -89,18 +90,18 @@ MUTATIONS = (
                   '                + train.lambda_cyc * terms["cyc"]',
                   'train.lambda_cyc * terms["sty"] - lambda_ds * terms["ds"]\n'
                   '                + train.lambda_sty * terms["cyc"]'),
-             (FAMILIES, "-k", "training_iterations and v2")),
+             TRAINS_V2),
     Mutation("v2 swaps lambda_reg and lambda_sty",
              (("stargan_keras/v2/trainer.py", 'self.config.train.lambda_reg * terms["reg"]',
                'self.config.train.lambda_sty * terms["reg"]'),
               ("stargan_keras/v2/trainer.py", 'train.lambda_sty * terms["sty"]', 'train.lambda_reg * terms["sty"]')),
-             (FAMILIES, "-k", "training_iterations and v2")),
+             TRAINS_V2),
     Mutation("v2 EMA with a fixed beta 0.999",
              _one("stargan_keras/v2/trainer.py", "beta = self.config.train.ema_beta", "beta = 0.999"),
-             (FAMILIES, "-k", "training_iterations and v2")),
+             TRAINS_V2),
     Mutation("v2 ignores the weight decay",
              _one("stargan_keras/v2/trainer.py", "l2=train.weight_decay", "l2=0.0"),
-             (FAMILIES, "-k", "training_iterations and v2")),
+             TRAINS_V2),
     Mutation("v1 uses lambda_gp where lambda_rec belongs",
              _one("stargan_keras/v1/trainer.py", 'train.lambda_rec * terms["rec"] + train.lambda_cls',
                   'train.lambda_gp * terms["rec"] + train.lambda_cls'),

@@ -116,19 +116,8 @@ def half_batch_sum_step(case, model, batch: dict) -> dict:
     return results[0]
 
 
-def _load_v2(model, checkpoint, discriminator):
-    model.load_authors_weights(discriminator, checkpoint)  # v2: (*_nets.ckpt with D, *_nets_ema.ckpt)
-
-
-def _load_v1(model, checkpoint, discriminator):
-    model.load_authors_weights(checkpoint, discriminator)
-
-
-LOAD_AUTHORS_FILES = {"v2": _load_v2, "v1": _load_v1}  # (trainer, checkpoint, discriminator file) of `authors_files`
-
-
 def load_reference_weights(case, model, config, directory, seed: int = 0) -> None:
     """The PyTorch reference's initial weights (those the parity checks start from) into the trainer `model`,
     through the family's authors' checkpoint files. Imports torch."""
     _, checkpoint, discriminator = case.authors_files(config, directory, seed=seed)
-    LOAD_AUTHORS_FILES[case.name](model, checkpoint, discriminator)
+    case.load_authors_weights(model, checkpoint, discriminator)
