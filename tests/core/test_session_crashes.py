@@ -1,5 +1,9 @@
 """A training run killed (SIGKILL) at random moments around its checkpoint writes resumes every time from an
-intact checkpoint, and ends with exactly the weights of a run that was never interrupted."""
+intact checkpoint, and ends with exactly the weights of a run that was never interrupted.
+
+The runs are StarGAN v1's: the session's checkpoint writes know no family, a v1 process starts in a third of a
+v2 one's time, and its two kinds of iteration (D alone; D and G every n_critic-th) make where a kill lands
+matter. StarGAN v2's exact resume after SIGTERM and SIGKILL is checked in tests/test_train.py."""
 
 import os
 import random
@@ -17,10 +21,10 @@ import tensorflow as tf
 REPO = Path(__file__).resolve().parents[2]
 KILLS = 20
 TOTAL_STEPS = 40
-ARGS = ["--img-size", "16", "--base-dim", "4", "--max-conv-dim", "16", "--mapping-hidden-dim", "16",
-        "--batch-size", "2", "--total-iters", str(TOTAL_STEPS), "--save-every", "1", "--keep-checkpoints", "2",
-        "--sample-every", "1000", "--log-every", "1000", "--shapes-train-per-domain", "8",
-        "--shapes-val-per-domain", "2"]
+ARGS = ["--model", "v1", "--image-size", "16", "--d-repeat-num", "2", "--g-conv-dim", "4", "--d-conv-dim", "4",
+        "--g-repeat-num", "1", "--n-critic", "2", "--batch-size", "2", "--total-iters", str(TOTAL_STEPS),
+        "--save-every", "1", "--keep-checkpoints", "2", "--sample-every", "1000", "--log-every", "1000",
+        "--shapes-train-per-domain", "8", "--shapes-val-per-domain", "2"]
 TIMEOUT = 600
 
 # The train command, killed by a thread that waits for the Nth checkpoint write of this process to begin,
@@ -61,7 +65,7 @@ def run_train(run_dir: Path, driver: Path | None = None, nth_save: int = 1, dela
 def trained_tensors(run_dir: Path) -> dict:
     reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / f"ckpt-{TOTAL_STEPS}"))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.startswith(("networks/", "ema_networks/", "optimizers/", "step/"))}
+            if name.startswith(("networks/", "optimizers/", "step/"))}
 
 
 def kill_repeatedly(run_dir: Path, driver: Path, kills: int, seed: int) -> list[int]:
@@ -100,7 +104,8 @@ def test_sigkill_around_checkpoint_writes_always_resumes_exactly(tmp_path):
     assert min(steps[-1] for steps in started_from) >= 3, "too few checkpoints completed between the kills"
 
     expected = trained_tensors(tmp_path / "uninterrupted")
-    assert len(expected) > 100
+    assert {name.split("/")[0] for name in expected} == {"networks", "optimizers", "step"}
+    assert sum(name.startswith("optimizers/") for name in expected) > 50  # both networks' Adam moments
     for run_dir, final in zip(killed, finals):
         assert final.returncode == 0, final.stderr[-3000:]
         actual = trained_tensors(run_dir)
