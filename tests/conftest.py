@@ -5,7 +5,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.harness.components import COMPONENTS, require  # noqa: E402
@@ -34,7 +33,10 @@ def tiny_config():
 
 @pytest.fixture(autouse=True)
 def _float32_policy():
-    """Tests that switch to a mixed policy must not leak it into the next test."""
+    """Tests that switch to a mixed policy must not leak it into the next test. (Keras is imported here, not at
+    the top: xdist's controller process loads this file too and runs no test, so it need not import TensorFlow.)"""
+    import keras
+
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")

@@ -144,12 +144,12 @@ def test_sample_grids_rows(tiny_networks):
             diff = np.abs(_tile(grids["reference"], row, col).astype(int) - to_uint8(images[col]).astype(int))
             assert diff.max() <= 1, (row, col)
 
+    styles = [np.asarray(F(z, tf.fill([n], domain))) for domain in range(model.num_domains)]
     for psi in (0.5, 0.7, 1.0):
         grid = grids[f"latent_psi{psi}"]
         assert grid.shape == (2 + (1 + model.num_domains) * 18, 2 + n * 18, 3)
         for domain in range(model.num_domains):
-            styles = np.asarray(F(z, tf.fill([n], domain)))
-            truncated = s_avg[domain] + psi * (styles - s_avg[domain])  # lerp(s_avg, s, psi)
+            truncated = s_avg[domain] + psi * (styles[domain] - s_avg[domain])  # lerp(s_avg, s, psi)
             images = np.asarray(G(batch["x_src"], truncated))
             for col in range(n):
                 diff = np.abs(_tile(grid, 1 + domain, col).astype(int) - to_uint8(images[col]).astype(int))

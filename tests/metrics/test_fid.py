@@ -307,8 +307,15 @@ def test_torchvision_port_matches_torch(torch_inception, tmp_path):
                                atol=1e-4 * np.abs(expected).max(), rtol=0)
 
 
-def test_torchvision_state_dict_mismatch_names_the_key():
-    model = inception.build_torchvision_inception_v3()
+def test_torchvision_state_dict_mismatch_names_the_key(torchvision_extractor):
+    """On the module's torchvision network (built once); the first conv, which the load sets before it fails, is
+    put back."""
+    model = torchvision_extractor.model
+    first_conv = model.get_layer("Conv2d_1a_3x3.conv")
+    weights = first_conv.get_weights()
     state_dict = {"Conv2d_1a_3x3.conv.weight": np.zeros((32, 3, 3, 3), np.float32)}
-    with pytest.raises(StateDictError, match="Conv2d_1a_3x3.bn.weight"):
-        inception.load_torchvision_state_dict(model, state_dict, "file.pth")
+    try:
+        with pytest.raises(StateDictError, match="Conv2d_1a_3x3.bn.weight"):
+            inception.load_torchvision_state_dict(model, state_dict, "file.pth")
+    finally:
+        first_conv.set_weights(weights)
