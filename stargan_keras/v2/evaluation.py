@@ -326,21 +326,23 @@ def run(args, metrics: list[str], data_overrides: dict) -> list[Path]:
     """The evaluate command on a v2 run or model directory: score each mode, write one JSON report per mode
     (and TensorBoard scalars for a run directory). `data_overrides`: the data flags, which change where the
     images come from, never the networks."""
-    from stargan_keras.v2.networks import open_directory
+    from stargan_keras.core.model_dir import config_file
     from stargan_keras.core.run_dir import RunDir
     from stargan_keras.data import load_dataset
     from stargan_keras.metrics import domain_classifier
     from stargan_keras.metrics.networks import build_metric_networks
+    from stargan_keras.v2.config import Config
     from stargan_keras.v2.inference import Translator
+    from stargan_keras.v2.networks import load_networks
 
-    config, model_networks = open_directory(args.checkpoint)
-    config = config.replace(**data_overrides)
+    model_config = Config.read(config_file(args.checkpoint))
+    config = model_config.replace(**data_overrides)
     check_lpips_size(metrics, config.model.img_size, args.checkpoint)
-    translator = Translator(config, model_networks)
+    networks = build_metric_networks(args, metrics)  # the metric flags' errors before the model's weights load
+    translator = Translator(config, load_networks(args.checkpoint, model_config))
     step = reports.checkpoint_step(args.checkpoint)
     out_dir = args.out if args.out is not None else Path(args.checkpoint) / reports.EVAL_DIR
     progress = not args.quiet
-    networks = build_metric_networks(args, metrics)
     domain_images = load_dataset(config, progress=progress)
     check_domains(config.model.resolved_domain_names, domain_images)
     classifiers = {}

@@ -14,7 +14,7 @@ from PIL import Image
 
 from benchmarks.browser import Browser
 from benchmarks.screenshots import PAGE_HEIGHT, PAGE_WIDTH, act, capture, label
-from tests.harness.demo import tiny_demo
+from tests.harness.demo import shared_tiny_tflite, tiny_demo
 from tests.harness.v1 import make_tiny_v1_config
 from tests.harness.page import (ERRORS, FIGURES, MIN_PSNR_DB, STATE, WILD, canvas_rgb,
                                 open_page, picture, psnr, rgba_to_rgb, settle)
@@ -24,21 +24,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.needs("browser")]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, tiny_config):
     """(url, tflite path, a work directory): the demo command serving a tiny float32 StarGAN v2 .tflite."""
-    work = tmp_path_factory.mktemp("demo")
-    with tiny_demo(work, tiny_config()) as (url, tflite):
-        yield url, tflite, work
+    with tiny_demo(shared_tiny_tflite(tmp_path_factory, tiny_config())) as (url, tflite):
+        yield url, tflite, tmp_path_factory.mktemp("demo")
 
 
 @pytest.fixture(scope="module")
 def demo_v1(tmp_path_factory):
     """(url, tflite path): the demo command serving a tiny float32 StarGAN v1 .tflite (labels Black_Hair,
     Blond_Hair, Male, Young: two hair colours, one choice)."""
-    with tiny_demo(tmp_path_factory.mktemp("demo_v1"), make_tiny_v1_config(), name="tiny_v1") as served:
+    with tiny_demo(shared_tiny_tflite(tmp_path_factory, make_tiny_v1_config(), name="tiny_v1")) as served:
         yield served
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium for the file: every test starts with `open_page`, whose new page has a fresh context."""
     with Browser() as running:
         yield running
 

@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.browser import Browser
 from stargan_keras.browser.litert_files import MANIFEST
-from tests.harness.demo import start_demo, stop, tiny_tflite
+from tests.harness.demo import shared_tiny_tflite, start_demo, stop
 from tests.harness.page import FIGURES, MIN_PSNR_DB, WILD, canvas_rgb, open_page, picture, psnr, rgba_to_rgb, settle
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs("browser")]
@@ -71,14 +71,13 @@ def test_the_wheel_carries_only_the_page_litert_files(installed):
         assert package["integrity"] == lock[f"node_modules/{name}"]["integrity"]
 
 
-def test_installed_demo_translates_from_an_empty_directory(installed, tmp_path, tiny_config):
+def test_installed_demo_translates_from_an_empty_directory(installed, tmp_path, tmp_path_factory, tiny_config):
     from stargan_keras.serving.tflite import make_interpreter
 
     python, env, *_ = installed
     where = _run([python, "-c", "import stargan_keras; print(stargan_keras.__file__)"], env=env, cwd=tmp_path).stdout
     assert "/venv/" in where, where  # the wheel's package, not this checkout's
-    (tmp_path / "model").mkdir()
-    tflite = tiny_tflite(tmp_path / "model", tiny_config())
+    tflite = shared_tiny_tflite(tmp_path_factory, tiny_config())
     empty = tmp_path / "empty"
     empty.mkdir()
     process, url = start_demo("--model", str(tflite), python=python, cwd=empty, env=env)

@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from tests.harness.artifacts import built_once
 from tests.harness.networks import free_ports
 
 
@@ -34,10 +35,16 @@ def tiny_tflite(work, config, seed: int = 3, name: str = "tiny"):
     return tflite
 
 
+def shared_tiny_tflite(tmp_path_factory, config, name: str = "tiny"):
+    """`tiny_tflite(..., config, name=name)` converted once per test session for every test that only reads it
+    (`artifacts.built_once`); one `name` stands for one config."""
+    return built_once(tmp_path_factory, f"{name}_tflite", lambda work: tiny_tflite(work, config, name=name)) / \
+        f"{name}.tflite"
+
+
 @contextlib.contextmanager
-def tiny_demo(work, config, name: str = "tiny"):
-    """(url, tflite path): the demo command serving `tiny_tflite(work, config, name=name)`, stopped on exit."""
-    tflite = tiny_tflite(work, config, name=name)
+def tiny_demo(tflite):
+    """(url, tflite path): the demo command serving `tflite` (from `tiny_tflite`), stopped on exit."""
     process, url = start_demo("--model", str(tflite))
     try:
         yield url, tflite

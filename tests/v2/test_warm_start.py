@@ -31,6 +31,12 @@ from tests.harness.v2 import AUTHORS_ADAM, AUTHORS_LAMBDAS, build_model, make_ba
 
 STEP = 2
 NETWORKS = EMA_NETWORKS + ("discriminator",)
+# The third iteration against PyTorch's: a few parameters' updates differ by more than UPDATE_ATOL; their share and
+# their distance are bounded at what today's code achieves.
+LOSS_RTOL = 4e-5  # of each logged loss; measured 3.4e-6 (G/ref_adv)
+UPDATE_ATOL = 0.05  # of the network's lr, per parameter; 99.9th percentile measured 0.030 (mapping network)
+FAR_SHARE = 1.5e-3  # of a network's updates farther than UPDATE_ATOL; measured 1.5e-4 (mapping network)
+UPDATE_MAX = 3.5  # of the network's lr, every parameter; measured 0.34 (generator)
 
 
 @pytest.fixture(scope="module")
