@@ -102,7 +102,7 @@ def test_accuracy_matches_a_direct_computation(tiny_run):
 
 
 @pytest.mark.slow
-def test_fid_of_translations_with_an_untrained_inception(tiny_run, tmp_path, capsys, monkeypatch):
+def test_fid_report_of_translations_with_a_stand_in_fid_network(tiny_run, tmp_path, capsys, monkeypatch):
     """v1's FID values with random networks; the FID network is a small stand-in for the untrained InceptionV3
     (what is checked is the report, not the network's numbers)."""
     from stargan_keras.metrics import fid
