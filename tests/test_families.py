@@ -43,11 +43,24 @@ def _converted(case, directory):
     return nets, directory / "model"
 
 
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """family -> `_converted` of its case, made once for the conversion check and the export (both only read it)."""
+    made = {}
+
+    def get(family):
+        if family not in made:
+            made[family] = _converted(CASES[family], tmp_path_factory.mktemp(f"converted-{family}"))
+        return made[family]
+
+    return get
+
+
 @pytest.mark.parametrize("family", sorted(CASES))
-def test_the_authors_checkpoint_converts_to_the_reference_networks(family, tmp_path):
+def test_the_authors_checkpoint_converts_to_the_reference_networks(family, converted):
     require("torch")
     case = CASES[family]
-    nets, model_dir = _converted(case, tmp_path)
+    nets, model_dir = converted(family)
     model = stargan_keras.load(model_dir)
     assert model.config.FAMILY == family
     for what, ours, theirs in case.reference_outputs(nets, model, np.random.default_rng(0)):
@@ -116,13 +129,13 @@ TFLITE_PSNR_DB = 62.0  # float32 TFLite file against the SavedModel; as tests/se
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(CASES))
-def test_the_export_and_its_tflite_file_translate_alike(family, tmp_path):
+def test_the_export_and_its_tflite_file_translate_alike(family, converted, tmp_path):
     """export writes the family table's signatures; its TFLite file answers each of them as the SavedModel."""
     require("torch")
     from stargan_keras import export
     from stargan_keras.serving import tflite
 
-    _, model_dir = _converted(CASES[family], tmp_path)
+    _, model_dir = converted(family)
     assert export.main(["--checkpoint", str(model_dir), "--output", str(tmp_path / "export"), "--version", "1",
                         "--mean-style-samples", "50"]) == 0
     saved = tmp_path / "export" / "1"
@@ -176,13 +189,13 @@ def _worker(family, modes, config_path, initial_checkpoint, output, tf_config=No
 def _wait(processes, timeout=600):
     deadline = time.time() + timeout
     try:
-        for process in processes:
-            out, _ = process.communicate(timeout=max(1.0, deadline - time.time()))
-            assert process.returncode == 0, out[-4000:]
+        outputs = [process.communicate(timeout=max(1.0, deadline - time.time()))[0] for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
+    failed = [f"worker {i}: {out[-4000:]}" for i, (p, out) in enumerate(zip(processes, outputs)) if p.returncode]
+    assert not failed, "\n".join(failed)
 
 
 def _norm(arrays) -> float:
@@ -236,11 +249,12 @@ def test_mirrored_and_multi_worker_replicas_sum_the_half_batches_gradients(famil
     """Global batch 4 on two replicas (two logical CPUs; two worker processes) == one device summing its
     gradients on the two half-batches (`tests.harness.replicas`); one device at batch 4 within a bound.
 
-    All runs are fresh processes with the same environment (so the same TensorFlow kernels: TF_ENABLE_ONEDNN_OPTS
-    is read once, at import), from one checkpoint of the PyTorch reference's initial weights, with Adam steps
-    smooth in the gradient (the case's `smooth_adam`). A replica bug (a gradient or loss counted twice, a
-    per-replica mean in place of the global batch's, a wrong split, the L2 decay summed across replicas) moves
-    the updates by far more than either bound.
+    All runs are in fresh processes with the same environment (so the same TensorFlow kernels:
+    TF_ENABLE_ONEDNN_OPTS is read once, at import): the one-device runs and the mirrored one in one process, each
+    multi-worker replica in its own (`tests.harness.replica_worker`); from one checkpoint of the PyTorch
+    reference's initial weights, with Adam steps smooth in the gradient (the case's `smooth_adam`). A replica bug
+    (a gradient or loss counted twice, a per-replica mean in place of the global batch's, a wrong split, the L2
+    decay summed across replicas) moves the updates by far more than either bound.
     """
     require("torch")
     case = CASES[family]
@@ -252,10 +266,9 @@ def test_mirrored_and_multi_worker_replicas_sum_the_half_batches_gradients(famil
     config_path = tmp_path / "config.yaml"
     config.save(config_path)
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes = [_worker(family, modes, config_path, initial, tmp_path) for modes in ("default,half_batches", "mirrored")] + [
+    _wait([_worker(family, "default,half_batches,mirrored", config_path, initial, tmp_path)] + [
         _worker(family, "multi_worker", config_path, initial, tmp_path,
-                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(2)]
-    _wait(processes)
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(2)])
     results = {}
     for mode in ("default", "half_batches", "mirrored", "multi_worker"):
         with np.load(tmp_path / f"{mode}.npz") as result:

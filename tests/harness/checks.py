@@ -7,7 +7,9 @@ import numpy as np
 
 from stargan_keras.core.imaging import to_uint8
 
-BOUNDARY = 1e-3  # uint8 levels: a float this close to k + 0.5 may round either way once optimized
+# uint8 levels: a float this close to k + 0.5 may round either way once optimized; measured 2.7e-4 (the farthest
+# float from k + 0.5 that rounded otherwise, over tests/serving's signature, export and gRPC and tests/v1's serving)
+BOUNDARY = 2.5e-3
 
 
 CONVERSION_RTOL = 3e-5  # of the reference output's largest value; measured 3.7e-6 (v1 G, 64 px)

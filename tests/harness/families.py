@@ -31,7 +31,7 @@ class FamilyCase:
 
     name: str
     tiny_config: Callable  # (**config overrides) -> a config of tiny networks
-    make_batches: Callable  # (config, count, seed) -> training batches of the global batch size 4
+    make_batches: Callable  # (config, count, seed) -> training batches of the config's global batch size (4)
     build_trainer: Callable  # (config, run_eagerly) -> the compiled trainer (call it inside a strategy's scope)
     trainer_module: str  # where the trainer and its LOG_KEYS are
     # Adam's first steps are about +-lr for every entry whatever the size of its gradient, so an entry whose
@@ -79,11 +79,12 @@ def _v1_trainer(config, run_eagerly=False):
 CASES = {
     "v2": FamilyCase(
         "v2", lambda **overrides: v2.make_tiny_config(**{"batch_size": 4, "lambda_ds": 2.0, "ds_iter": 10, **overrides}),
-        lambda config, count, seed=0: v2.make_batches(count, img_size=config.model.img_size,
+        lambda config, count, seed=0: v2.make_batches(count, config.train.batch_size, img_size=config.model.img_size,
                                                       num_domains=config.model.num_domains,
                                                       latent_dim=config.model.latent_dim, seed=seed),
         _v2_trainer, "stargan_keras.v2.trainer", dict(epsilon=1.0, lr=1e-2, f_lr=1e-2),
-        ("D/latent_real", "D/latent_fake", "D/latent_reg"), dict(w_hpf=1.0, num_domains=2),
+        # Batch 2 under mixed precision: every iteration runs the FAN (256 px) on the images in several passes.
+        ("D/latent_real", "D/latent_fake", "D/latent_reg"), dict(w_hpf=1.0, num_domains=2, batch_size=2),
         authors.v2_files, authors.v2_outputs,
         load_authors_weights=lambda model, ema, nets: model.load_authors_weights(nets, ema),
         training={**v2.ADAM, **v2.LAMBDAS, "lambda_ds": v2.LAMBDA_DS, "ds_iter": v2.DS_ITER},
@@ -95,7 +96,7 @@ CASES = {
         small_map_widths=dict(max_conv_dim=64)),
     "v1": FamilyCase(
         "v1", lambda **overrides: v1.make_tiny_v1_config(**{"n_critic": 2, **overrides}),
-        lambda config, count, seed=0: v1.make_v1_batches(count, config.model, seed=seed),
+        lambda config, count, seed=0: v1.make_v1_batches(count, config.model, config.train.batch_size, seed=seed),
         _v1_trainer, "stargan_keras.v1.trainer", dict(epsilon=1.0, g_lr=1e-2, d_lr=1e-2),
         ("D/loss_real", "D/loss_fake", "D/loss_cls", "D/loss_gp"), dict(n_critic=1),
         authors.v1_files, authors.v1_outputs,

@@ -21,6 +21,8 @@ from tests.harness.families import keras_weights  # noqa: E402
 from tests.harness.v1 import make_tiny_v1_config, make_v1_batches  # noqa: E402
 
 D_KEYS = [key for key in LOG_KEYS if key.startswith("D/")]
+GP_RTOL = 1e-7  # of the reference's penalty; measured 1.1e-8
+GP_GRADIENT_RTOL = 3e-6  # of each weight's largest reference gradient; measured 2.9e-7 (main.2.weight)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def test_gradient_penalty_and_its_second_derivative_match_pytorch(config, author
     grad = torch.autograd.grad(src, x_hat, torch.ones_like(src), create_graph=True)[0]
     want = ((grad.flatten(1).pow(2).sum(1).sqrt() - 1) ** 2).mean()
     want.backward()
-    assert abs(float(penalty) - want.item()) <= 1e-4 * abs(want.item())
+    assert abs(float(penalty) - want.item()) <= GP_RTOL * abs(want.item())
     for key, param in torch_d.named_parameters():
         if param.grad is None:  # the classification head: not on the penalty's path
             assert key == "conv2.weight" and grads[key] is None
@@ -68,7 +70,7 @@ def test_gradient_penalty_and_its_second_derivative_match_pytorch(config, author
         ours = np.asarray(grads[key])
         ours = ours.transpose(3, 2, 0, 1) if ours.ndim == 4 else ours
         theirs = param.grad.numpy()
-        np.testing.assert_allclose(ours, theirs, atol=1e-3 * np.abs(theirs).max(), rtol=0, err_msg=key)
+        np.testing.assert_allclose(ours, theirs, atol=GP_GRADIENT_RTOL * np.abs(theirs).max(), rtol=0, err_msg=key)
 
 
 def test_fit_follows_the_n_critic_rhythm_and_the_checkpoint_restores_it(config, authors_files, tmp_path):
