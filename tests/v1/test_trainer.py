@@ -21,7 +21,7 @@ from tests.harness.families import keras_weights  # noqa: E402
 from tests.harness.v1 import make_tiny_v1_config, make_v1_batches  # noqa: E402
 
 D_KEYS = [key for key in LOG_KEYS if key.startswith("D/")]
-GP_RTOL = 1e-7  # of the reference's penalty; measured 1.1e-8
+GP_RTOL = 5e-7  # of the reference's penalty; measured 1.1e-8, below float32's resolution: the floor is a few ulps (1.2e-7)
 GP_GRADIENT_RTOL = 3e-6  # of each weight's largest reference gradient; measured 2.9e-7 (main.2.weight)
 
 
