@@ -2,7 +2,8 @@
 training graph, and a training progress line that fits 100 columns, through a pipe and on a terminal.
 
 Every command runs in a subprocess as a user starts it: without TF_CPP_MIN_LOG_LEVEL (the tests' own
-conftest sets it, so it is removed here).
+conftest sets it, so it is removed here). The piped training run is the session's shared `tiny_v2_run`
+(tests/harness/runs.py, started the same way), which tests/test_train.py inspects too.
 """
 
 import fcntl
@@ -21,25 +22,17 @@ import pytest
 from PIL import Image
 
 from stargan_keras.core.quiet import is_log_line
+from tests.harness.commands import user_env
+from tests.harness.runs import TINY_V2_TRAIN
+from tests.harness.v1 import TINY_V1_TRAIN
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["--img-size", "16", "--base-dim", "4", "--max-conv-dim", "16", "--mapping-hidden-dim", "16",
-        "--batch-size", "2", "--save-every", "4", "--sample-every", "4", "--shapes-train-per-domain", "20",
-        "--shapes-val-per-domain", "4"]
+TINY = [*TINY_V2_TRAIN, "--save-every", "4", "--sample-every", "4"]  # each test sets its steps after these
 TIMEOUT = 900
 COLUMNS = 100
 V2_TERMS = ("D ", "G ", "adv ", "cyc ", "ds ")
 V1_TERMS = ("D ", "G ", "D_cls ", "G_cls ", "rec ")
 
 pytestmark = pytest.mark.slow
-
-
-def user_env(**extra) -> dict:
-    """The environment of a user who set none of the variables under test (COLUMNS and LINES would override
-    the pseudo-terminal's size)."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("TF_CPP_MIN_LOG_LEVEL", "STARGAN_KERAS_DEBUG", "TF_ENABLE_ONEDNN_OPTS", "COLUMNS", "LINES")}
-    return {**env, "PYTHONPATH": str(REPO), **extra}
 
 
 def command(name, *args, cwd, env=None):
@@ -61,22 +54,14 @@ def test_the_log_line_pattern():
     assert not is_log_line("UserWarning: something to act on")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 3-step shapes run made by the train command (stdout through a pipe) and its output."""
-    work = tmp_path_factory.mktemp("console")
-    result = command("train", "--run-dir", "run", "--total-iters", "3", "--log-every", "2", *TINY, cwd=work)
-    return work, result
-
-
-def test_train_prints_no_tensorflow_log_line_and_one_short_line_per_log_interval(run):
-    work, result = run
-    assert log_lines(result.stderr) == [], result.stderr
-    assert "\r" not in result.stdout and "\x1b" not in result.stdout
-    lines = result.stdout.splitlines()
+def test_train_prints_no_tensorflow_log_line_and_one_short_line_per_log_interval(tiny_v2_run):
+    """The shared 6-step run (--log-every 4), its stdout through a pipe."""
+    assert log_lines(tiny_v2_run.err) == [], tiny_v2_run.err
+    assert "\r" not in tiny_v2_run.out and "\x1b" not in tiny_v2_run.out
+    lines = tiny_v2_run.out.splitlines()
     assert max(map(len, lines)) <= COLUMNS
-    progress = [line for line in lines if line.startswith("step ") and "/3 " in line]
-    assert [line.split()[1] for line in progress] == ["2/3", "3/3"]  # every --log-every steps and the last
+    progress = [line for line in lines if line.startswith("step ") and "/6 " in line]
+    assert [line.split()[1] for line in progress] == ["4/6", "6/6"]  # every --log-every steps and the last
     assert all(term in progress[-1] for term in (*V2_TERMS, "steps/s", "ETA "))
     summary = "\n".join(lines[lines.index(progress[-1]) + 1:])
     assert all(f"G/{mode}_{term} " in summary for mode in ("latent", "ref") for term in ("adv", "sty", "ds", "cyc"))
@@ -93,16 +78,17 @@ def _shape_folders(root: Path, domains=("circle", "square", "triangle")) -> Path
     return root
 
 
-def test_export_tflite_sample_and_evaluate_print_no_tensorflow_log_line(run):
-    work, _ = run
+def test_export_tflite_sample_and_evaluate_print_no_tensorflow_log_line(tiny_v2_run, tmp_path):
+    """Each command on the shared run, which they only read (evaluate's results go to --out)."""
+    work, run = tmp_path, tiny_v2_run.run_dir
     results = [
-        command("export", "--checkpoint", "run", "--output", "models", "--mean-style-samples", "50", cwd=work),
+        command("export", "--checkpoint", run, "--output", "models", "--mean-style-samples", "50", cwd=work),
         command("tflite", "--saved-model", "models/1", "--output", "tiny.tflite", cwd=work),
-        command("sample", "--checkpoint", "run", "--src", _shape_folders(work / "src"), "--ref",
+        command("sample", "--checkpoint", run, "--src", _shape_folders(work / "src"), "--ref",
                 _shape_folders(work / "ref"), "--out", "figures", "--num-latent", "2", "--video-sources", "2",
                 "--video-format", "gif", "--quiet", cwd=work),
-        command("evaluate", "--checkpoint", "run", "--mode", "latent", "--metrics", "accuracy", "--classifier-steps",
-                "5", "--num-outputs", "2", "--max-images-per-domain", "2", "--quiet", cwd=work),
+        command("evaluate", "--checkpoint", run, "--mode", "latent", "--metrics", "accuracy", "--classifier-steps",
+                "5", "--num-outputs", "2", "--max-images-per-domain", "2", "--out", "eval", "--quiet", cwd=work),
     ]
     for result in results:
         assert log_lines(result.stderr) == [], result.stderr
@@ -123,7 +109,7 @@ def test_debug_and_a_users_level_show_tensorflow_logs_again(tmp_path):
 def test_grappler_optimizes_the_training_step_with_onednn(tmp_path):
     """With oneDNN on (it is on by default on CPUs with AVX-512 VNNI or AMX), grappler's remapper fused a
     convolution and a LeakyRelu whose input had other readers and gave up on the whole training graph."""
-    result = command("train", "--run-dir", "run", "--total-iters", "2", "--log-every", "1", *TINY, cwd=tmp_path,
+    result = command("train", *TINY, "--run-dir", "run", "--total-iters", "2", "--log-every", "1", cwd=tmp_path,
                      env=user_env(TF_CPP_MIN_LOG_LEVEL="0", TF_ENABLE_ONEDNN_OPTS="1"))
     assert "oneDNN custom operations are on" in result.stderr  # the logs are shown and oneDNN is on
     assert not [line for line in result.stderr.splitlines() if "remapper failed" in line
@@ -167,16 +153,14 @@ def _screen_lines(output: str) -> list[str]:
     return [piece for line in output.replace("\r\n", "\n").split("\n") for piece in line.split("\r")]
 
 
-V1_TINY = ["--model", "v1", "--image-size", "16", "--d-repeat-num", "2", "--g-conv-dim", "4", "--d-conv-dim", "4",
-           "--g-repeat-num", "1", "--n-critic", "2", "--lr-decay", "none", "--batch-size", "2",
-           "--shapes-train-per-domain", "4", "--shapes-val-per-domain", "2", "--save-every", "4", "--sample-every", "4"]
+V1_TINY = [*TINY_V1_TRAIN, "--save-every", "4", "--sample-every", "4"]
 
 
 @pytest.mark.parametrize("family", ["v2", "v1"])
 def test_progress_on_a_100_column_terminal(family, tmp_path):
     terms, flags = (V2_TERMS, TINY) if family == "v2" else (V1_TERMS, V1_TINY)
-    output = _on_terminal([sys.executable, "-m", "stargan_keras.train", "--run-dir", "run", "--total-iters", "4",
-                           "--log-every", "1", *flags], tmp_path)
+    output = _on_terminal([sys.executable, "-m", "stargan_keras.train", *flags, "--run-dir", "run", "--total-iters",
+                           "4", "--log-every", "1"], tmp_path)
     assert not log_lines(output), output
     screens = _screen_lines(output)
     assert max(len(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", screen).rstrip()) for screen in screens) <= COLUMNS

@@ -1,12 +1,14 @@
 """`python -m stargan_keras.train` end to end, in subprocesses, on tiny shapes runs.
 
-One lifecycle is shared by several tests: an uninterrupted 6-step run, and a run of
-the same command stopped by SIGTERM, resumed, killed by SIGKILL between checkpoints,
-and resumed to the end. Signals are sent by the training process to itself from a
-patched callback (see DRIVER), so they land after a known step without races.
+One lifecycle is shared by several tests: an uninterrupted 6-step run (the session's shared `tiny_v2_run`, which
+tests/test_console.py reads too), and a run of the same command stopped by SIGTERM, resumed, killed by SIGKILL
+between checkpoints, and resumed to the end. Signals are sent by the training process to itself from a patched
+callback (see DRIVER), so they land after a known step without races. The mixed_bfloat16 run, whose checks are
+about what training computes rather than about the process, calls `train.main` in-process.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,34 +22,33 @@ from PIL import Image
 import stargan_keras
 from stargan_keras import train
 from stargan_keras.core.layers import torch_named_variables
+from stargan_keras.v1.trainer import LOG_KEYS as V1_LOG_KEYS
 from stargan_keras.v2.trainer import LOG_KEYS
 from tests.harness.networks import free_ports
-from tests.harness.commands import TIMEOUT, command_env
-
-TINY = ["--img-size", "16", "--base-dim", "4", "--max-conv-dim", "16", "--mapping-hidden-dim", "16",
-        "--batch-size", "2", "--total-iters", "6", "--save-every", "3", "--sample-every", "3", "--log-every", "1",
-        "--shapes-train-per-domain", "20", "--shapes-val-per-domain", "4"]
+from tests.harness.commands import TIMEOUT, command_env, user_env
+from tests.harness.runs import TINY_V2_TRAIN as TINY
+from tests.harness.v1 import TINY_V1_TRAIN
 
 # Runs the train command with one hook: after step N, send a signal to itself, or
-# feed NaN images from step N on (a non-finite loss without touching the trainer).
+# feed StarGAN v1 NaN images from step N on (a non-finite loss without touching the trainer).
 DRIVER = textwrap.dedent("""
     import os, signal, sys
+    from stargan_keras import train  # first, as the command does: it quiets TensorFlow's C++ logs
     import tensorflow as tf
-    from stargan_keras import train
     from stargan_keras.core import callbacks
-    from stargan_keras.data import pipeline
+    from stargan_keras.v1 import data
 
     action, at_step, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     if action == "nan":
-        original_dataset = pipeline.make_train_dataset
+        original_dataset = data.make_train_dataset
 
-        def poisoned(config, domain_images, start_step=0):
+        def poisoned(config, images, start_step=0):
             def poison(i, batch):
                 bad = start_step + i + 1 >= at_step
-                return {**batch, "x_src": tf.where(bad, float("nan"), batch["x_src"])}
-            return original_dataset(config, domain_images, start_step).enumerate().map(poison)
+                return {**batch, "x_real": tf.where(bad, float("nan"), batch["x_real"])}
+            return original_dataset(config, images, start_step).enumerate().map(poison)
 
-        pipeline.make_train_dataset = poisoned
+        data.make_train_dataset = poisoned
     else:
         original_end = callbacks.PeriodicCheckpoint.on_train_batch_end
 
@@ -62,10 +63,11 @@ DRIVER = textwrap.dedent("""
 
 
 def _start(args, cwd, driver=None):
+    """The train command (or DRIVER) in the environment of the shared run, so that all use the same kernels."""
     command = [sys.executable, "-m", "stargan_keras.train", *args]
     if driver:
         command = [sys.executable, str(cwd / "driver.py"), *driver, *args]
-    return subprocess.Popen(command, cwd=cwd, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=cwd, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _finish(process):
@@ -78,13 +80,15 @@ def _steps(run_dir):
 
 
 @pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory):
-    """Uninterrupted run `a`; run `b`: SIGTERM after step 1, resume, SIGKILL after step 4, resume; run `nan`."""
+def lifecycle(tmp_path_factory, tiny_v2_run):
+    """Uninterrupted run `a` (the shared run); run `b`: SIGTERM after step 1, resume, SIGKILL after step 4,
+    resume; run `nan`: a StarGAN v1 run (a third of v2's cost) whose images turn NaN at step 3, as stopping on a
+    non-finite loss term is the family-agnostic session's (v2's terms reach it as v1's do, through the logs)."""
     root = tmp_path_factory.mktemp("runs")
     (root / "driver.py").write_text(DRIVER)
-    a, b, nan = root / "a", root / "b", root / "nan"
-    background = {"a": _start([*TINY, "--run-dir", str(a)], root),
-                  "nan": _start([*TINY, "--save-every", "1", "--run-dir", str(nan)], root, driver=["nan", "3"])}
+    b, nan = root / "b", root / "nan"
+    background = {"nan": _start([*TINY_V1_TRAIN, "--total-iters", "6", "--save-every", "1", "--sample-every", "3",
+                                 "--run-dir", str(nan)], root, driver=["nan", "3"])}
     results = {"sigterm": _finish(_start([*TINY, "--run-dir", str(b)], root, driver=["SIGTERM", "1"]))}
     results["sigterm"]["steps"] = _steps(b)
     results["sigkill"] = _finish(_start([*TINY, "--run-dir", str(b)], root, driver=["SIGKILL", "4"]))
@@ -92,7 +96,8 @@ def lifecycle(tmp_path_factory):
     results["resume"] = _finish(_start([*TINY, "--run-dir", str(b)], root))
     results.update({name: _finish(process) for name, process in background.items()})
     results["nan"]["steps"] = _steps(nan)
-    return {"a_dir": a, "b_dir": b, **results}
+    results["a"] = {"rc": 0, "out": tiny_v2_run.out, "err": tiny_v2_run.err}  # the shared run finished (rc 0)
+    return {"a_dir": tiny_v2_run.run_dir, "b_dir": b, **results}
 
 
 def _assert_ok(result):
@@ -133,7 +138,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(lifecycle):
     assert result["rc"] == 3, result["err"][-3000:]  # EXIT_NON_FINITE
     assert "Traceback" not in result["err"]
     message = result["err"].split("error:", 1)[1]
-    assert "step 3:" in message and any(f"loss term {key} " in message for key in LOG_KEYS)
+    assert "step 3:" in message and any(f"loss term {key} " in message for key in V1_LOG_KEYS)
     assert result["steps"] == [1, 2]  # the non-finite step 3 was never saved
     assert "ckpt-2" in message
 
@@ -143,7 +148,7 @@ def test_run_directory_contents(lifecycle):
     _assert_ok(lifecycle["a"])
     run = lifecycle["a_dir"]
     out = lifecycle["a"]["out"]
-    assert f"tensorboard --logdir {run / 'logs'}" in out and str(run / "samples") in out
+    assert "tensorboard --logdir run/logs" in out and "run/samples" in out  # started as --run-dir run
     assert "step 6 of 6" in out and "bad image files skipped: none" in out
     expected_forms = "keras" if tf.config.list_logical_devices("GPU") else "cpu"
     assert f"convolutions   {expected_forms} forms (auto: " in out and "TF32           off (--tf32 false" in out
@@ -164,7 +169,7 @@ def test_run_directory_contents(lifecycle):
                 tags.setdefault(value.tag, set()).add(event.step)
     for key in (*LOG_KEYS, "learning_rate/generator", "learning_rate/mapping_network", "speed/steps_per_second"):
         assert key in tags, key
-    assert tags["D/latent_real"] == {1, 2, 3, 4, 5, 6} and tags["samples/reference"] == {3, 6}
+    assert tags["D/latent_real"] == {4} and tags["samples/reference"] == {3, 6}  # every --log-every 4 steps
 
 
 @pytest.mark.slow
@@ -181,14 +186,15 @@ def test_load_opens_the_finished_run(lifecycle):
 
 
 @pytest.mark.slow
-def test_refuses_to_resume_with_other_networks(lifecycle, capsys):
+def test_refuses_to_resume_with_other_networks(lifecycle, capsys, tmp_path):
     _assert_ok(lifecycle["a"])
-    before = (lifecycle["a_dir"] / "config.yaml").read_text()
-    argv = [*TINY, "--img-size", "32", "--run-dir", str(lifecycle["a_dir"])]
+    run = shutil.copytree(lifecycle["a_dir"], tmp_path / "a")  # the shared run is only read
+    before = (run / "config.yaml").read_text()
+    argv = [*TINY, "--img-size", "32", "--run-dir", str(run)]
     assert train.main(argv) == 2
     err = capsys.readouterr().err
     assert "--img-size (run: 16, requested: 32)" in err and "--run-dir" in err and "Traceback" not in err
-    assert (lifecycle["a_dir"] / "config.yaml").read_text() == before
+    assert (run / "config.yaml").read_text() == before
 
 
 def test_unknown_flag_names_the_closest(capsys):
@@ -231,7 +237,11 @@ def test_presets_from_the_command_line():
 @pytest.mark.slow
 def test_two_workers_through_the_command(tmp_path):
     """--strategy multi_worker from TF_CONFIG on 127.0.0.1: both workers finish, only the chief writes a run,
-    and the non-chief's scratch checkpoints are gone at the end."""
+    and the non-chief's scratch checkpoints are gone at the end.
+
+    What is checked is the command's and the run directory's (family-agnostic core), so StarGAN v1's tiny networks
+    (a third of v2's cost a process) carry it; StarGAN v2's steps on two workers are checked against one device by
+    tests/test_families.py's replica test."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -239,8 +249,8 @@ def test_two_workers_through_the_command(tmp_path):
     for index in range(2):
         env = {**command_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
                "TMPDIR": str(scratch)}
-        command = [sys.executable, "-m", "stargan_keras.train", *TINY, "--total-iters", "2", "--save-every", "2",
-                   "--sample-every", "2", "--strategy", "multi_worker", "--run-dir", str(tmp_path / f"worker{index}")]
+        command = [sys.executable, "-m", "stargan_keras.train", *TINY_V1_TRAIN, "--total-iters", "2", "--save-every",
+                   "2", "--sample-every", "2", "--strategy", "multi_worker", "--run-dir", str(tmp_path / f"worker{index}")]
         processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
     chief, worker = (_finish(process) for process in processes)
@@ -248,7 +258,8 @@ def test_two_workers_through_the_command(tmp_path):
     _assert_ok(worker)
     assert "batch 2 on 2 replica(s)" in chief["out"] and "step 2 of 2" in chief["out"]
     assert _steps(tmp_path / "worker0") == [2]
-    assert len(list((tmp_path / "worker0" / "samples").glob("000002_*.jpg"))) == 4
+    assert sorted(p.name for p in (tmp_path / "worker0" / "samples").glob("000002_*.jpg")) == [
+        "000002_interpolation.jpg", "000002_translations.jpg"]
     assert not (tmp_path / "worker1").exists()  # the non-chief saved into a scratch directory
     assert not list(scratch.glob("stargan_keras_worker_*")), "the non-chief's scratch directory was left behind"
 
@@ -270,12 +281,14 @@ def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, t
 
 
 @pytest.mark.slow
-def test_mixed_bfloat16_through_the_command(tmp_path):
+def test_mixed_bfloat16_through_the_command(tmp_path, capsys):
+    """The command's main in-process (the conftest restores the float32 policy it sets)."""
     run = tmp_path / "bf16"
-    result = _finish(_start([*TINY, "--total-iters", "2", "--save-every", "2", "--sample-every", "2",
-                             "--precision", "mixed_bfloat16", "--run-dir", str(run)], tmp_path))
-    _assert_ok(result)
-    assert "mixed_bfloat16" in result["out"] and "step 2 of 2" in result["out"]
+    code = train.main([*TINY, "--total-iters", "2", "--save-every", "2", "--sample-every", "2",
+                       "--precision", "mixed_bfloat16", "--run-dir", str(run)])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    assert "mixed_bfloat16" in out and "step 2 of 2" in out
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "mixed_bfloat16"
     reader = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-2"))
     weights = [reader.get_tensor(n) for n in reader.get_variable_to_shape_map() if n.startswith("networks/")]

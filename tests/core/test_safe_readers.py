@@ -1,6 +1,7 @@
 """Readers check sizes before they allocate: a few kilobytes of torch file, weights file, zip or YAML, or a
 numeric flag, is one `error:` line and exit 2, never gigabytes of memory or a traceback."""
 
+import json
 import os
 import resource
 import subprocess
@@ -46,15 +47,38 @@ def write_zip_bomb(path: Path, size: int = 64 * 2**20) -> Path:
     return path
 
 
-def run_capped(*args, cwd=REPO):
-    """A command under a 2 GiB address-space limit: (exit code, stderr)."""
+CASE_MARK = "--- case exit code "
+# Runs each case's command as `python -m` does (runpy as __main__, the code of the SystemExit it ends with), one
+# after the other in one process, so that TensorFlow is imported once for all of them.
+RUN_CASES = f"""
+import json, runpy, sys
+for argv in json.loads(sys.argv[1]):
+    sys.argv = list(argv)
+    try:
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exit:
+        code = 0 if exit.code is None else exit.code if isinstance(exit.code, int) else 1
+    print("{CASE_MARK}" + str(code), file=sys.stderr, flush=True)
+"""
+
+
+def run_capped(cases, cwd=REPO) -> list[tuple[int, str]]:
+    """Commands (module and arguments) in one process under a 2 GiB address-space limit, which the ones run
+    first only make tighter for the later ones: (exit code, stderr) of each."""
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=600, preexec_fn=cap)
-    return result.returncode, result.stderr
+    result = subprocess.run([sys.executable, "-c", RUN_CASES, json.dumps([list(map(str, args)) for args in cases])],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=600, preexec_fn=cap)
+    assert result.returncode == 0 and result.stderr.count(CASE_MARK) == len(cases), result.stderr[-3000:]
+    outputs, rest = [], result.stderr
+    for _ in cases:  # each case's stderr, then the mark and its exit code on one line
+        err, _, rest = rest.partition(CASE_MARK)
+        code, _, rest = rest.partition("\n")
+        outputs.append((int(code), err))
+    return outputs
 
 
 def assert_one_error_line(code, stderr, expected):
@@ -192,8 +216,8 @@ def test_small_files_and_large_flags_exit_2_under_a_memory_cap(tmp_path):
         ((*train, "--shapes-train-per-domain", "1000000000"), "--shapes-train-per-domain 1000000000"),
         ((*train, "--dataset", "afhq", "--data-dir", data), "times larger than it is packed"),
     ]
-    for args, expected in cases:
-        assert_one_error_line(*run_capped(*args), expected)
+    for (code, stderr), (_, expected) in zip(run_capped([args for args, _ in cases]), cases):
+        assert_one_error_line(code, stderr, expected)
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert {p: after.get(p) for p in before} == before  # the user's files, byte for byte
     assert directory_bytes(tmp_path) - sum(map(len, before.values())) < 4 * 2**20

@@ -10,6 +10,12 @@ TINY_V1 = dict(image_size=32, c_dim=4, selected_attrs=["Black_Hair", "Blond_Hair
                g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=3, batch_size=4, total_iters=200_000)
 
 
+# The train command's flags for tiny v1 shapes runs (16 px, widths 4, one residual block; add the step counts).
+TINY_V1_TRAIN = ["--model", "v1", "--image-size", "16", "--d-repeat-num", "2", "--g-conv-dim", "4", "--d-conv-dim",
+                 "4", "--g-repeat-num", "1", "--n-critic", "2", "--lr-decay", "none", "--batch-size", "2",
+                 "--shapes-train-per-domain", "4", "--shapes-val-per-domain", "2"]
+
+
 def make_tiny_v1_config(**overrides):
     """A v1 Config of tiny networks; overrides are config fields of any section."""
     from stargan_keras.v1.config import Config

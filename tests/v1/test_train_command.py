@@ -1,5 +1,5 @@
-"""`python -m stargan_keras.train --model v1`: presets, flags, and tiny shapes runs in subprocesses (a run, and the
-same run stopped half-way and resumed, which must end with the same weights)."""
+"""`python -m stargan_keras.train --model v1`: presets, flags, and tiny shapes runs (a run, and the same run stopped
+half-way and resumed by the command, which must end with the same weights)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ import yaml
 
 from stargan_keras import train
 from tests.harness.commands import REPO, TIMEOUT, command_env
+from tests.harness.v1 import TINY_V1_TRAIN
 
-TINY = ["--model", "v1", "--image-size", "16", "--d-repeat-num", "2", "--g-conv-dim", "4", "--d-conv-dim", "4",
-        "--g-repeat-num", "1", "--n-critic", "2", "--lr-decay", "none", "--batch-size", "2",
-        "--shapes-train-per-domain", "4", "--shapes-val-per-domain", "2", "--save-every", "3", "--sample-every", "3",
-        "--log-every", "1"]
+TINY = [*TINY_V1_TRAIN, "--save-every", "3", "--sample-every", "3", "--log-every", "1"]
 
 
 def _start(args):
@@ -33,12 +31,13 @@ def _finish(process) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Run `a`: 6 steps at once; run `b`: 3 steps, then the same command resumed to 6 (`a` beside `b`)."""
+    """Run `a`: 6 steps at once by the command; run `b`: 3 steps (`train.main` in this process: its first half
+    is not what is checked), then the command resumes it to 6 (`a` beside `b`)."""
     root = tmp_path_factory.mktemp("v1runs")
     a, b = root / "a", root / "b"
     first = _start([*TINY, "--total-iters", "6", "--run-dir", str(a)])
-    out = {"b1": _finish(_start([*TINY, "--total-iters", "3", "--run-dir", str(b)]))}
-    out["b2"] = _finish(_start([*TINY, "--total-iters", "6", "--run-dir", str(b)]))
+    assert train.main([*TINY, "--total-iters", "3", "--run-dir", str(b)]) == 0
+    out = {"b2": _finish(_start([*TINY, "--total-iters", "6", "--run-dir", str(b)]))}
     out["a"] = _finish(first)
     return {"a_dir": a, "b_dir": b, **out}
 
