@@ -15,6 +15,7 @@ import tensorflow as tf
 from tests.harness.components import require
 
 torch = require("torch")
+torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes the reference and its FAN slower
 
 from stargan_keras.face.fan import load_fan_checkpoint  # noqa: E402
 from stargan_keras.v2.losses import lambda_ds_at  # noqa: E402
@@ -50,14 +51,17 @@ def _trained_model(config, upstream_checkpoints, run_eagerly=False):
 @pytest.mark.slow
 def test_one_iteration_with_face_masks_matches_the_pytorch_reference(tiny_config, tmp_path):
     """w_hpf = 1 with a FAN (the CelebA-HQ setting): G gets the masks of x_real in every pass but the cycle's,
-    which gets those of x_fake; the loss terms show which masks the cycle took."""
-    config = tiny_config(img_size=64, num_domains=2, w_hpf=1.0, base_dim=4, max_conv_dim=16, batch_size=4,
+    which gets those of x_fake; the loss terms show which masks the cycle took.
+
+    64 px, so that G adds skips with both masks (32 and 64 px); a batch of 2, since each image costs both FANs a
+    256 px pass three times per iteration (the FAN's input size whatever the image size)."""
+    config = tiny_config(img_size=64, num_domains=2, w_hpf=1.0, base_dim=4, max_conv_dim=16, batch_size=2,
                          lambda_ds=LAMBDA_DS, ds_iter=DS_ITER, **ADAM, **LAMBDAS)
     fan_t = torch_fan.randomize(torch_fan.TorchFAN(), seed=3)
     fan = load_fan_checkpoint(torch_fan.save_wing_checkpoint(fan_t, tmp_path / "wing.ckpt"))
     upstream = tmp_path / "upstream"
     save_upstream_checkpoints(build_networks_like(config.model), upstream)
-    batch = make_batches(1, img_size=64, num_domains=2)[0]
+    batch = make_batches(1, size=2, img_size=64, num_domains=2)[0]
 
     def reference(masks_of):
         nets = build_networks_like(config.model)
