@@ -27,6 +27,8 @@ from tests.references.torch_stargan_v2 import build_networks_like, save_upstream
 from tests.harness.v2 import ADAM, DS_ITER, LAMBDA_DS, LAMBDAS, build_model, make_batches  # noqa: E402
 from tests.harness.checks import assert_close_logs  # noqa: E402
 
+LOG_RTOL = 2e-5  # the face-mask iteration's logs against the reference; measured 1.7e-6
+
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,9 @@ def test_one_iteration_with_face_masks_matches_the_pytorch_reference(tiny_config
     model = build_model(config, upstream / "100000_nets.ckpt", upstream / "100000_nets_ema.ckpt", fan=fan)
     actual = model.distributed_train_step(batch)
     del actual["G/lambda_ds"]
-    assert_close_logs(actual, expected, rtol=1e-4)
+    print("face-mask iteration: max relative log error "
+          f"{max(abs(float(actual[k]) - v) / abs(v) for k, v in expected.items()):.1e}")
+    assert_close_logs(actual, expected, rtol=LOG_RTOL)
     for key in ("G/latent_cyc", "G/ref_cyc"):
         for other in (cycle_on_real_masks, no_masks):
             assert abs(other[key] - expected[key]) > 10 * 1e-4 * abs(expected[key]), (key, other[key], expected[key])
@@ -101,6 +105,7 @@ def test_torch_adam_matches_pytorch_adam_with_coupled_weight_decay():
         optimizer.apply_gradients([(tf.constant(grad), variable)])
         param.grad = torch.from_numpy(grad.copy())
         torch_optimizer.step()
+    # measured: max |diff| 6.0e-8, max relative 7.2e-7
     np.testing.assert_allclose(np.asarray(variable), param.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
