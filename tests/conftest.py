@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from tests.harness.components import COMPONENTS, require  # noqa: E402
+from tests.harness.face import face_model_files  # noqa: E402,F401  (a session fixture)
 from tests.harness.runs import tiny_v2_run  # noqa: E402,F401  (a session fixture)
 from tests.harness.v2 import make_tiny_config  # noqa: E402
 

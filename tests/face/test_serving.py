@@ -20,33 +20,25 @@ from stargan_keras.core.imaging import from_uint8, to_uint8  # noqa: E402
 from stargan_keras.families import load  # noqa: E402
 from stargan_keras.serving import tflite  # noqa: E402
 from stargan_keras.serving.client import StarGANClient  # noqa: E402
-from stargan_keras.serving.export import export_saved_model  # noqa: E402
-from tests.references import torch_fan  # noqa: E402
-from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
-from tests.harness.serving import MODEL_NAME, start_grpc_server  # noqa: E402
+from tests.harness.face import IMG, MEAN_STYLE_SAMPLES  # noqa: E402
+from tests.harness.serving import start_grpc_server  # noqa: E402
 from tests.harness.checks import assert_quantized, smooth_images  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a conversion, an export, a gRPC server and a TFLite conversion
 
-IMG = 64  # G adds the skips at 64 px (mask 2) and 32 px (mask 1)
-
 
 @pytest.fixture(scope="module")
-def face_model(tmp_path_factory, tiny_config):
-    root = tmp_path_factory.mktemp("face")
-    config = tiny_config(img_size=IMG, num_domains=2, domain_names=["female", "male"], w_hpf=1.0, base_dim=8,
-                         max_conv_dim=32, mapping_hidden_dim=32)
-    _, ema_path = save_upstream_checkpoints(build_networks_like(config.model, seed=4), root / "upstream")
-    wing = torch_fan.save_wing_checkpoint(torch_fan.randomize(torch_fan.TorchFAN(), seed=2), root / "wing.ckpt")
+def face_model(face_model_files, tmp_path_factory):
+    """(Translator, export) of the shared face model (tests/harness/face.py)."""
+    files = face_model_files
+    refused = tmp_path_factory.mktemp("face") / "refused"
     with pytest.raises(ConfigError, match="--fan-checkpoint"):  # no FAN, no conversion: never a silent fallback
-        convert_checkpoint(ema_path, config, root / "refused", log=lambda _: None)
-    assert not (root / "refused").exists()
-    output = convert_checkpoint(ema_path, config.replace(fan_checkpoint=str(wing)), root / "model", log=lambda _: None)
-    assert (output / FAN_FILE).is_file()
-    translator = load(output, mean_style_samples=16)
-    export = export_saved_model(translator, root / "models" / MODEL_NAME, mean_style_samples=16)
+        convert_checkpoint(files.ema_checkpoint, files.config, refused, log=lambda _: None)
+    assert not refused.exists()
+    assert (files.model / FAN_FILE).is_file()
+    translator = load(files.model, mean_style_samples=MEAN_STYLE_SAMPLES)
     translator.mean_styles()
-    return translator, export
+    return translator, files.export
 
 
 def test_served_translations_are_the_masked_translations(face_model):

@@ -16,7 +16,6 @@ import tensorflow as tf
 
 from stargan_keras import export as export_cli
 from stargan_keras.core.model_dir import save_networks
-from stargan_keras.face.fan import build_fan
 from stargan_keras.core.imaging import from_uint8
 from stargan_keras.v2.inference import Translator
 from stargan_keras.v2.networks import build_networks
@@ -29,9 +28,8 @@ from tests.harness.components import require
 from tests.harness.v1 import make_tiny_v1_config
 
 MEAN_SAMPLES = 16
-# ONNX Runtime vs the SavedModel: within 1 uint8 level on at least this share of pixels (issue 25). Measured on
-# these models: every pixel within 1 level, 99.97-100% equal.
-MIN_WITHIN_ONE_LEVEL = 0.999
+# ONNX Runtime vs the SavedModel: within 1 uint8 level on at least this share of pixels (issue 25).
+MIN_WITHIN_ONE_LEVEL = 0.999  # measured: every value within 1 level, 99.93-100% equal (face model 99.96-99.98%)
 
 
 def converter():
@@ -45,7 +43,9 @@ def converter():
 def assert_close(actual, expected):
     assert actual.dtype == np.uint8 and actual.shape == expected.shape, (actual.dtype, actual.shape, expected.shape)
     assert expected.std() > 10, "near-constant output: agreement would prove little"
-    within = np.mean(np.abs(actual.astype(int) - expected.astype(int)) <= 1)
+    levels = np.abs(actual.astype(int) - expected.astype(int))
+    within = np.mean(levels <= 1)
+    print(f"ONNX vs SavedModel: {np.mean(levels == 0):.4%} equal, max {levels.max()} levels")
     assert within >= MIN_WITHIN_ONE_LEVEL, within
 
 
@@ -214,18 +214,13 @@ def test_v1_file_checks_labels_and_carries_attribute_names(v1):
 
 
 @pytest.mark.slow  # the FAN's conversion
-def test_face_model_carries_its_fan(tmp_path_factory, tiny_config):
-    """A w_hpf = 1 model at 64 px (G adds its skips at 32 and 64 px) with a FAN of random weights."""
+def test_face_model_carries_its_fan(face_model_files, tmp_path):
+    """The shared w_hpf = 1 model at 64 px (tests/harness/face.py: G adds its skips at 32 and 64 px) with its FAN."""
     onnx_export = converter()
-    keras.utils.set_random_seed(8)
-    cfg = tiny_config(img_size=64, num_domains=2, domain_names=["female", "male"], w_hpf=1.0)
-    networks = build_networks(cfg.model, with_discriminator=False)
-    networks.fan = build_fan()
-    translator = Translator(cfg, networks, mean_style_samples=MEAN_SAMPLES)
-    root = tmp_path_factory.mktemp("onnx_face")
-    export = export_saved_model(translator, root / "models" / "stargan", mean_style_samples=MEAN_SAMPLES)
-    module = build_serving_module(translator, root, MEAN_SAMPLES)
-    path = root / "latent_guided.onnx"
+    translator = Translator.from_directory(face_model_files.model, mean_style_samples=MEAN_SAMPLES)
+    export = face_model_files.export
+    module = build_serving_module(translator, tmp_path, MEAN_SAMPLES)
+    path = tmp_path / "latent_guided.onnx"
     path.write_bytes(onnx_export.to_onnx(module, "latent_guided").SerializeToString())
     sess = onnx_export.session(path)
     for n in (1, 3):

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tests.harness.components import require
 
 torch = require("torch")
+torch.set_num_threads(1)  # beside TensorFlow's thread pool, torch's own makes the reference and its FAN slower
 
 from stargan_keras.face.fan import load_fan_checkpoint  # noqa: E402
 from stargan_keras.v2.losses import lambda_ds_at  # noqa: E402
@@ -25,6 +26,8 @@ from tests.references import torch_training as ref  # noqa: E402
 from tests.references.torch_stargan_v2 import build_networks_like, save_upstream_checkpoints  # noqa: E402
 from tests.harness.v2 import ADAM, DS_ITER, LAMBDA_DS, LAMBDAS, build_model, make_batches  # noqa: E402
 from tests.harness.checks import assert_close_logs  # noqa: E402
+
+LOG_RTOL = 2e-5  # the face-mask iteration's logs against the reference; measured 1.7e-6
 
 
 
@@ -50,14 +53,17 @@ def _trained_model(config, upstream_checkpoints, run_eagerly=False):
 @pytest.mark.slow
 def test_one_iteration_with_face_masks_matches_the_pytorch_reference(tiny_config, tmp_path):
     """w_hpf = 1 with a FAN (the CelebA-HQ setting): G gets the masks of x_real in every pass but the cycle's,
-    which gets those of x_fake; the loss terms show which masks the cycle took."""
-    config = tiny_config(img_size=64, num_domains=2, w_hpf=1.0, base_dim=4, max_conv_dim=16, batch_size=4,
+    which gets those of x_fake; the loss terms show which masks the cycle took.
+
+    64 px, so that G adds skips with both masks (32 and 64 px); a batch of 2, since each image costs both FANs a
+    256 px pass three times per iteration (the FAN's input size whatever the image size)."""
+    config = tiny_config(img_size=64, num_domains=2, w_hpf=1.0, base_dim=4, max_conv_dim=16, batch_size=2,
                          lambda_ds=LAMBDA_DS, ds_iter=DS_ITER, **ADAM, **LAMBDAS)
     fan_t = torch_fan.randomize(torch_fan.TorchFAN(), seed=3)
     fan = load_fan_checkpoint(torch_fan.save_wing_checkpoint(fan_t, tmp_path / "wing.ckpt"))
     upstream = tmp_path / "upstream"
     save_upstream_checkpoints(build_networks_like(config.model), upstream)
-    batch = make_batches(1, img_size=64, num_domains=2)[0]
+    batch = make_batches(1, size=2, img_size=64, num_domains=2)[0]
 
     def reference(masks_of):
         nets = build_networks_like(config.model)
@@ -77,7 +83,9 @@ def test_one_iteration_with_face_masks_matches_the_pytorch_reference(tiny_config
     model = build_model(config, upstream / "100000_nets.ckpt", upstream / "100000_nets_ema.ckpt", fan=fan)
     actual = model.distributed_train_step(batch)
     del actual["G/lambda_ds"]
-    assert_close_logs(actual, expected, rtol=1e-4)
+    print("face-mask iteration: max relative log error "
+          f"{max(abs(float(actual[k]) - v) / abs(v) for k, v in expected.items()):.1e}")
+    assert_close_logs(actual, expected, rtol=LOG_RTOL)
     for key in ("G/latent_cyc", "G/ref_cyc"):
         for other in (cycle_on_real_masks, no_masks):
             assert abs(other[key] - expected[key]) > 10 * 1e-4 * abs(expected[key]), (key, other[key], expected[key])
@@ -97,6 +105,7 @@ def test_torch_adam_matches_pytorch_adam_with_coupled_weight_decay():
         optimizer.apply_gradients([(tf.constant(grad), variable)])
         param.grad = torch.from_numpy(grad.copy())
         torch_optimizer.step()
+    # measured: max |diff| 6.0e-8, max relative 7.2e-7
     np.testing.assert_allclose(np.asarray(variable), param.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
