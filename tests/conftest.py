@@ -9,6 +9,7 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.harness.components import COMPONENTS, require  # noqa: E402
+from tests.harness.serving import v2_export, v2_served  # noqa: E402,F401 (shared fixtures)
 from tests.harness.v2 import make_tiny_config  # noqa: E402
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
