@@ -33,6 +33,24 @@ def tiny_config():
     return make_tiny_config
 
 
+@pytest.fixture(scope="session")
+def v2_export(tmp_path_factory, tiny_config):
+    """(Translator, export path): one tiny v2 model and its export for every file that only reads an export
+    (tests/harness/serving.py, imported here lazily: it loads TensorFlow and gRPC)."""
+    from tests.harness.serving import shared_v2_export
+    return shared_v2_export(tmp_path_factory, tiny_config)
+
+
+@pytest.fixture(scope="session")
+def v2_served(v2_export):
+    """(Translator, export path, the export loaded by the session-based loader, as TF Serving runs it)."""
+    from tests.harness.serving import served
+    translator, path = v2_export
+    session = served(path)
+    yield translator, path, session
+    session.close()
+
+
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Tests that switch to a mixed policy must not leak it into the next test. (Keras is imported here, not at

@@ -5,7 +5,8 @@ session-based loader, the way TF Serving runs it, answering errors as its predic
 (so that a test can measure that process's memory): it prints `port N` once serving, and stops when its
 standard input closes.
 
-Also here: hostile image files, small files that declare huge images (decompression bombs).
+Also here: the shared export fixtures (`v2_export`, `v2_served`, re-exported by tests/conftest.py), and hostile
+image files, small files that declare huge images (decompression bombs).
 """
 
 import os
@@ -32,11 +33,14 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from benchmarks.saved_model_session import SavedModelSession
-from stargan_keras.v2.inference import Translator
+from stargan_keras import families
+from stargan_keras.core.model_dir import save_networks
 from stargan_keras.v2.networks import build_networks
 from stargan_keras.serving.export import export_saved_model
+from tests.harness.artifacts import built_once
 
 MODEL_NAME = "stargan"
+SHARED_SEED, SHARED_MEAN_SAMPLES = 4321, 32  # the shared export's weights and mean-style sample count
 STATUS = {code.value[0]: code for code in grpc.StatusCode}  # TF error codes are gRPC's canonical codes
 
 
@@ -149,15 +153,24 @@ def rest_handler(predictor: ExportPredictor):
     return Handler
 
 
-def export_random_model(config, models_dir: Path, seed: int, mean_style_samples: int):
-    """(Translator of a model of random weights drawn with `seed`, its export in models_dir/stargan/1); the
-    Translator's mean styles are computed as the export computed its own."""
-    keras.utils.set_random_seed(seed)
-    translator = Translator(config, build_networks(config.model, with_discriminator=False),
-                            mean_style_samples=mean_style_samples)
-    path = export_saved_model(translator, models_dir / MODEL_NAME, mean_style_samples=mean_style_samples)
-    translator.mean_styles()
-    return translator, path
+def shared_v2_export(tmp_path_factory, tiny_config):
+    """(Translator, export path `.../stargan/1`): one tiny v2 model of random weights and its export, built once
+    per session for every test file that only reads an export; the Translator opens the saved model directory,
+    so its weights and mean styles (SHARED_MEAN_SAMPLES) are the export's in whichever worker built it."""
+    def build(folder):
+        keras.utils.set_random_seed(SHARED_SEED)
+        config = tiny_config()
+        save_networks(folder / "model", config, build_networks(config.model, with_discriminator=False))
+        export_saved_model(families.load(folder / "model", mean_style_samples=SHARED_MEAN_SAMPLES),
+                           folder / "models" / MODEL_NAME, mean_style_samples=SHARED_MEAN_SAMPLES)
+
+    root = built_once(tmp_path_factory, "v2_export", build)
+    return families.load(root / "model", mean_style_samples=SHARED_MEAN_SAMPLES), root / "models" / MODEL_NAME / "1"
+
+
+def served(path) -> SavedModelSession:
+    """The export loaded by the session-based loader, as TF Serving runs it."""
+    return SavedModelSession(path)
 
 
 # -- decompression bombs ------------------------------------------------------------------------------------------

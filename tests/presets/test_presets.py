@@ -96,16 +96,25 @@ def _convert_like_the_command(preset, served: dict, tmp_path: Path) -> Path:
 
 
 def _translation(model, seed=0):
-    """One translation of random images (latent-guided for v2: G, F and, for CelebA-HQ, the FAN's masks)."""
+    """One translation of random images (latent-guided for v2: G, F and, for CelebA-HQ, the FAN's masks), run
+    eagerly: it is compared with another load's translation, run the same way, and tracing the translator (the
+    FAN's hundreds of layers) would cost more than running it."""
+    import tensorflow as tf
+
     rng = np.random.default_rng(seed)
-    if model.config.model_family == "v1":
-        size, width = model.config.model.image_size, model.config.model.c_dim
-        x = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
-        return np.asarray(model.translate(x, rng.integers(0, 2, (2, width)).astype(np.float32)))
-    cfg = model.config.model
-    x = rng.uniform(-1, 1, (2, cfg.img_size, cfg.img_size, 3)).astype(np.float32)
-    z = rng.standard_normal((2, cfg.latent_dim)).astype(np.float32)
-    return np.asarray(model.latent_guided(x, np.array([1, 0], np.int32), z))
+    eager = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        if model.config.model_family == "v1":
+            size, width = model.config.model.image_size, model.config.model.c_dim
+            x = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+            return np.asarray(model.translate(x, rng.integers(0, 2, (2, width)).astype(np.float32)))
+        cfg = model.config.model
+        x = rng.uniform(-1, 1, (2, cfg.img_size, cfg.img_size, 3)).astype(np.float32)
+        z = rng.standard_normal((2, cfg.latent_dim)).astype(np.float32)
+        return np.asarray(model.latent_guided(x, np.array([1, 0], np.int32), z))
+    finally:
+        tf.config.run_functions_eagerly(eager)
 
 
 def _weights(model) -> dict:

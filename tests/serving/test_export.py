@@ -7,43 +7,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import io
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from benchmarks.saved_model_session import SavedModelSession
-from stargan_keras.core.model_dir import save_networks
 from stargan_keras.core.imaging import MAX_IMAGE_PIXELS, from_uint8
-from stargan_keras.families import load
-from stargan_keras.v2.networks import build_networks
-from stargan_keras.serving.export import existing_versions, export_saved_model, resolve_version
+from stargan_keras.serving.export import existing_versions, resolve_version
 from stargan_keras.serving.signatures import NAMES
 from stargan_keras.serving.warmup import WARMUP_FILE
 from tests.harness.checks import assert_quantized, assert_style_codes
-from tests.harness.serving import bmp_declaring, encoded, gif_frame_bomb, jpeg_declaring, png_bomb
+from tests.harness.serving import (SHARED_MEAN_SAMPLES as MEAN_SAMPLES, bmp_declaring, encoded, gif_frame_bomb,
+                                   jpeg_declaring, png_bomb)
 
-MEAN_SAMPLES = 64
 DOMAINS = ["cat", "dog", "wild"]
 
 
-pytestmark = pytest.mark.slow  # builds, traces and writes a whole SavedModel
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_config):
-    """(the loaded model, export path, the export loaded by the session-based loader)."""
-    keras.utils.set_random_seed(1234)
-    cfg = tiny_config()
-    model_dir = save_networks(tmp_path_factory.mktemp("model") / "tiny", cfg,
-                              build_networks(cfg.model, with_discriminator=False))
-    model = load(model_dir)
-    path = export_saved_model(model, tmp_path_factory.mktemp("models") / "stargan",
-                              mean_style_samples=MEAN_SAMPLES)
-    session = SavedModelSession(path)
-    yield model, path, session
-    session.close()
-
+pytestmark = pytest.mark.slow  # builds, traces and writes a whole SavedModel (or reads the shared one)
 
 def run(session, signature, **inputs):
     return session.run(signature, inputs)
@@ -83,8 +63,8 @@ def keras_latent_styles(model, y, z, psi):
 
 
 @pytest.mark.parametrize("psi", [1.0, 0.5])
-def test_latent_guided_matches_keras(exported, psi):
-    model, _, loaded = exported
+def test_latent_guided_matches_keras(v2_served, psi):
+    model, _, loaded = v2_served
     images = smooth_images(3, 32)
     y = np.array([0, 2, 1], np.int32)
     z = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
@@ -100,8 +80,8 @@ def test_latent_guided_matches_keras(exported, psi):
     assert_style_codes(style[1], keras_latent_styles(model, y, z, 1.0)[1])
 
 
-def test_reference_guided_matches_keras(exported):
-    model, _, loaded = exported
+def test_reference_guided_matches_keras(v2_served):
+    model, _, loaded = v2_served
     images, references = smooth_images(2, 32, seed=1), smooth_images(2, 32, seed=2)
     y = np.array([1, 2], np.int32)
     styles = model.style_encoder(from_uint8(references), y).numpy()
@@ -113,8 +93,8 @@ def test_reference_guided_matches_keras(exported):
     assert_quantized(synthesized, keras_translate(model, images, styles))
 
 
-def test_inputs_of_any_size_are_resized_with_antialiasing(exported):
-    model, _, loaded = exported
+def test_inputs_of_any_size_are_resized_with_antialiasing(v2_served):
+    model, _, loaded = v2_served
     images = smooth_images(1, 80, seed=3)[:, :, 8:72]  # 80 x 64, not square
     y, z = np.array([1], np.int32), np.random.default_rng(2).standard_normal((1, 16)).astype(np.float32)
     resized = tf.image.resize(images.astype(np.float32), [32, 32], antialias=True).numpy()
@@ -129,8 +109,8 @@ def png(image):
     return buffer.getvalue()
 
 
-def test_bytes_signatures_decode_translate_and_encode_png(exported):
-    model, _, loaded = exported
+def test_bytes_signatures_decode_translate_and_encode_png(v2_served):
+    model, _, loaded = v2_served
     images, references = smooth_images(2, 32, seed=4), smooth_images(2, 32, seed=5)
     y = np.array([2, 0], np.int32)
     z = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
@@ -145,8 +125,8 @@ def test_bytes_signatures_decode_translate_and_encode_png(exported):
     assert_quantized(decoded, keras_translate(model, images, styles))
 
 
-def test_metadata_names_domains_and_sizes(exported, tmp_path):
-    _, path, loaded = exported
+def test_metadata_names_domains_and_sizes(v2_served, tmp_path):
+    _, path, loaded = v2_served
     out = run(loaded, "metadata", domain=np.array([b"wild", b"", b"cat"], dtype=object))
     assert out["domain_names"].shape == (3, 3) and [n.decode() for n in out["domain_names"][1]] == DOMAINS
     assert out["domain_index"].tolist() == [2, -1, 0]
@@ -161,8 +141,8 @@ def error_message(loaded, signature, **inputs):
     return info.value.message
 
 
-def test_bad_inputs_fail_with_messages_naming_them(exported):
-    _, _, loaded = exported
+def test_bad_inputs_fail_with_messages_naming_them(v2_served):
+    _, _, loaded = v2_served
     image = smooth_images(1, 32)
     ok = {"image": image, "target_domain": np.array([0], np.int32),
           "z": np.zeros((1, 16), np.float32), "psi": np.float32(1.0)}
@@ -194,10 +174,10 @@ def test_bad_inputs_fail_with_messages_naming_them(exported):
     assert out["image"].shape == (1, 32, 32, 3)
 
 
-def test_warmup_file_holds_one_predict_request_per_signature(exported):
+def test_warmup_file_holds_one_predict_request_per_signature(v2_served):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    _, path, loaded = exported
+    _, path, loaded = v2_served
     logs = []
     for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)):
         log = prediction_log_pb2.PredictionLog()
@@ -211,8 +191,8 @@ def test_warmup_file_holds_one_predict_request_per_signature(exported):
             **{k: tf.make_ndarray(v) for k, v in request.inputs.items()})
 
 
-def test_versions_count_up_and_the_export_is_staged_atomically(exported, tmp_path):
-    _, path, _ = exported
+def test_versions_count_up_and_the_export_is_staged_atomically(v2_served, tmp_path):
+    _, path, _ = v2_served
     assert path.name == "1" and [p.name for p in path.parent.iterdir()] == ["1"]  # no staging directory left
     base = tmp_path / "stargan"
     assert resolve_version(base, None) == 1
@@ -225,11 +205,11 @@ def test_versions_count_up_and_the_export_is_staged_atomically(exported, tmp_pat
         resolve_version(base, 7)
 
 
-def test_non_finite_codes_and_empty_batches_fail_naming_the_input(exported):
+def test_non_finite_codes_and_empty_batches_fail_naming_the_input(v2_served):
     """In every signature that takes them, tensor and bytes variants: NaN or inf in z, psi or a style code is
     an error naming the input and the rows, not an arbitrary image; a batch of 0 is an error naming the input,
     not a shape error inside the generator."""
-    _, _, loaded = exported
+    _, _, loaded = v2_served
     image = smooth_images(2, 32)
     z, psi, y = np.zeros((2, 16), np.float32), np.ones((2,), np.float32), np.array([0, 1], np.int32)
     nan_z, inf_psi = z.copy(), psi.copy()
@@ -276,10 +256,10 @@ def test_non_finite_codes_and_empty_batches_fail_naming_the_input(exported):
     assert run(loaded, "latent_guided", **latent)["image"].shape == (2, 32, 32, 3)  # still answering
 
 
-def test_encoded_images_over_the_pixel_limit_fail_before_decoding(exported):
+def test_encoded_images_over_the_pixel_limit_fail_before_decoding(v2_served):
     """Decompression bombs in every format the bytes signatures take: refused from their headers (a PNG
     declaring 20000 x 20000 would take 1.2 GB to decode), naming the input, the index and the limit."""
-    _, _, loaded = exported
+    _, _, loaded = v2_served
     good = png(smooth_images(1, 32)[0])
     y, z = np.array([0, 1], np.int32), np.zeros((2, 16), np.float32)
     limit = f"images over the limit of {MAX_IMAGE_PIXELS} pixels (width x height; export --max-image-pixels)"
@@ -301,9 +281,9 @@ def test_encoded_images_over_the_pixel_limit_fail_before_decoding(exported):
     assert out["image_bytes"].shape == (4,)
 
 
-def test_the_version_directory_is_readable_by_other_users(exported):
+def test_the_version_directory_is_readable_by_other_users(v2_served):
     """TF Serving may run as another user: directories 0755 and files 0644, not mkdtemp's 0700."""
-    _, path, _ = exported
+    _, path, _ = v2_served
     modes = {p: p.stat().st_mode & 0o777 for p in [path, *path.rglob("*")]}
     assert {oct(m) for p, m in modes.items() if p.is_dir()} == {"0o755"}
     assert {oct(m) for p, m in modes.items() if not p.is_dir()} == {"0o644"}

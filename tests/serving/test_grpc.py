@@ -14,19 +14,13 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras import client as client_cli
-from stargan_keras.core.model_dir import save_networks
 from stargan_keras.core.imaging import from_uint8
-from stargan_keras.families import load
-from stargan_keras.v2.networks import build_networks
 from stargan_keras.serving.client import ServingError, StarGANClient
-from stargan_keras.serving.export import export_saved_model
 from tests.harness.networks import free_ports
 from tests.harness.serving import MODEL_NAME, ExportPredictor, rest_handler, start_grpc_server
 from tests.harness.checks import assert_quantized, smooth_images
@@ -34,22 +28,10 @@ from tests.harness.checks import assert_quantized, smooth_images
 pytestmark = pytest.mark.slow  # in-process gRPC and HTTP servers (and tensorflow_model_server when installed)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_config):
-    keras.utils.set_random_seed(99)
-    cfg = tiny_config()
-    root = tmp_path_factory.mktemp("serving")
-    model = load(save_networks(root / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
-    path = export_saved_model(model, root / "models" / MODEL_NAME, mean_style_samples=16)
-    session = SavedModelSession(path)
-    yield model, path, session
-    session.close()
-
-
 @pytest.fixture(scope="module", params=["in_test", "tensorflow_model_server"])
-def grpc_server(request, exported):
+def grpc_server(request, v2_served):
     """The address of a PredictionService serving the export."""
-    _, path, session = exported
+    _, path, session = v2_served
     if request.param == "in_test":
         server, address = start_grpc_server(session, int(path.name))
         yield address
@@ -71,8 +53,8 @@ def grpc_server(request, exported):
 
 
 @pytest.fixture(scope="module")
-def rest_server(exported):
-    _, path, session = exported
+def rest_server(v2_served):
+    _, path, session = v2_served
     server = ThreadingHTTPServer(("127.0.0.1", 0), rest_handler(ExportPredictor(session, int(path.name))))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -92,8 +74,8 @@ def keras_reference(model, images, references, domain):
     return model.generator(from_uint8(images), styles).numpy()
 
 
-def test_round_trip_matches_the_keras_networks(exported, grpc_server):
-    model, _, _ = exported
+def test_round_trip_matches_the_keras_networks(v2_served, grpc_server):
+    model, _, _ = v2_served
     client = StarGANClient(grpc_server, timeout=30, retries=0)
     assert client.metadata() == {"domain_names": ["cat", "dog", "wild"], "img_size": 32, "num_domains": 3,
                                  "latent_dim": 16, "style_dim": 64}
@@ -114,7 +96,7 @@ def expect_error(call, code, *fragments):
     return str(info.value)
 
 
-def test_bad_requests_come_back_readable_and_the_server_keeps_answering(exported, grpc_server):
+def test_bad_requests_come_back_readable_and_the_server_keeps_answering(v2_served, grpc_server):
     client = StarGANClient(grpc_server, timeout=30, retries=0)
     image = smooth_images(1, 32, seed=4)
     ok = {"image": image, "target_domain": np.array([0], np.int32), "z": np.zeros((1, 16), np.float32),
@@ -161,8 +143,8 @@ def test_a_server_that_is_down_gives_a_clear_error_after_the_retries():
     assert time.perf_counter() - start < 10, message
 
 
-def test_cli_writes_one_png_per_image(exported, grpc_server, tmp_path, capsys):
-    model, _, _ = exported
+def test_cli_writes_one_png_per_image(v2_served, grpc_server, tmp_path, capsys):
+    model, _, _ = v2_served
     images = smooth_images(2, 32, seed=5)
     paths = []
     for i, image in enumerate(images):
@@ -182,8 +164,8 @@ def test_cli_writes_one_png_per_image(exported, grpc_server, tmp_path, capsys):
     assert "unknown domain 'fox'" in capsys.readouterr().err
 
 
-def test_rest_round_trip_and_error(exported, rest_server, tmp_path):
-    model, _, _ = exported
+def test_rest_round_trip_and_error(v2_served, rest_server, tmp_path):
+    model, _, _ = v2_served
     client = StarGANClient(rest_server, rest=True, timeout=30, retries=0)
     assert client.metadata()["domain_names"] == ["cat", "dog", "wild"]
     images, references = smooth_images(2, 32, seed=6), smooth_images(2, 32, seed=7)

@@ -11,26 +11,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from benchmarks.saved_model_session import SavedModelSession
 from stargan_keras.core.imaging import from_uint8
 from stargan_keras.serving import signatures as table
 from stargan_keras.serving.client import StarGANClient
 from stargan_keras.serving.warmup import WARMUP_FILE
-from tests.harness.serving import export_random_model
 from tests.harness.checks import assert_quantized, assert_style_codes
 
-MEAN_SAMPLES = 32
 SERVED = table.NAMES + (table.SERVING_DEFAULT,)
 SERVING_README = Path(__file__).resolve().parents[2] / "serving" / "README.md"
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_config):
-    """(Translator, export path, the export loaded by the session-based loader), one fixed-seed tiny model."""
-    translator, path = export_random_model(tiny_config(), tmp_path_factory.mktemp("models"), 4321, MEAN_SAMPLES)
-    session = SavedModelSession(path)
-    yield translator, path, session
-    session.close()
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +47,8 @@ def decoded(data):
 
 
 @pytest.mark.parametrize("psi", [1.0, 0.5])
-def test_latent_signatures_compute_what_the_translator_computes(served, requests, psi):
-    translator, _, session = served
+def test_latent_signatures_compute_what_the_translator_computes(v2_served, requests, psi):
+    translator, _, session = v2_served
     x, y, z = requests["image"], requests["target_domain"], requests["z"]
     floats = translator.latent_guided(from_uint8(x), y, z, psi)
     inputs = {"image": x, "target_domain": y, "z": z, "psi": np.float32(psi)}
@@ -77,8 +65,8 @@ def test_latent_signatures_compute_what_the_translator_computes(served, requests
     assert_style_codes(style, translator.style_from_latent(z, y, per_code))
 
 
-def test_reference_signatures_compute_what_the_translator_computes(served, requests):
-    translator, _, session = served
+def test_reference_signatures_compute_what_the_translator_computes(v2_served, requests):
+    translator, _, session = v2_served
     x, ref, y = requests["image"], requests["reference"], requests["reference_domain"]
     floats = translator.reference_guided(from_uint8(x), from_uint8(ref), y)
     out = session.run("reference_guided", {"image": x, "reference": ref, "reference_domain": y})
@@ -92,8 +80,8 @@ def test_reference_signatures_compute_what_the_translator_computes(served, reque
     assert_quantized(out["image"], translator.synthesize(from_uint8(x), requests["style"]))
 
 
-def test_other_sizes_are_resized_before_the_translator(served, requests):
-    translator, _, session = served
+def test_other_sizes_are_resized_before_the_translator(v2_served, requests):
+    translator, _, session = v2_served
     x = np.random.default_rng(1).integers(0, 256, (2, 48, 40, 3), dtype=np.uint8)
     y, z = requests["target_domain"][:2], requests["z"][:2]
     resized = tf.image.resize(tf.cast(x, tf.float32), [32, 32], method="bilinear", antialias=True)
@@ -102,10 +90,10 @@ def test_other_sizes_are_resized_before_the_translator(served, requests):
 
 
 @pytest.mark.slow
-def test_tflite_twins_are_the_tables_tflite_signatures_on_one_image(served, requests):
+def test_tflite_twins_are_the_tables_tflite_signatures_on_one_image(v2_served, requests):
     """The functions `stargan_keras.tflite` converts: static inputs from the table (N = 1, S x S, psi a scalar),
     computed by the Translator with the authors' resampling ops."""
-    translator, path, _ = served
+    translator, path, _ = v2_served
     loaded = tf.saved_model.load(str(path))
     twins = sorted(n for n in dir(loaded) if n.startswith("tflite_"))
     assert twins == sorted(f"tflite_{n}" for n in table.TFLITE_NAMES)
@@ -129,8 +117,8 @@ def test_tflite_twins_are_the_tables_tflite_signatures_on_one_image(served, requ
                        authors.style_from_reference(from_uint8(ref), y))
 
 
-def test_metadata_reports_the_config(served):
-    translator, _, session = served
+def test_metadata_reports_the_config(v2_served):
+    translator, _, session = v2_served
     cfg = translator.config.model
     out = session.run("metadata", {"domain": np.array([b"wild", b"", b"cat"], dtype=object)})
     assert set(out) == {t.name for t in table.METADATA_OUT}
@@ -140,15 +128,15 @@ def test_metadata_reports_the_config(served):
         assert out[tensor.name].tolist() == [getattr(cfg, tensor.name)] * 3
 
 
-def test_the_export_saves_the_translators_mean_styles(served):
-    translator, path, _ = served
+def test_the_export_saves_the_translators_mean_styles(v2_served):
+    translator, path, _ = v2_served
     saved = tf.train.load_checkpoint(str(path / "variables" / "variables"))
     np.testing.assert_array_equal(saved.get_tensor("mean_styles/.ATTRIBUTES/VARIABLE_VALUE"),
                                   translator.mean_styles().numpy())
 
 
-def test_signature_defs_are_the_table(served):
-    translator, _, session = served
+def test_signature_defs_are_the_table(v2_served):
+    translator, _, session = v2_served
     dims = table.dimensions(translator.config.model, batch=-1, count=-1)  # batch dimensions are unknown: -1
     defs = {name: d for name, d in session.signatures.items() if not name.startswith("__")}
     assert sorted(defs) == sorted(SERVED)
@@ -166,10 +154,10 @@ def test_signature_defs_are_the_table(served):
             assert [d.size for d in info.tensor_shape.dim] == list(tensor.resolve(**dims)), (name, tensor)
 
 
-def test_warmup_holds_one_request_per_signature_as_the_table_says(served):
+def test_warmup_holds_one_request_per_signature_as_the_table_says(v2_served):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    translator, path, session = served
+    translator, path, session = v2_served
     dims = table.dimensions(translator.config.model)
     requests = []
     for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)):
@@ -205,8 +193,8 @@ class _Recorder:
 
 
 @pytest.mark.parametrize("rest", [False, True])
-def test_client_requests_follow_the_table_and_get_the_translators_images(served, requests, monkeypatch, rest):
-    translator, _, session = served
+def test_client_requests_follow_the_table_and_get_the_translators_images(v2_served, requests, monkeypatch, rest):
+    translator, _, session = v2_served
     client = StarGANClient(rest=rest)
     recorder = _Recorder(session)
     monkeypatch.setattr(client, "predict", recorder)

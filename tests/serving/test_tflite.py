@@ -29,8 +29,27 @@ MIN_PSNR = {"none": 62.0, "float16": 50.0, "dynamic": 28.0}
 IMG_SIZE = 32
 
 
+class _LoadedOnce:
+    """`tflite._load_export` once per export path: the conversion and each check of a file load the export
+    (`tf.saved_model.load`, the bulk of a check's cost); here they share the first load, which checks the
+    tflite_* functions. Loading itself and its errors are tested by test_commands.py and the error cases below."""
+
+    def __init__(self):
+        self.load, self.loaded = tflite._load_export, {}
+
+    def __call__(self, path, twins=True):
+        if str(path) not in self.loaded:
+            self.loaded[str(path)] = self.load(path, twins)
+        return self.loaded[str(path)]
+
+
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory, tiny_config):
+def loaded_once():
+    return _LoadedOnce()
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, tiny_config, loaded_once):
     """A tiny model wide enough that weights dominate the files (so size ratios mean something), exported and
     converted three ways: (Keras model, export path, {quantize: tflite path})."""
     keras.utils.set_random_seed(7)
@@ -38,8 +57,15 @@ def converted(tmp_path_factory, tiny_config):
     root = tmp_path_factory.mktemp("tflite")
     model = load(save_networks(root / "model", cfg, build_networks(cfg.model, with_discriminator=False)))
     export = export_saved_model(model, root / "models" / "stargan", mean_style_samples=64)
-    files = tflite.convert_many(export, {q: root / f"stargan_{q}.tflite" for q in tflite.QUANTIZATIONS})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tflite, "_load_export", loaded_once)
+        files = tflite.convert_many(export, {q: root / f"stargan_{q}.tflite" for q in tflite.QUANTIZATIONS})
     return model, export, files
+
+
+@pytest.fixture
+def export_loaded_once(monkeypatch, loaded_once):
+    monkeypatch.setattr(tflite, "_load_export", loaded_once)
 
 
 @pytest.fixture
@@ -67,7 +93,7 @@ def test_only_builtin_ops_and_the_five_tensor_signatures(converted):
 
 
 @pytest.mark.parametrize("quantize", tflite.QUANTIZATIONS)
-def test_matches_the_saved_model(converted, test_images, quantize):
+def test_matches_the_saved_model(converted, test_images, export_loaded_once, quantize):
     _, export, files = converted
     results = tflite.verify(files[quantize], export, *test_images, runs=1, threads=1)
     assert [r["signature"] for r in results] == list(TFLITE_NAMES)
@@ -102,7 +128,7 @@ def test_sizes_are_about_one_half_and_one_quarter(converted):
     assert 1.0 <= size["none"] / weight_bytes <= 1.05, (size["none"], weight_bytes)
 
 
-def test_check_reverifies_an_existing_file_and_errors_name_the_input(converted, capsys, tmp_path):
+def test_check_reverifies_an_existing_file_and_errors_name_the_input(converted, export_loaded_once, capsys, tmp_path):
     _, export, files = converted
     assert tflite_cli.main(["--saved-model", str(export), "--output", str(files["dynamic"]), "--check",
                             "--runs", "1"]) == 0
