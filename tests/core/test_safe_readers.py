@@ -216,7 +216,10 @@ def test_small_files_and_large_flags_exit_2_under_a_memory_cap(tmp_path):
         ((*train, "--shapes-train-per-domain", "1000000000"), "--shapes-train-per-domain 1000000000"),
         ((*train, "--dataset", "afhq", "--data-dir", data), "times larger than it is packed"),
     ]
-    for (code, stderr), (_, expected) in zip(run_capped([args for args, _ in cases]), cases):
+    # The archive's case imports tensorflow_datasets, which no longer fits in the address space the other cases
+    # leave behind (their thread pools and arenas): it runs in a capped process of its own.
+    results = [*run_capped([args for args, _ in cases[:-1]]), *run_capped([cases[-1][0]])]
+    for (code, stderr), (_, expected) in zip(results, cases, strict=True):
         assert_one_error_line(code, stderr, expected)
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert {p: after.get(p) for p in before} == before  # the user's files, byte for byte

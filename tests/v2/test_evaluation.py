@@ -188,8 +188,9 @@ def test_reusing_g_content_encoding_leaves_fid_and_lpips_unchanged(folder_config
         assert len(reused) == 6 and set(reused) == set(recomputed)  # FID and LPIPS of 2 tasks and their mean
         for key, value in recomputed.items():
             assert reused[key] == pytest.approx(value, rel=SAME_RTOL), key
-        # the outputs differ per style (random LPIPS weights may give negative distances); measured 1.7e-3 at least
-        assert abs(recomputed[evaluation.metric_key("lpips", mode, "mean")]) > 1e-4
+        # the outputs differ per style: LPIPS of identical images is exactly 0, and random LPIPS weights give
+        # distances of either sign and any size (measured 4.4e-5 to 1.7e-3 in magnitude over unseeded runs)
+        assert recomputed[evaluation.metric_key("lpips", mode, "mean")] != 0.0
 
 
 def _run(argv, capsys):
