@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.harness.v1 import TINY_V1_TRAIN
+
 REPO = Path(__file__).resolve().parents[2]
 KILLS = 20
 TOTAL_STEPS = 40
-ARGS = ["--model", "v1", "--image-size", "16", "--d-repeat-num", "2", "--g-conv-dim", "4", "--d-conv-dim", "4",
-        "--g-repeat-num", "1", "--n-critic", "2", "--batch-size", "2", "--total-iters", str(TOTAL_STEPS),
-        "--save-every", "1", "--keep-checkpoints", "2", "--sample-every", "1000", "--log-every", "1000",
-        "--shapes-train-per-domain", "8", "--shapes-val-per-domain", "2"]
+# The harness's tiny v1 run, with the learning rate decaying (its schedule is state a resume must get right).
+ARGS = [*TINY_V1_TRAIN, "--lr-decay", "linear", "--total-iters", str(TOTAL_STEPS), "--save-every", "1",
+        "--keep-checkpoints", "2", "--sample-every", "1000", "--log-every", "1000", "--shapes-train-per-domain", "8"]
 TIMEOUT = 600
 
 # The train command, killed by a thread that waits for the Nth checkpoint write of this process to begin,
