@@ -110,6 +110,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(lifecycle):
     assert result["rc"] in (0, 130), result["err"][-3000:]
     assert "Traceback" not in result["err"]
     assert "SIGTERM" in result["err"] and "Resume with: python -m stargan_keras.train" in result["err"]
+    notices = [line for line in result["err"].splitlines() if "Resume with:" not in line]  # not the command to copy
+    assert max(map(len, notices)) <= 100, result["err"]  # fits a terminal
     # Stopped after the step in flight (step 1) and saved it, although 1 is not a multiple of --save-every 3.
     assert result["steps"] == [1]
 

@@ -71,7 +71,7 @@ class StopOnSignal(keras.callbacks.Callback):
             self._restore()
             raise KeyboardInterrupt
         self.received = signum
-        print(f"\n{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint "
+        print(f"\n{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint\n"
               "(press Ctrl-C again to quit without saving).", file=sys.stderr, flush=True)
 
     def _restore(self):
