@@ -91,7 +91,8 @@ def test_fit_follows_the_n_critic_rhythm_and_the_checkpoint_restores_it(config, 
     fitted.fit(data, epochs=1, verbose=0, shuffle=False)
     assert int(fitted.step.numpy()) == 3
     for key, value in keras_weights(stepped).items():
-        np.testing.assert_allclose(keras_weights(fitted)[key], value, rtol=0, atol=1e-6, err_msg=key)
+        # fit and the stepped iterations run the same kernels: measured identical (was atol 1e-6)
+        np.testing.assert_array_equal(keras_weights(fitted)[key], value, err_msg=key)
 
     prefix = stepped.checkpoint().save(str(tmp_path / "ckpt"))
     restored = StarGANv1(config)
