@@ -51,6 +51,16 @@ def v2_served(v2_export):
     session.close()
 
 
+@pytest.fixture(scope="session")
+def warm_python():
+    """Commands forked from an interpreter that imported TensorFlow and the package once, for tests that start
+    many (tests/harness/zygote.py, imported here lazily)."""
+    from tests.harness.zygote import Zygote
+    server = Zygote()
+    yield server
+    server.close()
+
+
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Tests that switch to a mixed policy must not leak it into the next test. (Keras is imported here, not at

@@ -1,4 +1,5 @@
-"""`python -m stargan_keras.train` end to end, in subprocesses, on tiny shapes runs.
+"""`python -m stargan_keras.train` end to end, in processes of its own (forked from the warm interpreter,
+tests/harness/zygote.py, but for the shared run), on tiny shapes runs.
 
 One lifecycle is shared by several tests: an uninterrupted 6-step run (the session's shared `tiny_v2_run`, which
 tests/test_console.py reads too), and a run of the same command stopped by SIGTERM, resumed, killed by SIGKILL
@@ -9,8 +10,6 @@ about what training computes rather than about the process, calls `train.main` i
 
 import json
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -25,7 +24,7 @@ from stargan_keras.core.layers import torch_named_variables
 from stargan_keras.v1.trainer import LOG_KEYS as V1_LOG_KEYS
 from stargan_keras.v2.trainer import LOG_KEYS
 from tests.harness.networks import free_ports
-from tests.harness.commands import TIMEOUT, command_env, user_env
+from tests.harness.commands import TIMEOUT
 from tests.harness.runs import TINY_V2_TRAIN as TINY
 from tests.harness.v1 import TINY_V1_TRAIN
 
@@ -62,12 +61,11 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _start(args, cwd, driver=None):
-    """The train command (or DRIVER) in the environment of the shared run, so that all use the same kernels."""
-    command = [sys.executable, "-m", "stargan_keras.train", *args]
-    if driver:
-        command = [sys.executable, str(cwd / "driver.py"), *driver, *args]
-    return subprocess.Popen(command, cwd=cwd, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _start(python, args, cwd, driver=None):
+    """The train command (or DRIVER) forked by `python`, the warm interpreter, in the environment of the shared run
+    (a user's), so that all use the same kernels."""
+    command = [str(cwd / "driver.py"), *driver] if driver else ["-m", "stargan_keras.train"]
+    return python.popen([*command, *args], cwd=cwd)
 
 
 def _finish(process):
@@ -80,20 +78,21 @@ def _steps(run_dir):
 
 
 @pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory, tiny_v2_run):
+def lifecycle(tmp_path_factory, tiny_v2_run, warm_python):
     """Uninterrupted run `a` (the shared run); run `b`: SIGTERM after step 1, resume, SIGKILL after step 4,
     resume; run `nan`: a StarGAN v1 run (a third of v2's cost) whose images turn NaN at step 3, as stopping on a
     non-finite loss term is the family-agnostic session's (v2's terms reach it as v1's do, through the logs)."""
     root = tmp_path_factory.mktemp("runs")
     (root / "driver.py").write_text(DRIVER)
     b, nan = root / "b", root / "nan"
-    background = {"nan": _start([*TINY_V1_TRAIN, "--total-iters", "6", "--save-every", "1", "--sample-every", "3",
-                                 "--run-dir", str(nan)], root, driver=["nan", "3"])}
-    results = {"sigterm": _finish(_start([*TINY, "--run-dir", str(b)], root, driver=["SIGTERM", "1"]))}
+    background = {"nan": _start(warm_python, [*TINY_V1_TRAIN, "--total-iters", "6", "--save-every", "1",
+                                              "--sample-every", "3", "--run-dir", str(nan)], root, driver=["nan", "3"])}
+    results = {"sigterm": _finish(_start(warm_python, [*TINY, "--run-dir", str(b)], root,
+                                         driver=["SIGTERM", "1"]))}
     results["sigterm"]["steps"] = _steps(b)
-    results["sigkill"] = _finish(_start([*TINY, "--run-dir", str(b)], root, driver=["SIGKILL", "4"]))
+    results["sigkill"] = _finish(_start(warm_python, [*TINY, "--run-dir", str(b)], root, driver=["SIGKILL", "4"]))
     results["sigkill"]["steps"] = _steps(b)
-    results["resume"] = _finish(_start([*TINY, "--run-dir", str(b)], root))
+    results["resume"] = _finish(_start(warm_python, [*TINY, "--run-dir", str(b)], root))
     results.update({name: _finish(process) for name, process in background.items()})
     results["nan"]["steps"] = _steps(nan)
     results["a"] = {"rc": 0, "out": tiny_v2_run.out, "err": tiny_v2_run.err}  # the shared run finished (rc 0)
@@ -237,7 +236,7 @@ def test_presets_from_the_command_line():
 
 
 @pytest.mark.slow
-def test_two_workers_through_the_command(tmp_path):
+def test_two_workers_through_the_command(tmp_path, warm_python):
     """--strategy multi_worker from TF_CONFIG on 127.0.0.1: both workers finish, only the chief writes a run,
     and the non-chief's scratch checkpoints are gone at the end.
 
@@ -249,12 +248,11 @@ def test_two_workers_through_the_command(tmp_path):
     scratch.mkdir()
     processes = []
     for index in range(2):
-        env = {**command_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-               "TMPDIR": str(scratch)}
-        command = [sys.executable, "-m", "stargan_keras.train", *TINY_V1_TRAIN, "--total-iters", "2", "--save-every",
-                   "2", "--sample-every", "2", "--strategy", "multi_worker", "--run-dir", str(tmp_path / f"worker{index}")]
-        processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+        env = {**warm_python.env, "TMPDIR": str(scratch),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        command = ["-m", "stargan_keras.train", *TINY_V1_TRAIN, "--total-iters", "2", "--save-every", "2",
+                   "--sample-every", "2", "--strategy", "multi_worker", "--run-dir", str(tmp_path / f"worker{index}")]
+        processes.append(warm_python.popen(command, cwd=tmp_path, env=env))
     chief, worker = (_finish(process) for process in processes)
     _assert_ok(chief)
     _assert_ok(worker)
@@ -267,10 +265,11 @@ def test_two_workers_through_the_command(tmp_path):
 
 
 @pytest.mark.slow
-def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, tmp_path):
+def test_mirrored_run_trains_on_the_same_batches_as_the_default_run(lifecycle, tmp_path, warm_python):
     """fit under MirroredStrategy (StarGANv2's own train function) trains on the default run's batches and weights."""
     run = tmp_path / "mirrored"
-    result = _finish(_start([*TINY, "--total-iters", "3", "--strategy", "mirrored", "--run-dir", str(run)], tmp_path))
+    result = _finish(_start(warm_python, [*TINY, "--total-iters", "3", "--strategy", "mirrored", "--run-dir",
+                                          str(run)], tmp_path))
     _assert_ok(result)
     _assert_ok(lifecycle["a"])
     default = tf.train.load_checkpoint(str(lifecycle["a_dir"] / "checkpoints" / "ckpt-3"))

@@ -18,6 +18,7 @@ wraps the same methods with uint8 conversion and input checks.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +84,15 @@ class Translator:
                 [images, style_sets, masks, masks])
 
     def _trace(self, fn, signature):
-        def traced(*args):
-            if not self.authors_ops:
-                return fn(*args)
-            with authors_resampling():
-                return fn(*args)
+        """`fn` traced once for `signature`. A partial, not a closure: TensorFlow counts the traces of functions
+        sharing one code object together, and would warn of retracing once a process has traced a few of them."""
+        return tf.function(functools.partial(self._call, fn), input_signature=signature, autograph=False)
 
-        return tf.function(traced, input_signature=signature, autograph=False)
+    def _call(self, fn, *args):
+        if not self.authors_ops:
+            return fn(*args)
+        with authors_resampling():
+            return fn(*args)
 
     @classmethod
     def from_directory(cls, path: str | Path, **kwargs) -> "Translator":

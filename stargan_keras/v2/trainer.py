@@ -62,7 +62,15 @@ class StarGANv2(TrainerBase):
         for name in EMA_NETWORKS:
             getattr(self.nets_ema, name).set_weights(getattr(self.nets, name).get_weights())
         self.nets.fan = self.nets_ema.fan = fan if config.model.w_hpf > 0 else None
+        self._traced_face_masks = tf.function(self.nets.face_masks, autograph=False)
         self.built = True
+
+    def _face_masks(self, x):
+        """`Networks.face_masks` of x. A compiled iteration calls one traced function for its three FAN passes,
+        so that its graph holds the FAN once: a third of the tracing, and the same ops run."""
+        if self.run_eagerly or self.nets.fan is None:
+            return self.nets.face_masks(x)
+        return self._traced_face_masks(x)
 
     def _make_optimizer(self, name: str) -> TorchAdam:
         """The four optimizers of `config.train` (F's with its own learning rate)."""
@@ -88,7 +96,7 @@ class StarGANv2(TrainerBase):
 
         # With w_hpf > 0, G gets the face masks of x_src in every pass but the cycle's, which gets those of
         # x_fake (the authors' `fan.get_heatmap`, without gradient); None otherwise.
-        masks = self.nets.face_masks(x_src)
+        masks = self._face_masks(x_src)
 
         # Forward pass of the latent G update, before the D updates (which leave G, F, E unchanged).
         with tf.GradientTape() as tape:
@@ -130,7 +138,7 @@ class StarGANv2(TrainerBase):
     def _masks_of_fake(self, x_fake, tape):
         """The cycle pass's masks: those of the translation, outside the tape (no gradient flows through the FAN)."""
         with tape.stop_recording():
-            return self.nets.face_masks(x_fake)
+            return self._face_masks(x_fake)
 
     def _discriminator_step(self, mode, x_real, y_real, x_fake, y_fake):
         D = self.nets.discriminator

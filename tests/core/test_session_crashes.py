@@ -5,11 +5,9 @@ The runs are StarGAN v1's: the session's checkpoint writes know no family, a v1 
 v2 one's time, and its two kinds of iteration (D alone; D and G every n_critic-th) make where a kill lands
 matter. StarGAN v2's exact resume after SIGTERM and SIGKILL is checked in tests/test_train.py."""
 
-import os
+import functools
 import random
 import re
-import subprocess
-import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +18,6 @@ import tensorflow as tf
 
 from tests.harness.v1 import TINY_V1_TRAIN
 
-REPO = Path(__file__).resolve().parents[2]
 KILLS = 20
 TOTAL_STEPS = 40
 # The harness's tiny v1 run, with the learning rate decaying (its schedule is state a resume must get right).
@@ -55,12 +52,10 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def run_train(run_dir: Path, driver: Path | None = None, nth_save: int = 1, delay: float = 0.0):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "stargan_keras.train"] if driver is None else \
-        [sys.executable, str(driver), str(nth_save), f"{delay:.4f}"]
-    return subprocess.run([*command, *ARGS, "--run-dir", str(run_dir)], cwd=run_dir.parent, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+def run_train(python, run_dir: Path, driver: Path | None = None, nth_save: int = 1, delay: float = 0.0):
+    """The command (or DRIVER) forked by `python`, the warm interpreter: a kill ends a process all the same."""
+    command = ["-m", "stargan_keras.train"] if driver is None else [str(driver), str(nth_save), f"{delay:.4f}"]
+    return python.run([*command, *ARGS, "--run-dir", str(run_dir)], cwd=run_dir.parent, timeout=TIMEOUT)
 
 
 def trained_tensors(run_dir: Path) -> dict:
@@ -69,12 +64,12 @@ def trained_tensors(run_dir: Path) -> dict:
             if name.startswith(("networks/", "optimizers/", "step/"))}
 
 
-def kill_repeatedly(run_dir: Path, driver: Path, kills: int, seed: int) -> list[int]:
+def kill_repeatedly(python, run_dir: Path, driver: Path, kills: int, seed: int) -> list[int]:
     """Start and SIGKILL the same command `kills` times; the step each run started from (0: a new run)."""
     rng = random.Random(seed)
     started_from = []
     for kill in range(kills):
-        result = run_train(run_dir, driver, nth_save=rng.choice((1, 2, 3)), delay=rng.uniform(0.0, 0.15))
+        result = run_train(python, run_dir, driver, nth_save=rng.choice((1, 2, 3)), delay=rng.uniform(0.0, 0.15))
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
         match = re.search(r"resuming from step (\d+)", result.stdout)
         if match:
@@ -87,17 +82,17 @@ def kill_repeatedly(run_dir: Path, driver: Path, kills: int, seed: int) -> list[
 
 
 @pytest.mark.slow
-def test_sigkill_around_checkpoint_writes_always_resumes_exactly(tmp_path):
+def test_sigkill_around_checkpoint_writes_always_resumes_exactly(tmp_path, warm_python):
     """Two runs killed KILLS / 2 times each, beside the uninterrupted one (three processes on two cores)."""
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     killed = [tmp_path / "killed_a", tmp_path / "killed_b"]
     with ThreadPoolExecutor(3) as pool:
-        reference = pool.submit(run_train, tmp_path / "uninterrupted")
-        series = [pool.submit(kill_repeatedly, run_dir, driver, KILLS // 2, seed)
+        reference = pool.submit(run_train, warm_python, tmp_path / "uninterrupted")
+        series = [pool.submit(kill_repeatedly, warm_python, run_dir, driver, KILLS // 2, seed)
                   for seed, run_dir in enumerate(killed)]
         started_from = [future.result() for future in series]
-        finals = list(pool.map(run_train, killed))
+        finals = list(pool.map(functools.partial(run_train, warm_python), killed))
     assert reference.result().returncode == 0, reference.result().stderr[-3000:]
     print(f"killed {KILLS} times; the runs started from steps {started_from}")
     for steps in started_from:

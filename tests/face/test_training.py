@@ -3,9 +3,6 @@ and the run resumes exactly; a model directory converted with it translates with
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +46,10 @@ def _checkpoint(run, step):
     return tf.train.load_checkpoint(str(run / "checkpoints" / f"ckpt-{step}"))
 
 
-def _train(args, cwd):
-    """The command in its own process: Keras' global seed generator makes a second run in one process differ."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", "stargan_keras.train", *TINY, *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _train(python, args, cwd):
+    """The command in a process of its own (forked by `python`, the warm interpreter): Keras' global seed generator
+    makes a second run in one process differ."""
+    return python.popen(["-m", "stargan_keras.train", *TINY, *args], cwd=cwd)
 
 
 def _finish(process):
@@ -64,12 +59,14 @@ def _finish(process):
 
 
 @pytest.mark.slow
-def test_a_face_run_trains_resumes_exactly_and_translates_with_masks(tmp_path, wing):
+def test_a_face_run_trains_resumes_exactly_and_translates_with_masks(tmp_path, wing, warm_python):
     whole, halves = tmp_path / "whole", tmp_path / "halves"
-    uninterrupted = _train(["--run-dir", str(whole), "--total-iters", "2", "--fan-checkpoint", str(wing)], tmp_path)
-    _finish(_train(["--run-dir", str(halves), "--total-iters", "1", "--fan-checkpoint", str(wing)], tmp_path))
+    fan = ["--fan-checkpoint", str(wing)]
+    uninterrupted = _train(warm_python, ["--run-dir", str(whole), "--total-iters", "2", *fan], tmp_path)
+    _finish(_train(warm_python, ["--run-dir", str(halves), "--total-iters", "1", *fan], tmp_path))
     # The run holds its FAN: resuming needs no --fan-checkpoint.
-    assert "resuming from step 1" in _finish(_train(["--run-dir", str(halves), "--total-iters", "2"], tmp_path))
+    resumed = _finish(_train(warm_python, ["--run-dir", str(halves), "--total-iters", "2"], tmp_path))
+    assert "resuming from step 1" in resumed
     _finish(uninterrupted)
     a, b = _checkpoint(whole, 2), _checkpoint(halves, 2)
     names = [n for n in a.get_variable_to_shape_map() if n.startswith(("networks/", "ema_networks/", "optimizers/"))]

@@ -3,24 +3,21 @@ half-way and resumed by the command, which must end with the same weights)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
 
 from stargan_keras import train
-from tests.harness.commands import REPO, TIMEOUT, command_env
+from tests.harness.commands import REPO, TIMEOUT
 from tests.harness.v1 import TINY_V1_TRAIN
 
 TINY = [*TINY_V1_TRAIN, "--save-every", "3", "--sample-every", "3", "--log-every", "1"]
 
 
-def _start(args):
-    return subprocess.Popen([sys.executable, "-m", "stargan_keras.train", *args], cwd=REPO, env=command_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _start(python, args):
+    """The command in a process of its own, forked by `python` (the warm interpreter)."""
+    return python.popen(["-m", "stargan_keras.train", *args], cwd=REPO)
 
 
 def _finish(process) -> str:
@@ -30,14 +27,14 @@ def _finish(process) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, warm_python):
     """Run `a`: 6 steps at once by the command; run `b`: 3 steps (`train.main` in this process: its first half
     is not what is checked), then the command resumes it to 6 (`a` beside `b`)."""
     root = tmp_path_factory.mktemp("v1runs")
     a, b = root / "a", root / "b"
-    first = _start([*TINY, "--total-iters", "6", "--run-dir", str(a)])
+    first = _start(warm_python, [*TINY, "--total-iters", "6", "--run-dir", str(a)])
     assert train.main([*TINY, "--total-iters", "3", "--run-dir", str(b)]) == 0
-    out = {"b2": _finish(_start([*TINY, "--total-iters", "6", "--run-dir", str(b)]))}
+    out = {"b2": _finish(_start(warm_python, [*TINY, "--total-iters", "6", "--run-dir", str(b)]))}
     out["a"] = _finish(first)
     return {"a_dir": a, "b_dir": b, **out}
 
