@@ -14,6 +14,10 @@ from stargan_keras.core.config import RunConfig
 from stargan_keras.core.distribute import distribute_batch, resolve_conv_forms, resolve_jit_compile
 
 
+class _StepScalars(dict):
+    """A plain cache (TensorFlow's attribute tracking wraps only exact dicts), emptied around each step."""
+
+
 @keras.saving.register_keras_serializable("stargan_keras")
 class TorchAdam(keras.optimizers.Adam):
     """Adam computed as `torch.optim.Adam` does, with its coupled L2 weight decay.
@@ -27,21 +31,40 @@ class TorchAdam(keras.optimizers.Adam):
     def __init__(self, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, l2=0.0, **kwargs):
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
         self.l2 = l2
+        self._step_scalars = _StepScalars()
+
+    def apply(self, grads, trainable_variables=None):
+        """One step of every variable; the scalars their updates share are made once per dtype and device."""
+        self._step_scalars.clear()
+        try:
+            return super().apply(grads, trainable_variables)
+        finally:
+            self._step_scalars.clear()
+
+    def _scalars(self, variable, learning_rate) -> dict:
+        """ResourceApplyAdam's scalar inputs for this step; with epsilon * sqrt(1 - beta_2^t) it computes PyTorch's
+        update."""
+        dtype = variable.dtype
+        key = (dtype, variable.device)
+        if key not in self._step_scalars:
+            step = ops.cast(self.iterations + 1, dtype)
+            beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+            beta_1_power, beta_2_power = ops.power(beta_1, step), ops.power(beta_2, step)
+            self._step_scalars[key] = dict(
+                beta1_power=beta_1_power, beta2_power=beta_2_power, lr=ops.cast(learning_rate, dtype),
+                beta1=beta_1, beta2=beta_2, epsilon=self.epsilon * ops.sqrt(1 - beta_2_power))
+        return self._step_scalars[key]
 
     def update_step(self, gradient, variable, learning_rate):
-        """One fused ResourceApplyAdam: with epsilon * sqrt(1 - beta_2^t) it computes PyTorch's update."""
+        """One fused ResourceApplyAdam, on the gradient plus PyTorch's coupled L2 term."""
         dtype = variable.dtype
         gradient = ops.cast(gradient, dtype)
         if self.l2:
             gradient = gradient + ops.cast(self.l2, dtype) * variable
-        step = ops.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
-        beta_1_power, beta_2_power = ops.power(beta_1, step), ops.power(beta_2, step)
         index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
-            beta1_power=beta_1_power, beta2_power=beta_2_power, lr=ops.cast(learning_rate, dtype),
-            beta1=beta_1, beta2=beta_2, epsilon=self.epsilon * ops.sqrt(1 - beta_2_power), grad=gradient)
+        tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=self._momentums[index].value.handle,
+                                     v=self._velocities[index].value.handle, grad=gradient,
+                                     **self._scalars(variable, learning_rate))
 
     def get_config(self):
         return {**super().get_config(), "l2": self.l2}
