@@ -1,9 +1,13 @@
 """Shared test setup: quiet TensorFlow, a float32 policy per test, the tiny model config, the ../shared data."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keras imports IPython, when installed, only to display HTML in notebooks; no test runs in one, and the import
+# is slow: every worker would pay for it.
+sys.modules.setdefault("IPython", None)
 
 import pytest  # noqa: E402
 

@@ -122,16 +122,14 @@ def export_saved_model(translator, output_dir, version: int | None = None,
     version = check_output(output_dir, version, overwrite)
     target = output_dir / str(version)
     created = _writable_dir(output_dir)
-    bar = _Steps(4, progress)  # the family's preparation (v2: mean styles), trace, save, warmup
+    bar = _Steps(3, progress)  # the family's preparation (v2: mean styles), trace and save, warmup
     staging = None
     asset_dir = Path(tempfile.mkdtemp(prefix="stargan-assets-"))
     try:
         module = build_serving_module(translator, asset_dir, mean_style_samples, max_image_pixels)
         bar.done()
         staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=output_dir))  # TF Serving skips non-integers
-        signatures = module.signatures()
-        bar.done()
-        tf.saved_model.save(module, str(staging), signatures=signatures)
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
         bar.done()
         write_warmup(staging / WARMUP_FILE, model_name or output_dir.name,
                      warmup_inputs(module.table, translator.config.model))

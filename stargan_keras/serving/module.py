@@ -98,10 +98,12 @@ class ServingModule(tf.Module):
         raise NotImplementedError
 
     def signatures(self) -> dict:
-        """{signature name: concrete function} for `tf.saved_model.save`, with `serving_default`."""
-        concrete = {name: getattr(self, name).get_concrete_function() for name in self.table.names}
-        concrete[SERVING_DEFAULT] = concrete[self.table.default]
-        return concrete
+        """{signature name: tf.function} for `tf.saved_model.save`, with `serving_default`. The functions, not
+        their concrete functions: each has an input signature, and the save traces it once inside its own save
+        context, where a concrete function traced before the save would be traced a second time."""
+        functions = {name: getattr(self, name) for name in self.table.names}
+        functions[SERVING_DEFAULT] = functions[self.table.default]
+        return functions
 
     def _twin(self, entry, translator):
         """A TFLite twin: uint8 inputs to [-1, 1], no checks, no resize."""
