@@ -56,7 +56,9 @@ def test_one_iteration_with_face_masks_matches_the_pytorch_reference(tiny_config
     which gets those of x_fake; the loss terms show which masks the cycle took.
 
     64 px, so that G adds skips with both masks (32 and 64 px); a batch of 2, since each image costs both FANs a
-    256 px pass three times per iteration (the FAN's input size whatever the image size)."""
+    256 px pass three times per iteration (the FAN's input size whatever the image size). The step runs eagerly:
+    which masks each pass takes does not depend on tracing, and tracing a step that holds the FAN three times
+    costs more than the eager iteration (the compiled step's parity is tests/test_families.py's)."""
     config = tiny_config(img_size=64, num_domains=2, w_hpf=1.0, base_dim=4, max_conv_dim=16, batch_size=2,
                          lambda_ds=LAMBDA_DS, ds_iter=DS_ITER, **ADAM, **LAMBDAS)
     fan_t = torch_fan.randomize(torch_fan.TorchFAN(), seed=3)
@@ -80,7 +82,8 @@ def test_one_iteration_with_face_masks_matches_the_pytorch_reference(tiny_config
     cycle_on_real_masks = reference(lambda x: masks_real)
     no_masks = reference(None)
 
-    model = build_model(config, upstream / "100000_nets.ckpt", upstream / "100000_nets_ema.ckpt", fan=fan)
+    model = build_model(config, upstream / "100000_nets.ckpt", upstream / "100000_nets_ema.ckpt", fan=fan,
+                        run_eagerly=True)
     actual = model.distributed_train_step(batch)
     del actual["G/lambda_ds"]
     print("face-mask iteration: max relative log error "

@@ -75,9 +75,12 @@ def authors_run(config, tmp_path_factory):
 
 @pytest.mark.slow
 def test_continuing_the_authors_training_takes_their_next_iteration(config, authors_run):
+    """The third iteration runs eagerly: what it checks is the state warm_start restored, which tracing does not
+    change, and an eager iteration costs a fraction of tracing one (the compiled step's parity is
+    tests/test_families.py's)."""
     start = warm_start.resolve(authors_run["paths"]["nets"])
     assert start.step == STEP and start.optims == authors_run["paths"]["optims"]
-    model = build_model(config)
+    model = build_model(config, run_eagerly=True)
     warm_start.apply(model, start, config, log=lambda _: None)
     assert int(model.step.numpy()) == STEP
     ours = keras_weights(model)
