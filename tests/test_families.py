@@ -7,9 +7,6 @@ each device kind training alike."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -175,21 +172,21 @@ def test_one_iteration_is_finite_under_mixed_precision(family, precision):
     assert not np.array_equal(np.asarray(model.nets.generator.trainable_variables[0]), before)
 
 
-def _worker(family, modes, config_path, initial_checkpoint, output, tf_config=None):
-    """`python -m tests.harness.replica_worker ...` from the repository root, in a fresh environment for TensorFlow."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+def _worker(python, family, modes, config_path, initial_checkpoint, output, tf_config=None):
+    """`python -m tests.harness.replica_worker ...` from the repository root, forked by `python` (the warm
+    interpreter) before TensorFlow initialises its devices."""
+    env = {**python.env, "CUDA_VISIBLE_DEVICES": ""}
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    command = [sys.executable, "-m", "tests.harness.replica_worker", family, modes, str(config_path),
-               str(initial_checkpoint), str(output)]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return python.popen(["-m", "tests.harness.replica_worker", family, modes, str(config_path),
+                         str(initial_checkpoint), str(output)], cwd=REPO, env=env)
 
 
 def _wait(processes, timeout=600):
     deadline = time.time() + timeout
     try:
-        outputs = [process.communicate(timeout=max(1.0, deadline - time.time()))[0] for process in processes]
+        outputs = ["".join(process.communicate(timeout=max(1.0, deadline - time.time()))) for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
@@ -245,16 +242,17 @@ ONE_DEVICE_RTOL = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(CASES))
-def test_mirrored_and_multi_worker_replicas_sum_the_half_batches_gradients(family, tmp_path):
+def test_mirrored_and_multi_worker_replicas_sum_the_half_batches_gradients(family, tmp_path, warm_python):
     """Global batch 4 on two replicas (two logical CPUs; two worker processes) == one device summing its
     gradients on the two half-batches (`tests.harness.replicas`); one device at batch 4 within a bound.
 
-    All runs are in fresh processes with the same environment (so the same TensorFlow kernels:
-    TF_ENABLE_ONEDNN_OPTS is read once, at import): the one-device runs and the mirrored one in one process, each
-    multi-worker replica in its own (`tests.harness.replica_worker`); from one checkpoint of the PyTorch
-    reference's initial weights, with Adam steps smooth in the gradient (the case's `smooth_adam`). A replica bug
-    (a gradient or loss counted twice, a per-replica mean in place of the global batch's, a wrong split, the L2
-    decay summed across replicas) moves the updates by far more than either bound.
+    All runs are in processes of their own, forked from the warm interpreter (tests/harness/zygote.py) before
+    TensorFlow initialises, with the same environment (so the same kernels: TF_ENABLE_ONEDNN_OPTS is read once):
+    the one-device runs and the mirrored one in one process, each multi-worker replica in its own
+    (`tests.harness.replica_worker`); from one checkpoint of the PyTorch reference's initial weights, with Adam steps
+    smooth in the gradient (the case's `smooth_adam`). A replica bug (a gradient or loss counted twice, a per-replica
+    mean in place of the global batch's, a wrong split, the L2 decay summed across replicas) moves the updates by far
+    more than either bound.
     """
     require("torch")
     case = CASES[family]
@@ -266,8 +264,8 @@ def test_mirrored_and_multi_worker_replicas_sum_the_half_batches_gradients(famil
     config_path = tmp_path / "config.yaml"
     config.save(config_path)
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    _wait([_worker(family, "default,half_batches,mirrored", config_path, initial, tmp_path)] + [
-        _worker(family, "multi_worker", config_path, initial, tmp_path,
+    _wait([_worker(warm_python, family, "default,half_batches,mirrored", config_path, initial, tmp_path)] + [
+        _worker(warm_python, family, "multi_worker", config_path, initial, tmp_path,
                 {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(2)])
     results = {}
     for mode in ("default", "half_batches", "mirrored", "multi_worker"):
