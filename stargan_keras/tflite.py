@@ -27,7 +27,8 @@ from pathlib import Path
 
 from stargan_keras.core.errors import command
 from stargan_keras.core.imaging import check_image_file
-from stargan_keras.serving.tflite import QUANTIZATIONS, convert, verify
+from stargan_keras.serving.outputs import check_writable_file
+from stargan_keras.serving.tflite import QUANTIZATIONS, TFLiteError, convert, load_export, verify
 
 
 def format_results(results) -> str:
@@ -60,12 +61,16 @@ def main(argv=None) -> int:
             check_image_file(image, f"{flag} {image}")
     with tempfile.TemporaryDirectory(prefix="stargan-tflite-") as workdir:
         saved_model = _saved_model(args.saved_model, Path(workdir))
+        loaded = None  # a check loads the export itself; a conversion shares its load with the check after it
         if not args.check:
+            check_writable_file(args.output, "--output", TFLiteError)  # before the export is loaded
             start = time.perf_counter()
-            path = convert(saved_model, args.output, args.quantize)
+            loaded = load_export(saved_model)
+            path = convert(saved_model, args.output, args.quantize, loaded)
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, --quantize {args.quantize}) "
                   f"in {time.perf_counter() - start:.0f}s; verifying against {args.saved_model}")
-        results = verify(args.output, saved_model, args.image, args.reference, args.runs, args.threads)
+        results = verify(args.output, saved_model, args.image, args.reference, args.runs, args.threads,
+                         loaded=loaded)
     print(format_results(results))
     return 0
 

@@ -52,19 +52,26 @@ def _load_export(saved_model_dir, twins: bool = True):
     return loaded
 
 
-def convert(saved_model_dir, output, quantize: str = "none") -> Path:
-    """Write the TFLite file (atomically) from an export's tflite_* functions; quantize: none|float16|dynamic."""
-    return convert_many(saved_model_dir, {quantize: output})[quantize]
+def load_export(saved_model_dir):
+    """The export as `convert` and `verify` load it, for a caller that runs both on it: loading is the bulk of a
+    check's cost."""
+    return _load_export(saved_model_dir)
 
 
-def convert_many(saved_model_dir, outputs: dict) -> dict:
+def convert(saved_model_dir, output, quantize: str = "none", loaded=None) -> Path:
+    """Write the TFLite file (atomically) from an export's tflite_* functions; quantize: none|float16|dynamic.
+    `loaded`: the export already loaded by `load_export`."""
+    return convert_many(saved_model_dir, {quantize: output}, loaded)[quantize]
+
+
+def convert_many(saved_model_dir, outputs: dict, loaded=None) -> dict:
     """{quantize: output path} -> {quantize: written path}, staging the SavedModel once for all of them."""
     for quantize in outputs:
         if quantize not in QUANTIZATIONS:
             raise TFLiteError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZATIONS)}.")
     for output in outputs.values():
         check_writable_file(output, "--output", TFLiteError)
-    loaded = _load_export(saved_model_dir)
+    loaded = _load_export(saved_model_dir) if loaded is None else loaded
     names = table_of(loaded.signatures).tflite_names
     functions = {name: getattr(loaded, TFLITE_PREFIX + name).get_concrete_function() for name in names}
     written = {}
@@ -176,13 +183,13 @@ def check_tflite_inputs(details: dict, inputs: dict, name: str) -> dict:
 
 
 def verify(tflite_path, saved_model_dir, image=None, reference=None, runs: int = 3, threads: int | None = None,
-           signatures=None) -> list[dict]:
+           signatures=None, loaded=None) -> list[dict]:
     """Run each TFLite signature (default: all the export's family has) next to the SavedModel's; one dict per
-    signature with the errors and timings."""
+    signature with the errors and timings. `loaded`: the export already loaded by `load_export`."""
     tflite_path = Path(tflite_path)
     if not tflite_path.exists():
         raise TFLiteError(f"{tflite_path} does not exist: convert it first (drop --check).")
-    saved = _load_export(saved_model_dir, twins=False)
+    saved = _load_export(saved_model_dir, twins=False) if loaded is None else loaded
     table = table_of(saved.signatures)
     signatures = table.tflite_names if signatures is None else signatures
     interpreter = make_interpreter(tflite_path, threads)

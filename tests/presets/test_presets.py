@@ -283,11 +283,19 @@ def test_sample_export_demo_and_train_take_a_preset_name(tiny, mirror, home, tmp
     assert exported == [home / "models" / "stargan_v2_afhq"]
     assert demo.tflite.is_file() and demo.metadata["domain_names"] == ["cat", "dog", "wild"]
 
+    from stargan_keras.serving import export as serving_export
     from stargan_keras.tflite import main as tflite_main
 
+    def export_as_the_command_did(translator, output_dir, **kwargs):
+        """tflite exports the preset it loaded as the export command did above: reuse that export."""
+        exported.append(translator)
+        return tmp_path / "models" / "1"
+
+    monkeypatch.setattr(serving_export, "export_saved_model", export_as_the_command_did)
     assert tflite_main(["--saved-model", "stargan_v2_afhq", "--output", str(demo.tflite), "--check", "--runs",
-                        "1"]) == 0  # checked against the preset exported anew
-    assert exported[-1] == home / "models" / "stargan_v2_afhq" and "latent_guided" in capsys.readouterr().out
+                        "1"]) == 0  # checked against the preset's export
+    assert exported[-2] == home / "models" / "stargan_v2_afhq" and "latent_guided" in capsys.readouterr().out
+    assert exported[-1].config.model.domain_names == ["cat", "dog", "wild"]  # the preset, loaded by name
 
     start = train_cli._warm_start(train_cli.build_parser().parse_args(["--init-from", "stargan_v2_afhq"]),
                                   families.load_config("afhq"))  # as `train --init-from stargan_v2_afhq` resolves it
