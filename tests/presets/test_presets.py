@@ -8,9 +8,6 @@ random weights, are served from 127.0.0.1 through STARGAN_KERAS_MIRROR.
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -223,14 +220,13 @@ def test_a_truncated_or_wrong_file_is_refused_in_one_line_and_leaves_no_model(
 
 
 @pytest.mark.slow
-def test_two_first_uses_at_once_give_one_intact_model_directory(files, home, tmp_path):
+def test_two_first_uses_at_once_give_one_intact_model_directory(files, home, tmp_path, warm_python):
+    """Two processes (forked from the warm interpreter) load the same preset at once."""
     server = Mirror(delay_s=3.0)  # the first process holds the lock while the second starts
     server.add("stargan_v2_afhq", files["stargan_v2_afhq"])
-    env = {**os.environ, cache.HOME_ENV: str(home), cache.MIRROR_ENV: server.url, "PYTHONPATH": str(ROOT),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**warm_python.env, cache.HOME_ENV: str(home), cache.MIRROR_ENV: server.url}
     try:
-        processes = [subprocess.Popen([sys.executable, "-m", "tests.harness.presets", "load", "stargan_v2_afhq"],
-                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        processes = [warm_python.popen(["-m", "tests.harness.presets", "load", "stargan_v2_afhq"], cwd=ROOT, env=env)
                      for _ in range(2)]
         results = [(p.wait(timeout=300), *p.communicate()) for p in processes]
     finally:
