@@ -21,7 +21,7 @@ from stargan_keras.families import load  # noqa: E402
 from stargan_keras.serving import tflite  # noqa: E402
 from stargan_keras.serving.client import StarGANClient  # noqa: E402
 from tests.harness.face import IMG, MEAN_STYLE_SAMPLES  # noqa: E402
-from tests.harness.serving import start_grpc_server  # noqa: E402
+from tests.harness.serving import LoadedOnce, start_grpc_server  # noqa: E402
 from tests.harness.checks import assert_quantized, smooth_images  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a conversion, an export, a gRPC server and a TFLite conversion
@@ -62,8 +62,9 @@ def test_served_translations_are_the_masked_translations(face_model):
         session.close()
 
 
-def test_tflite_file_carries_the_fan_and_matches_the_saved_model(face_model, tmp_path):
+def test_tflite_file_carries_the_fan_and_matches_the_saved_model(face_model, tmp_path, monkeypatch):
     _, export = face_model
+    monkeypatch.setattr(tflite, "_load_export", LoadedOnce())  # the conversion and the check share one load
     path = tflite.convert_many(export, {"none": tmp_path / "face.tflite"})["none"]
     results = tflite.verify(path, export, None, None, runs=1, threads=1)
     image_results = [r for r in results if r["output"] == "image"]

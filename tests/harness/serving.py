@@ -238,6 +238,23 @@ def start_grpc_server(session: SavedModelSession, version: int, workers: int = 4
     return server, f"127.0.0.1:{port}"
 
 
+class LoadedOnce:
+    """`tflite._load_export` once per export path: the conversion and each check of a file load the export
+    (`tf.saved_model.load`, the bulk of a check's cost); here they share the first load, which checks the
+    tflite_* functions. Loading itself and its errors are tested by test_commands.py and test_tflite.py's error
+    cases."""
+
+    def __init__(self):
+        from stargan_keras.serving import tflite
+
+        self.load, self.loaded = tflite._load_export, {}
+
+    def __call__(self, path, twins=True):
+        if str(path) not in self.loaded:
+            self.loaded[str(path)] = self.load(path, twins)
+        return self.loaded[str(path)]
+
+
 def main(export_dir: str) -> None:
     session = SavedModelSession(export_dir)
     server, address = start_grpc_server(session, int(Path(export_dir).name))

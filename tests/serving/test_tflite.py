@@ -19,6 +19,7 @@ from stargan_keras.v2.networks import build_networks
 from stargan_keras.serving import tflite
 from stargan_keras.serving.export import export_saved_model
 from stargan_keras.serving.signatures import TFLITE_NAMES
+from tests.harness.serving import LoadedOnce
 
 pytestmark = pytest.mark.slow  # three conversions; test_serving_contract checks the functions they convert, fast
 
@@ -29,23 +30,9 @@ MIN_PSNR = {"none": 62.0, "float16": 50.0, "dynamic": 28.0}
 IMG_SIZE = 32
 
 
-class _LoadedOnce:
-    """`tflite._load_export` once per export path: the conversion and each check of a file load the export
-    (`tf.saved_model.load`, the bulk of a check's cost); here they share the first load, which checks the
-    tflite_* functions. Loading itself and its errors are tested by test_commands.py and the error cases below."""
-
-    def __init__(self):
-        self.load, self.loaded = tflite._load_export, {}
-
-    def __call__(self, path, twins=True):
-        if str(path) not in self.loaded:
-            self.loaded[str(path)] = self.load(path, twins)
-        return self.loaded[str(path)]
-
-
 @pytest.fixture(scope="module")
 def loaded_once():
-    return _LoadedOnce()
+    return LoadedOnce()
 
 
 @pytest.fixture(scope="module")
