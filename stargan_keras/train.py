@@ -96,7 +96,8 @@ def print_summary(config: RunConfig, outcome: Outcome, domain_images) -> None:
     print(f"step {outcome.step} of {config.train.total_iters}: {steps} steps in {_duration(outcome.seconds)}{speed}")
     if outcome.checkpoint:
         print(f"latest checkpoint: {outcome.checkpoint}")
-    print(f"samples: {RunDir(config.run_dir).samples}/   open it in Python: stargan_keras.load({config.run_dir!r})")
+    samples = f"samples: {RunDir(config.run_dir).samples}/   " if config.train.sample_every else ""
+    print(f"{samples}open it in Python: stargan_keras.load({config.run_dir!r})")
     print(domain_images.bad_file_summary() or "bad image files skipped: none")
 
 

@@ -93,7 +93,7 @@ class SessionConfig:
                                "(true/false; false keeps the authors' float32 arithmetic)")
     save_every: int = option(10_000, "checkpoint every N steps (and at the end)")
     keep_checkpoints: int = option(3, "how many checkpoints to keep")
-    sample_every: int = option(5_000, "sample grids every N steps")
+    sample_every: int = option(5_000, "sample grids every N steps and at the end (0: none)")
     log_every: int = option(10, "TensorBoard scalars every N steps")
     profile_steps: str = option("", "FIRST,LAST: profile that window of steps into TensorBoard")
 
@@ -101,8 +101,8 @@ class SessionConfig:
         check_choice(self.strategy, "strategy", STRATEGIES)
         check_choice(self.precision, "precision", PRECISIONS)
         check_choice(self.conv_forms, "conv_forms", CONV_FORMS)
-        check_at_least(self, ("batch_size", "total_iters", "save_every", "sample_every", "log_every",
-                              "keep_checkpoints"), 1)
+        check_at_least(self, ("batch_size", "total_iters", "save_every", "log_every", "keep_checkpoints"), 1)
+        check_at_least(self, ("sample_every",), 0)
 
 
 @dataclass

@@ -119,15 +119,14 @@ def checkpoint_bytes(model) -> int:
 def make_callbacks(config: RunConfig, run: RunDir, model, manager, samples, start: int, chief: bool) -> list:
     """The callbacks in the order they must run: a non-finite step is caught before the saver sees it, and
     the signal handlers, installed last, stay until the final checkpoint and samples are written.
-    `samples(writer)` makes the sample-figure callback (the chief's only)."""
+    `samples(writer)` makes the sample-figure callback (the chief's only, unless sample_every is 0)."""
     train_config = config.train
     callbacks = [cb.StopOnNonFiniteLoss(), cb.PeriodicCheckpoint(manager, train_config.save_every)]
     if chief:
         writer = tf.summary.create_file_writer(str(run.logs))
-        callbacks += [
-            cb.TensorBoardScalars(writer, train_config.log_every, model.optimizers),
-            samples(writer),
-        ]
+        callbacks.append(cb.TensorBoardScalars(writer, train_config.log_every, model.optimizers))
+        if train_config.sample_every:
+            callbacks.append(samples(writer))
         profile = parse_profile_steps(train_config.profile_steps)
         if profile:
             callbacks.append(cb.ProfileWindow(run.logs, *profile))
@@ -210,12 +209,13 @@ def print_start(config: RunConfig, run: RunDir, domain_images, strategy, start: 
     t = config.train
     state = f"resuming from step {start} ({latest})" if latest else "new run"
     tf32 = "on (--tf32 true)" if t.tf32 else "off (--tf32 false: float32 as the authors ran it)"
+    samples = f"{run.samples}/  every {t.sample_every} steps" if t.sample_every else "none (--sample-every 0)"
     print(f"{domain_images.describe()}\n"
           f"{image_size} px, batch {t.batch_size} on {strategy.num_replicas_in_sync} replica(s), "
           f"{t.precision}, {t.total_iters} steps; {state}\n"
           f"  convolutions   {model.conv_forms} forms ({model.conv_forms_reason})\n"
           f"  TF32           {tf32}\n"
           f"  run directory  {run.root}  (effective config: {run.config})\n"
-          f"  samples        {run.samples}/  every {t.sample_every} steps\n"
+          f"  samples        {samples}\n"
           f"  checkpoints    {run.checkpoints}/  every {t.save_every} steps, last {t.keep_checkpoints} kept\n"
           f"  logs           {run.logs}/  watch with: tensorboard --logdir {run.logs}", flush=True)
