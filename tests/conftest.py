@@ -26,6 +26,14 @@ def pytest_configure(config):
         config.option.reportchars += "s"
 
 
+def pytest_collection_modifyitems(items):
+    """Files holding a slow test first, each file's tests in their order: the workers take whole files in this
+    order (`--dist loadfile --no-loadscope-reorder`), so that the long files of one or two tests (a training
+    run, the crash kills) do not come last and leave a core idle while they finish."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def pytest_runtest_setup(item):
     for marker in item.iter_markers("needs"):
         require(*marker.args)
