@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import pkgutil
+import runpy
 import selectors
 import signal
 import socket
@@ -79,12 +80,8 @@ def _run_child(request: dict, fds: list[int]) -> None:
         if argv[0] == "-m":
             sys.path[0] = os.getcwd()
             sys.modules.pop(argv[1], None)  # preloaded as a module; it runs afresh as __main__
-            import runpy
-
             runpy._run_module_as_main(argv[1])
         else:
-            import runpy
-
             sys.path[0] = str(Path(argv[0]).resolve().parent)
             runpy.run_path(argv[0], run_name="__main__")
         code = 0
